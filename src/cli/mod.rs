@@ -1,0 +1,1 @@
+//! CLI subcommands, one module each. They reach agents only through `api-client`.
