@@ -1,1 +1,206 @@
-//! state
+//! The region's state store: jobs, job versions, summaries, nodes, allocations and evaluations,
+//! in persistent (structurally shared) maps so a snapshot is an O(1) clone.
+//!
+//! The store changes only through [`StateStore::apply`] with a [`Command`] and the log index it
+//! was committed at: the same commands Raft carries, so every server applies the same sequence to
+//! the same result. Pure: no clock (times arrive inside commands), no I/O, no randomness.
+
+mod allocs;
+mod command;
+mod evals;
+mod jobs;
+mod nodes;
+mod summary;
+
+pub use command::{Command, PlanResult};
+
+use imbl::{OrdMap, OrdSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use structs::{Allocation, Evaluation, Job, JobSummary, Node};
+use thiserror::Error;
+
+/// Why a command could not be applied. The store is unchanged when apply fails.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StateError {
+    /// The command names an object that does not exist.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// What kind of object.
+        kind: &'static str,
+        /// Its ID.
+        id: String,
+    },
+    /// A check-and-set precondition failed.
+    #[error("{0}")]
+    Conflict(String),
+    /// Applied out of order.
+    #[error("index {given} is not above the latest index {latest}")]
+    StaleIndex {
+        /// The index given.
+        given: u64,
+        /// The store's latest index.
+        latest: u64,
+    },
+}
+
+/// Tables whose index blocking queries watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Jobs and job versions.
+    Jobs,
+    /// Job summaries.
+    JobSummaries,
+    /// Nodes.
+    Nodes,
+    /// Allocations.
+    Allocs,
+    /// Evaluations.
+    Evals,
+}
+
+/// (namespace, job ID).
+pub type JobKey = (String, String);
+
+/// The state of one region. `Clone` is a cheap, immutable snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct StateStore {
+    latest_index: u64,
+    table_index: OrdMap<Table, u64>,
+    jobs: OrdMap<JobKey, Arc<Job>>,
+    job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
+    summaries: OrdMap<JobKey, Arc<JobSummary>>,
+    nodes: OrdMap<String, Arc<Node>>,
+    allocs: OrdMap<String, Arc<Allocation>>,
+    allocs_by_job: OrdMap<JobKey, OrdSet<String>>,
+    allocs_by_node: OrdMap<String, OrdSet<String>>,
+    evals: OrdMap<String, Arc<Evaluation>>,
+    evals_by_job: OrdMap<JobKey, OrdSet<String>>,
+}
+
+/// How many versions of a job are kept (Nomad's `job_tracked_versions`).
+pub const JOB_TRACKED_VERSIONS: usize = 6;
+
+impl StateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An immutable snapshot (an O(1) clone).
+    pub fn snapshot(&self) -> StateStore {
+        self.clone()
+    }
+
+    /// The index of the last applied command.
+    pub fn latest_index(&self) -> u64 {
+        self.latest_index
+    }
+
+    /// The index of the last change to any of these tables (for blocking queries).
+    pub fn index_of(&self, tables: &[Table]) -> u64 {
+        tables
+            .iter()
+            .filter_map(|t| self.table_index.get(t).copied())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Applies a committed command at `index`. On error the store is unchanged.
+    pub fn apply(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
+        if index <= self.latest_index {
+            return Err(StateError::StaleIndex {
+                given: index,
+                latest: self.latest_index,
+            });
+        }
+        // Work on a copy so a failing command leaves no partial writes (cheap: structural sharing).
+        let mut next = self.clone();
+        let outcome = next.apply_inner(index, cmd)?;
+        next.latest_index = index;
+        *self = next;
+        Ok(outcome)
+    }
+
+    fn apply_inner(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
+        match cmd {
+            Command::JobRegister { job, eval, now } => {
+                let job_modify_index = self.upsert_job(index, job, now)?;
+                if let Some(eval) = eval {
+                    self.upsert_evals(index, vec![eval]);
+                }
+                Ok(ApplyOutcome { job_modify_index })
+            }
+            Command::JobDeregister {
+                namespace,
+                job_id,
+                purge,
+                eval,
+                now,
+            } => {
+                let job_modify_index =
+                    self.deregister_job(index, &namespace, &job_id, purge, now)?;
+                if let Some(eval) = eval {
+                    self.upsert_evals(index, vec![eval]);
+                }
+                Ok(ApplyOutcome { job_modify_index })
+            }
+            Command::NodeRegister { node, now } => {
+                self.upsert_node(index, node, now);
+                Ok(ApplyOutcome::default())
+            }
+            Command::NodeUpdateStatus {
+                node_id,
+                status,
+                evals,
+                now,
+            } => {
+                self.update_node_status(index, &node_id, &status, now)?;
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
+            Command::EvalUpsert { evals } => {
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
+            Command::PlanApply(result) => {
+                self.apply_plan(index, result);
+                Ok(ApplyOutcome::default())
+            }
+            Command::AllocClientUpdate {
+                updates,
+                evals,
+                now,
+            } => {
+                self.update_allocs_from_client(index, updates, now);
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
+        }
+    }
+
+    fn bump(&mut self, index: u64, table: Table) {
+        self.table_index.insert(table, index);
+    }
+
+    /// Per-table indexes, for tests and debugging.
+    pub fn table_indexes(&self) -> BTreeMap<Table, u64> {
+        self.table_index.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+/// What applying a command produced that the caller needs to answer the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// The job's `JobModifyIndex` after a register or deregister.
+    pub job_modify_index: u64,
+}
+
+fn job_key(namespace: &str, id: &str) -> JobKey {
+    let ns = if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    };
+    (ns.to_string(), id.to_string())
+}

@@ -1,0 +1,93 @@
+//! The commands that change the state store: what Raft entries carry.
+
+use serde::{Deserialize, Serialize};
+use structs::{Allocation, Evaluation, Job, Node, TaskState};
+
+/// One committed change. Everything that would differ between servers (time, IDs) is inside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create or update a job, with the evaluation it triggers.
+    JobRegister {
+        /// The job as submitted (canonicalized and validated).
+        job: Job,
+        /// The evaluation to create.
+        eval: Option<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Stop a job (or delete it with `purge`).
+    JobDeregister {
+        /// Namespace.
+        namespace: String,
+        /// Job ID.
+        job_id: String,
+        /// Delete instead of stopping.
+        purge: bool,
+        /// The evaluation to create.
+        eval: Option<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Register or re-register a client node.
+    NodeRegister {
+        /// The node with its fingerprint.
+        node: Node,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Change a node's status (e.g. down after a missed heartbeat), with the evals it triggers.
+    NodeUpdateStatus {
+        /// The node.
+        node_id: String,
+        /// New status.
+        status: String,
+        /// Evaluations for the jobs with allocations on the node.
+        evals: Vec<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Create or update evaluations.
+    EvalUpsert {
+        /// The evaluations.
+        evals: Vec<Evaluation>,
+    },
+    /// Commit (part of) a scheduler plan.
+    PlanApply(PlanResult),
+    /// Record what clients reported about their allocations.
+    AllocClientUpdate {
+        /// The reports.
+        updates: Vec<ClientAllocUpdate>,
+        /// Evaluations triggered by the reports.
+        evals: Vec<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+}
+
+/// The committed part of a plan.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PlanResult {
+    /// New allocations and in-place updates.
+    pub allocs_upserted: Vec<Allocation>,
+    /// Allocations to stop: (alloc ID, desired description).
+    pub allocs_stopped: Vec<(String, String)>,
+    /// Allocations whose client status the plan changes (e.g. lost), with the new status.
+    pub allocs_client_status: Vec<(String, String, String)>,
+    /// Evaluations to create or update (the evaluated one, blocked and follow-up evals).
+    pub evals: Vec<Evaluation>,
+    /// Unix nanoseconds.
+    pub now: i64,
+}
+
+/// A client's report about one allocation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClientAllocUpdate {
+    /// The allocation.
+    pub alloc_id: String,
+    /// New client status.
+    pub client_status: String,
+    /// Reason.
+    pub client_description: String,
+    /// Task states.
+    pub task_states: std::collections::BTreeMap<String, TaskState>,
+}

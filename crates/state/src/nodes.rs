@@ -1,0 +1,144 @@
+//! The nodes table.
+
+use crate::{StateError, StateStore, Table};
+use std::sync::Arc;
+use structs::{Node, NodeEvent, NODE_STATUS_READY};
+
+impl StateStore {
+    /// One node.
+    pub fn node_by_id(&self, id: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(id)
+    }
+
+    /// Every node, ordered by ID.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
+    /// How many nodes are registered.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn upsert_node(&mut self, index: u64, mut node: Node, now: i64) {
+        match self.nodes.get(&node.id) {
+            Some(existing) => {
+                node.create_index = existing.create_index;
+                // Operator decisions survive a re-registration.
+                node.drain = existing.drain;
+                if !existing.scheduling_eligibility.is_empty() {
+                    node.scheduling_eligibility = existing.scheduling_eligibility.clone();
+                }
+                node.events = existing.events.clone();
+            }
+            None => {
+                node.create_index = index;
+                node.events.push(NodeEvent {
+                    message: "Node registered".into(),
+                    subsystem: "Cluster".into(),
+                    timestamp: now,
+                    create_index: index,
+                    ..Default::default()
+                });
+            }
+        }
+        if node.status.is_empty() {
+            node.status = NODE_STATUS_READY.into();
+        }
+        if node.scheduling_eligibility.is_empty() {
+            node.scheduling_eligibility = structs::NODE_ELIGIBLE.into();
+        }
+        if node.node_pool.is_empty() {
+            node.node_pool = "default".into();
+        }
+        node.status_updated_at = now / 1_000_000_000;
+        node.modify_index = index;
+        self.nodes.insert(node.id.clone(), Arc::new(node));
+        self.bump(index, Table::Nodes);
+    }
+
+    pub(crate) fn update_node_status(
+        &mut self,
+        index: u64,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<(), StateError> {
+        let existing = self.nodes.get(id).ok_or_else(|| StateError::NotFound {
+            kind: "node",
+            id: id.to_string(),
+        })?;
+        let mut node = (**existing).clone();
+        if node.status != status {
+            node.events.push(NodeEvent {
+                message: format!("Node {status}"),
+                subsystem: "Cluster".into(),
+                timestamp: now,
+                create_index: index,
+                ..Default::default()
+            });
+            if node.events.len() > 10 {
+                node.events.remove(0);
+            }
+        }
+        node.status = status.to_string();
+        node.status_updated_at = now / 1_000_000_000;
+        node.modify_index = index;
+        self.nodes.insert(id.to_string(), Arc::new(node));
+        self.bump(index, Table::Nodes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Command, StateStore};
+    use structs::mock;
+
+    #[test]
+    fn register_then_down_keeps_create_index() {
+        let mut s = StateStore::new();
+        s.apply(
+            1,
+            Command::NodeRegister {
+                node: mock::node("n1"),
+                now: 0,
+            },
+        )
+        .unwrap();
+        s.apply(
+            2,
+            Command::NodeRegister {
+                node: mock::node("n1"),
+                now: 0,
+            },
+        )
+        .unwrap();
+        s.apply(
+            3,
+            Command::NodeUpdateStatus {
+                node_id: "n1".into(),
+                status: "down".into(),
+                evals: vec![],
+                now: 0,
+            },
+        )
+        .unwrap();
+        let n = s.node_by_id("n1").unwrap();
+        assert_eq!((n.create_index, n.modify_index), (1, 3));
+        assert_eq!(n.status, "down");
+        assert!(!n.ready_for_work());
+        assert_eq!(n.events.last().unwrap().message, "Node down");
+        assert!(s
+            .apply(
+                4,
+                Command::NodeUpdateStatus {
+                    node_id: "zz".into(),
+                    status: "down".into(),
+                    evals: vec![],
+                    now: 0
+                }
+            )
+            .is_err());
+    }
+}
