@@ -9,9 +9,9 @@ pub enum Command {
     /// Create or update a job, with the evaluation it triggers.
     JobRegister {
         /// The job as submitted (canonicalized and validated).
-        job: Job,
+        job: Box<Job>,
         /// The evaluation to create.
-        eval: Option<Evaluation>,
+        eval: Option<Box<Evaluation>>,
         /// Unix nanoseconds.
         now: i64,
     },
@@ -24,14 +24,14 @@ pub enum Command {
         /// Delete instead of stopping.
         purge: bool,
         /// The evaluation to create.
-        eval: Option<Evaluation>,
+        eval: Option<Box<Evaluation>>,
         /// Unix nanoseconds.
         now: i64,
     },
     /// Register or re-register a client node.
     NodeRegister {
         /// The node with its fingerprint.
-        node: Node,
+        node: Box<Node>,
         /// Unix nanoseconds.
         now: i64,
     },

@@ -77,7 +77,7 @@ mod tests {
         s.apply(
             1,
             Command::JobRegister {
-                job: mock::job("web", 1),
+                job: Box::new(mock::job("web", 1)),
                 eval: None,
                 now: 0,
             },

@@ -210,7 +210,7 @@ mod tests {
         s.apply(
             index,
             Command::JobRegister {
-                job,
+                job: Box::new(job),
                 eval: None,
                 now: 1,
             },

@@ -12,7 +12,7 @@ mod jobs;
 mod nodes;
 mod summary;
 
-pub use command::{Command, PlanResult};
+pub use command::{ClientAllocUpdate, Command, PlanResult};
 
 use imbl::{OrdMap, OrdSet};
 use std::collections::BTreeMap;
@@ -125,9 +125,9 @@ impl StateStore {
     fn apply_inner(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
         match cmd {
             Command::JobRegister { job, eval, now } => {
-                let job_modify_index = self.upsert_job(index, job, now)?;
+                let job_modify_index = self.upsert_job(index, *job, now)?;
                 if let Some(eval) = eval {
-                    self.upsert_evals(index, vec![eval]);
+                    self.upsert_evals(index, vec![*eval]);
                 }
                 Ok(ApplyOutcome { job_modify_index })
             }
@@ -141,12 +141,12 @@ impl StateStore {
                 let job_modify_index =
                     self.deregister_job(index, &namespace, &job_id, purge, now)?;
                 if let Some(eval) = eval {
-                    self.upsert_evals(index, vec![eval]);
+                    self.upsert_evals(index, vec![*eval]);
                 }
                 Ok(ApplyOutcome { job_modify_index })
             }
             Command::NodeRegister { node, now } => {
-                self.upsert_node(index, node, now);
+                self.upsert_node(index, *node, now);
                 Ok(ApplyOutcome::default())
             }
             Command::NodeUpdateStatus {

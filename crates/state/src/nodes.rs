@@ -101,7 +101,7 @@ mod tests {
         s.apply(
             1,
             Command::NodeRegister {
-                node: mock::node("n1"),
+                node: Box::new(mock::node("n1")),
                 now: 0,
             },
         )
@@ -109,7 +109,7 @@ mod tests {
         s.apply(
             2,
             Command::NodeRegister {
-                node: mock::node("n1"),
+                node: Box::new(mock::node("n1")),
                 now: 0,
             },
         )

@@ -26,7 +26,7 @@ pub const JOB_STATUS_RUNNING: &str = "running";
 pub const JOB_STATUS_DEAD: &str = "dead";
 
 /// A Nomad job. The server sets the index, version and status fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Job {
     pub region: String,
@@ -60,41 +60,6 @@ pub struct Job {
     pub create_index: u64,
     pub modify_index: u64,
     pub job_modify_index: u64,
-}
-
-impl Default for Job {
-    fn default() -> Self {
-        Self {
-            region: String::new(),
-            namespace: String::new(),
-            id: String::new(),
-            parent_id: String::new(),
-            name: String::new(),
-            job_type: String::new(),
-            priority: 0,
-            all_at_once: false,
-            datacenters: Vec::new(),
-            node_pool: String::new(),
-            constraints: Vec::new(),
-            affinities: Vec::new(),
-            spreads: Vec::new(),
-            task_groups: Vec::new(),
-            update: None,
-            periodic: None,
-            parameterized_job: None,
-            dispatched: false,
-            meta: BTreeMap::new(),
-            stop: false,
-            status: String::new(),
-            status_description: String::new(),
-            stable: false,
-            version: 0,
-            submit_time: 0,
-            create_index: 0,
-            modify_index: 0,
-            job_modify_index: 0,
-        }
-    }
 }
 
 impl Job {

@@ -1,0 +1,185 @@
+//! Capacity accounting: what a node has, what its allocations use, and whether a set of
+//! allocations fits. Shared by placement and by the leader's plan applier.
+
+use std::collections::BTreeSet;
+use structs::{Allocation, Node};
+
+/// Resources in use on a node (or free, depending on use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// MHz.
+    pub cpu: i64,
+    /// MB.
+    pub memory_mb: i64,
+    /// MB.
+    pub disk_mb: i64,
+    /// Host ports taken (including the node's reserved ports).
+    pub ports: BTreeSet<i64>,
+}
+
+impl NodeUsage {
+    /// Usage of the node's non-terminal allocations plus its reserved ports.
+    pub fn of<'a>(node: &Node, allocs: impl IntoIterator<Item = &'a Allocation>) -> Self {
+        let mut usage = NodeUsage {
+            ports: parse_port_list(&node.reserved_resources.networks.reserved_host_ports),
+            ..Default::default()
+        };
+        for alloc in allocs {
+            if !alloc.terminal() {
+                usage.add(alloc);
+            }
+        }
+        usage
+    }
+
+    /// Counts an allocation's resources.
+    pub fn add(&mut self, alloc: &Allocation) {
+        self.cpu += alloc.allocated_resources.cpu();
+        self.memory_mb += alloc.allocated_resources.memory_mb();
+        self.disk_mb += alloc.allocated_resources.shared.disk_mb;
+        self.ports.extend(
+            alloc
+                .allocated_resources
+                .shared
+                .ports
+                .iter()
+                .map(|p| p.value),
+        );
+    }
+
+    /// Stops counting an allocation's resources.
+    pub fn remove(&mut self, alloc: &Allocation) {
+        self.cpu -= alloc.allocated_resources.cpu();
+        self.memory_mb -= alloc.allocated_resources.memory_mb();
+        self.disk_mb -= alloc.allocated_resources.shared.disk_mb;
+        for p in &alloc.allocated_resources.shared.ports {
+            self.ports.remove(&p.value);
+        }
+    }
+}
+
+/// What a node offers to allocations: its resources minus what the operator reserved.
+pub fn capacity(node: &Node) -> (i64, i64, i64) {
+    let r = &node.node_resources;
+    let res = &node.reserved_resources;
+    (
+        r.cpu.cpu_shares - res.cpu.cpu_shares,
+        r.memory.memory_mb - res.memory.memory_mb,
+        r.disk.disk_mb - res.disk.disk_mb,
+    )
+}
+
+/// Checks that `allocs` (every non-terminal allocation meant to be on the node) fit. The error
+/// names the exhausted dimension, as Nomad's `DimensionExhausted` keys do.
+pub fn node_fits<'a>(
+    node: &Node,
+    allocs: impl IntoIterator<Item = &'a Allocation>,
+) -> Result<(), String> {
+    let (cpu, mem, disk) = capacity(node);
+    let mut usage = NodeUsage {
+        ports: parse_port_list(&node.reserved_resources.networks.reserved_host_ports),
+        ..Default::default()
+    };
+    for alloc in allocs {
+        if alloc.terminal() {
+            continue;
+        }
+        for p in &alloc.allocated_resources.shared.ports {
+            if usage.ports.contains(&p.value) {
+                return Err(format!("network: port collision {}={}", p.label, p.value));
+            }
+        }
+        usage.add(alloc);
+    }
+    if usage.cpu > cpu {
+        return Err("cpu".into());
+    }
+    if usage.memory_mb > mem {
+        return Err("memory".into());
+    }
+    if usage.disk_mb > disk {
+        return Err("disk".into());
+    }
+    Ok(())
+}
+
+/// Parses Nomad's port list syntax: `"22,80,8000-8010"`. Malformed parts are skipped.
+pub fn parse_port_list(list: &str) -> BTreeSet<i64> {
+    let mut ports = BTreeSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                    if b >= a && b - a <= 65_535 {
+                        ports.extend(a..=b);
+                    }
+                }
+            }
+            None => {
+                if let Ok(p) = part.parse() {
+                    ports.insert(p);
+                }
+            }
+        }
+    }
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use structs::{mock, AllocatedPortMapping, AllocatedTaskResources};
+
+    fn alloc(cpu: i64, mem: i64, port: Option<i64>) -> Allocation {
+        let mut a = Allocation {
+            desired_status: "run".into(),
+            client_status: "running".into(),
+            ..Default::default()
+        };
+        let mut t = AllocatedTaskResources::default();
+        t.cpu.cpu_shares = cpu;
+        t.memory.memory_mb = mem;
+        a.allocated_resources.tasks.insert("t".into(), t);
+        if let Some(p) = port {
+            a.allocated_resources
+                .shared
+                .ports
+                .push(AllocatedPortMapping {
+                    label: "http".into(),
+                    value: p,
+                    ..Default::default()
+                });
+        }
+        a
+    }
+
+    #[test]
+    fn fits_and_exhausts() {
+        let node = mock::node("n1");
+        assert!(node_fits(&node, [&alloc(2000, 4000, None), &alloc(2000, 4000, None)]).is_ok());
+        assert_eq!(
+            node_fits(&node, [&alloc(3000, 1, None), &alloc(2000, 1, None)]).unwrap_err(),
+            "cpu"
+        );
+        assert_eq!(
+            node_fits(&node, [&alloc(1, 8000, None), &alloc(1, 500, None)]).unwrap_err(),
+            "memory"
+        );
+        assert!(
+            node_fits(&node, [&alloc(1, 1, Some(8080)), &alloc(1, 1, Some(8080))])
+                .unwrap_err()
+                .starts_with("network: port collision")
+        );
+        let mut stopped = alloc(4000, 8192, None);
+        stopped.desired_status = "stop".into();
+        assert!(node_fits(&node, [&stopped, &alloc(4000, 8192, None)]).is_ok());
+    }
+
+    #[test]
+    fn reserved_ports_collide() {
+        let mut node = mock::node("n1");
+        node.reserved_resources.networks.reserved_host_ports = "22,8000-8002".into();
+        assert!(node_fits(&node, [&alloc(1, 1, Some(8001))]).is_err());
+        assert_eq!(parse_port_list("22, 80,bad,90-88").len(), 2);
+    }
+}

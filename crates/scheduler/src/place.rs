@@ -1,0 +1,406 @@
+//! Placement: for each allocation to place, walk the shuffled feasible nodes, fit resources and
+//! ports, score, and pick the best of the first `limit` candidates (Nomad's limit iterator).
+
+use crate::feasible::Feasibility;
+use crate::fit::{capacity, NodeUsage};
+use crate::rank::{binpack_score, SeededRng};
+use crate::reconcile::PlaceRequest;
+use crate::{SchedCtx, SchedOutcome};
+use state::StateStore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use structs::{
+    AllocMetric, AllocatedPortMapping, AllocatedResources, AllocatedTaskResources, Allocation,
+    Evaluation, Job, Node, TaskGroup, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN,
+};
+
+/// Per-eval placement state: node usage including what this plan already placed or stops.
+pub(crate) struct Placer<'a> {
+    snap: &'a StateStore,
+    nodes: Vec<&'a Arc<Node>>,
+    usage: BTreeMap<String, NodeUsage>,
+    /// (node, group) pairs of the job already holding a live allocation (for distinct_hosts).
+    job_groups_on_node: BTreeMap<(String, String), u32>,
+    stopping: BTreeSet<String>,
+    rng: SeededRng,
+    cursor: usize,
+    nodes_available: BTreeMap<String, i64>,
+}
+
+/// True when `name` matches a datacenter pattern with `*` globs.
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, rest)) => {
+            let Some(mut remaining) = name.strip_prefix(prefix) else {
+                return false;
+            };
+            if rest.is_empty() {
+                return true;
+            }
+            // Try every position for the rest of the pattern.
+            loop {
+                if glob_match(rest, remaining) {
+                    return true;
+                }
+                let mut chars = remaining.chars();
+                if chars.next().is_none() {
+                    return false;
+                }
+                remaining = chars.as_str();
+            }
+        }
+    }
+}
+
+/// True when the node is in one of the job's datacenters and its node pool.
+pub(crate) fn node_in_scope(job: &Job, node: &Node) -> bool {
+    let dc_ok = job.datacenters.is_empty()
+        || job
+            .datacenters
+            .iter()
+            .any(|p| glob_match(p, &node.datacenter));
+    let pool_ok = job.node_pool == "all"
+        || job.node_pool.is_empty() && node.node_pool == "default"
+        || job.node_pool == node.node_pool;
+    dc_ok && pool_ok
+}
+
+impl<'a> Placer<'a> {
+    pub(crate) fn new(snap: &'a StateStore, job: &Job, ctx: &SchedCtx, out: &SchedOutcome) -> Self {
+        let mut nodes: Vec<&Arc<Node>> = snap
+            .nodes()
+            .filter(|n| n.ready_for_work() && node_in_scope(job, n))
+            .collect();
+        let mut rng = SeededRng::new(&ctx.seed);
+        rng.shuffle(&mut nodes);
+        let mut nodes_available = BTreeMap::new();
+        for n in &nodes {
+            *nodes_available.entry(n.datacenter.clone()).or_insert(0) += 1;
+        }
+        let stopping = out
+            .plan
+            .node_update
+            .values()
+            .flatten()
+            .map(|(id, _)| id.clone())
+            .collect();
+        Self {
+            snap,
+            nodes,
+            usage: BTreeMap::new(),
+            job_groups_on_node: BTreeMap::new(),
+            stopping,
+            rng,
+            cursor: 0,
+            nodes_available,
+        }
+        .with_job_groups(job)
+    }
+
+    fn with_job_groups(mut self, job: &Job) -> Self {
+        for alloc in self.snap.allocs_by_job(&job.namespace, &job.id) {
+            if !alloc.terminal() && !self.stopping.contains(&alloc.id) {
+                *self
+                    .job_groups_on_node
+                    .entry((alloc.node_id.clone(), alloc.task_group.clone()))
+                    .or_insert(0) += 1;
+            }
+        }
+        self
+    }
+
+    fn usage_of(&mut self, node: &Node) -> &mut NodeUsage {
+        let snap = self.snap;
+        let stopping = &self.stopping;
+        self.usage.entry(node.id.clone()).or_insert_with(|| {
+            let allocs = snap.allocs_by_node(&node.id);
+            NodeUsage::of(
+                node,
+                allocs
+                    .iter()
+                    .map(|a| a.as_ref())
+                    .filter(|a| !stopping.contains(&a.id)),
+            )
+        })
+    }
+
+    /// Places one allocation, or returns the metric explaining why it could not be placed.
+    pub(crate) fn place_one(
+        &mut self,
+        job: &Arc<Job>,
+        group: &TaskGroup,
+        feas: &Feasibility<'_>,
+        distinct: DistinctHosts,
+    ) -> Result<(Arc<Node>, AllocatedResources, AllocMetric), Box<AllocMetric>> {
+        let n = self.nodes.len();
+        let mut metric = AllocMetric {
+            nodes_in_pool: n as i64,
+            nodes_available: self.nodes_available.clone(),
+            ..Default::default()
+        };
+        let limit = if job.is_batch() {
+            2
+        } else {
+            (usize::BITS - n.leading_zeros()).max(2) as usize
+        };
+        let count = group.count.max(1) as f64;
+        let mut best: Option<(f64, usize, AllocatedResources)> = None;
+        let mut found = 0;
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            let node = self.nodes[i].clone();
+            metric.nodes_evaluated += 1;
+            if let Err(reason) = feas.check(&node) {
+                metric.nodes_filtered += 1;
+                *metric.constraint_filtered.entry(reason).or_insert(0) += 1;
+                continue;
+            }
+            let collides = match distinct {
+                DistinctHosts::No => false,
+                DistinctHosts::Group => self
+                    .job_groups_on_node
+                    .contains_key(&(node.id.clone(), group.name.clone())),
+                DistinctHosts::Job => self
+                    .job_groups_on_node
+                    .keys()
+                    .any(|(nid, _)| *nid == node.id),
+            };
+            if collides {
+                metric.nodes_filtered += 1;
+                *metric
+                    .constraint_filtered
+                    .entry("distinct_hosts".into())
+                    .or_insert(0) += 1;
+                continue;
+            }
+            let port_seed = self.rng.next_u64();
+            let usage = self.usage_of(&node).clone();
+            match fit_group(&node, &usage, group, port_seed) {
+                Err(dim) => {
+                    metric.nodes_exhausted += 1;
+                    *metric.dimension_exhausted.entry(dim).or_insert(0) += 1;
+                }
+                Ok(resources) => {
+                    let mut after = usage;
+                    after.cpu += resources.cpu();
+                    after.memory_mb += resources.memory_mb();
+                    let mut score = binpack_score(&node, &after);
+                    let collisions = self
+                        .job_groups_on_node
+                        .get(&(node.id.clone(), group.name.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                    if collisions > 0 {
+                        // Job anti-affinity, averaged with the bin-pack score.
+                        score = (score - f64::from(collisions + 1) / count) / 2.0;
+                    }
+                    metric
+                        .scores
+                        .insert(format!("{}.normalized-score", node.id), score);
+                    found += 1;
+                    if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                        best = Some((score, i, resources));
+                    }
+                    if found >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        match best {
+            Some((_, i, resources)) => {
+                self.cursor = (i + 1) % n.max(1);
+                let node = self.nodes[i].clone();
+                let usage = self.usage_of(&node);
+                usage.cpu += resources.cpu();
+                usage.memory_mb += resources.memory_mb();
+                usage.disk_mb += resources.shared.disk_mb;
+                usage
+                    .ports
+                    .extend(resources.shared.ports.iter().map(|p| p.value));
+                *self
+                    .job_groups_on_node
+                    .entry((node.id.clone(), group.name.clone()))
+                    .or_insert(0) += 1;
+                Ok((node, resources, metric))
+            }
+            None => Err(Box::new(metric)),
+        }
+    }
+}
+
+/// Which `distinct_hosts` constraint applies to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DistinctHosts {
+    No,
+    Group,
+    Job,
+}
+
+fn distinct_hosts(job: &Job, group: &TaskGroup) -> DistinctHosts {
+    let on = |cs: &[structs::Constraint]| {
+        cs.iter()
+            .any(|c| c.operand == "distinct_hosts" && c.r_target != "false")
+    };
+    if on(&job.constraints) {
+        DistinctHosts::Job
+    } else if on(&group.constraints) {
+        DistinctHosts::Group
+    } else {
+        DistinctHosts::No
+    }
+}
+
+/// Computes the group's resources on this node, choosing ports; `Err` names the exhausted
+/// dimension.
+pub(crate) fn fit_group(
+    node: &Node,
+    usage: &NodeUsage,
+    group: &TaskGroup,
+    port_seed: u64,
+) -> Result<AllocatedResources, String> {
+    let (cpu, mem, disk) = capacity(node);
+    let mut res = AllocatedResources::default();
+    for task in &group.tasks {
+        let mut t = AllocatedTaskResources::default();
+        t.cpu.cpu_shares = task.resources.cpu;
+        t.memory.memory_mb = task.resources.memory_mb;
+        t.memory.memory_max_mb = task.resources.memory_max_mb;
+        res.tasks.insert(task.name.clone(), t);
+    }
+    res.shared.disk_mb = group
+        .ephemeral_disk
+        .as_ref()
+        .map(|d| d.size_mb)
+        .unwrap_or(0);
+    if usage.cpu + res.cpu() > cpu {
+        return Err("cpu".into());
+    }
+    if usage.memory_mb + res.memory_mb() > mem {
+        return Err("memory".into());
+    }
+    if usage.disk_mb + res.shared.disk_mb > disk {
+        return Err("disk".into());
+    }
+    let ip = node.ip();
+    let mut taken = usage.ports.clone();
+    for net in group.all_networks() {
+        for p in &net.reserved_ports {
+            if taken.contains(&p.value) {
+                return Err(format!(
+                    "network: reserved port collision {}={}",
+                    p.label, p.value
+                ));
+            }
+            taken.insert(p.value);
+            res.shared.ports.push(AllocatedPortMapping {
+                label: p.label.clone(),
+                value: p.value,
+                to: p.to,
+                host_ip: ip.clone(),
+            });
+        }
+    }
+    let (lo, hi) = match (
+        node.node_resources.min_dynamic_port,
+        node.node_resources.max_dynamic_port,
+    ) {
+        (lo, hi) if lo > 0 && hi >= lo => (lo, hi),
+        _ => (20000, 32000),
+    };
+    let span = (hi - lo + 1) as u64;
+    let mut rng = SeededRng(port_seed);
+    for net in group.all_networks() {
+        for p in &net.dynamic_ports {
+            let start = rng.below(span) as i64;
+            let value = (0..span as i64)
+                .map(|k| lo + (start + k) % span as i64)
+                .find(|v| !taken.contains(v))
+                .ok_or_else(|| "network: dynamic port selection failed".to_string())?;
+            taken.insert(value);
+            res.shared.ports.push(AllocatedPortMapping {
+                label: p.label.clone(),
+                value,
+                to: p.to,
+                host_ip: ip.clone(),
+            });
+        }
+    }
+    Ok(res)
+}
+
+/// Places every request, recording failures per group (later failures of a group are coalesced).
+pub(crate) fn place_all(
+    snap: &StateStore,
+    eval: &Evaluation,
+    ctx: &SchedCtx,
+    job: &Arc<Job>,
+    requests: Vec<PlaceRequest>,
+    out: &mut SchedOutcome,
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let mut placer = Placer::new(snap, job, ctx, out);
+    let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
+    for (n, req) in requests.into_iter().enumerate() {
+        let Some(group) = job.group(&req.group) else {
+            continue;
+        };
+        if let Some(metric) = out.failed_tg_allocs.get_mut(&group.name) {
+            metric.coalesced_failures += 1;
+            *out.queued.entry(group.name.clone()).or_insert(0) += 1;
+            continue;
+        }
+        let feas = feas_cache
+            .entry(group.name.clone())
+            .or_insert_with(|| Feasibility::new(job, group));
+        match placer.place_one(job, group, feas, distinct_hosts(job, group)) {
+            Ok((node, resources, metric)) => {
+                let alloc = Allocation {
+                    id: structs::derive_uuid(&ctx.seed, n as u64),
+                    namespace: job.namespace.clone(),
+                    eval_id: eval.id.clone(),
+                    name: format!("{}.{}[{}]", job.id, group.name, req.index),
+                    node_id: node.id.clone(),
+                    node_name: node.name.clone(),
+                    job_id: job.id.clone(),
+                    job: Some(job.clone()),
+                    task_group: group.name.clone(),
+                    allocated_resources: resources,
+                    metrics: metric,
+                    desired_status: ALLOC_DESIRED_RUN.into(),
+                    client_status: ALLOC_CLIENT_PENDING.into(),
+                    previous_allocation: req.previous.map(|p| p.id.clone()).unwrap_or_default(),
+                    create_time: ctx.now,
+                    modify_time: ctx.now,
+                    ..Default::default()
+                };
+                out.plan
+                    .node_allocation
+                    .entry(node.id.clone())
+                    .or_default()
+                    .push(alloc);
+            }
+            Err(metric) => {
+                out.failed_tg_allocs.insert(group.name.clone(), *metric);
+                *out.queued.entry(group.name.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn datacenter_globs() {
+        assert!(glob_match("*", "dc1"));
+        assert!(glob_match("dc*", "dc1"));
+        assert!(glob_match("eu-*-1a", "eu-west-1a"));
+        assert!(!glob_match("dc2", "dc1"));
+        assert!(!glob_match("us-*", "eu-west"));
+    }
+}
