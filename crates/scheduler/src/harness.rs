@@ -52,6 +52,7 @@ impl Harness {
                 Command::JobRegister {
                     job: Box::new(job.clone()),
                     eval: None,
+                    enforce_index: None,
                     now: 1,
                 },
             )

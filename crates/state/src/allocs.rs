@@ -176,6 +176,7 @@ mod tests {
             Command::JobRegister {
                 job: Box::new(mock::job("web", 1)),
                 eval: None,
+                enforce_index: None,
                 now: 0,
             },
         )

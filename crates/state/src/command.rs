@@ -12,6 +12,9 @@ pub enum Command {
         job: Box<Job>,
         /// The evaluation to create.
         eval: Option<Box<Evaluation>>,
+        /// Check-and-set: register only if the job's `JobModifyIndex` equals this
+        /// (0 = only if the job does not exist).
+        enforce_index: Option<u64>,
         /// Unix nanoseconds.
         now: i64,
     },

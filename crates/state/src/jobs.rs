@@ -37,6 +37,24 @@ impl StateStore {
         self.summaries.get(&job_key(namespace, id))
     }
 
+    /// Nomad's `EnforceIndex` check: 0 means "must not exist", N means "JobModifyIndex is N".
+    pub(crate) fn check_job_index(&self, namespace: &str, id: &str, want: u64) -> Result<(), StateError> {
+        match (self.job_by_id(namespace, id), want) {
+            (None, 0) => Ok(()),
+            (Some(_), 0) => Err(StateError::Conflict(
+                "Enforcing job modify index 0: job already exists".into(),
+            )),
+            (None, n) => Err(StateError::Conflict(format!(
+                "Enforcing job modify index {n}: job does not exist"
+            ))),
+            (Some(job), n) if job.job_modify_index != n => Err(StateError::Conflict(format!(
+                "Enforcing job modify index {n}: job exists with conflicting job modify index: {}",
+                job.job_modify_index
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn upsert_job(
         &mut self,
         index: u64,
@@ -212,6 +230,7 @@ mod tests {
             Command::JobRegister {
                 job: Box::new(job),
                 eval: None,
+                enforce_index: None,
                 now: 1,
             },
         )
@@ -234,6 +253,27 @@ mod tests {
         assert_eq!(s.job_versions("default", "web").len(), 2);
         assert_eq!(s.index_of(&[Table::Jobs]), 3);
         assert_eq!(j.status, "pending");
+    }
+
+    #[test]
+    fn enforce_index_is_check_and_set() {
+        let mut s = StateStore::new();
+        let reg = |job, enforce_index| Command::JobRegister {
+            job: Box::new(job),
+            eval: None,
+            enforce_index,
+            now: 1,
+        };
+        s.apply(1, reg(mock::job("web", 1), Some(0))).unwrap();
+        let err = s.apply(2, reg(mock::job("web", 2), Some(0))).unwrap_err();
+        assert!(err.to_string().contains("job already exists"));
+        let err = s.apply(2, reg(mock::job("web", 2), Some(7))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Enforcing job modify index 7: job exists with conflicting job modify index: 1"
+        );
+        s.apply(2, reg(mock::job("web", 2), Some(1))).unwrap();
+        assert_eq!(s.job_by_id("default", "web").unwrap().job_modify_index, 2);
     }
 
     #[test]

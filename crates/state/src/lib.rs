@@ -124,7 +124,15 @@ impl StateStore {
 
     fn apply_inner(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
         match cmd {
-            Command::JobRegister { job, eval, now } => {
+            Command::JobRegister {
+                job,
+                eval,
+                enforce_index,
+                now,
+            } => {
+                if let Some(want) = enforce_index {
+                    self.check_job_index(&job.namespace, &job.id, want)?;
+                }
                 let job_modify_index = self.upsert_job(index, *job, now)?;
                 if let Some(eval) = eval {
                     self.upsert_evals(index, vec![*eval]);
