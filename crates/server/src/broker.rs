@@ -1,0 +1,218 @@
+//! The eval broker: one task owns a priority queue of pending evaluations and hands them to
+//! workers, at most one in flight per job (later evals of a job wait for its ack).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use structs::Evaluation;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Inputs of the broker task.
+enum BrokerInput {
+    Enqueue(Box<Evaluation>),
+    Dequeue(oneshot::Sender<Evaluation>),
+    Ack { eval_id: String, job: JobKey },
+}
+
+type JobKey = (String, String);
+
+fn job_key(e: &Evaluation) -> JobKey {
+    (e.namespace.clone(), e.job_id.clone())
+}
+
+/// The handle endpoints and workers use. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct BrokerHandle {
+    tx: mpsc::Sender<BrokerInput>,
+}
+
+/// Queue depth before enqueues wait for the broker.
+const BROKER_CAPACITY: usize = 4096;
+
+impl BrokerHandle {
+    /// Queues an evaluation (ignored if it is already queued or in flight).
+    pub(crate) async fn enqueue(&self, eval: Evaluation) {
+        // The broker task lives as long as the server; a send fails only during shutdown.
+        let _ = self.tx.send(BrokerInput::Enqueue(Box::new(eval))).await;
+    }
+
+    /// Waits for the next evaluation; None when shutting down.
+    pub(crate) async fn dequeue(&self) -> Option<Evaluation> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(BrokerInput::Dequeue(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Marks an evaluation done, releasing its job's next evaluation.
+    pub(crate) async fn ack(&self, eval: &Evaluation) {
+        let _ = self
+            .tx
+            .send(BrokerInput::Ack {
+                eval_id: eval.id.clone(),
+                job: job_key(eval),
+            })
+            .await;
+    }
+}
+
+/// The broker task's state.
+pub(crate) struct Broker {
+    rx: mpsc::Receiver<BrokerInput>,
+    shutdown: CancellationToken,
+    /// Ready evals by (priority, FIFO sequence).
+    ready: BinaryHeap<(i64, Reverse<u64>, ReadyEval)>,
+    seq: u64,
+    /// Evals waiting because their job already has one ready or in flight.
+    waiting: BTreeMap<JobKey, VecDeque<Evaluation>>,
+    /// Jobs with an eval ready or in flight.
+    busy_jobs: BTreeSet<JobKey>,
+    /// IDs queued or in flight (dedupe).
+    known: BTreeSet<String>,
+    /// Workers waiting for work.
+    idle: VecDeque<oneshot::Sender<Evaluation>>,
+}
+
+/// A heap entry; ordering is by the tuple's first fields only.
+struct ReadyEval(Evaluation);
+
+impl PartialEq for ReadyEval {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for ReadyEval {}
+impl PartialOrd for ReadyEval {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ReadyEval {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
+impl Broker {
+    pub(crate) fn new(shutdown: CancellationToken) -> (BrokerHandle, Broker) {
+        let (tx, rx) = mpsc::channel(BROKER_CAPACITY);
+        let broker = Broker {
+            rx,
+            shutdown,
+            ready: BinaryHeap::new(),
+            seq: 0,
+            waiting: BTreeMap::new(),
+            busy_jobs: BTreeSet::new(),
+            known: BTreeSet::new(),
+            idle: VecDeque::new(),
+        };
+        (BrokerHandle { tx }, broker)
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let input = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return,
+                input = self.rx.recv() => match input {
+                    Some(i) => i,
+                    None => return,
+                },
+            };
+            match input {
+                BrokerInput::Enqueue(eval) => self.enqueue(*eval),
+                BrokerInput::Dequeue(tx) => self.idle.push_back(tx),
+                BrokerInput::Ack { eval_id, job } => {
+                    self.known.remove(&eval_id);
+                    self.busy_jobs.remove(&job);
+                    let next = self.waiting.get_mut(&job).and_then(VecDeque::pop_front);
+                    if self.waiting.get(&job).is_some_and(VecDeque::is_empty) {
+                        self.waiting.remove(&job);
+                    }
+                    if let Some(next) = next {
+                        self.push_ready(next);
+                    }
+                }
+            }
+            self.dispatch();
+        }
+    }
+
+    fn enqueue(&mut self, eval: Evaluation) {
+        if !self.known.insert(eval.id.clone()) {
+            return;
+        }
+        let job = job_key(&eval);
+        if self.busy_jobs.contains(&job) {
+            self.waiting.entry(job).or_default().push_back(eval);
+        } else {
+            self.push_ready(eval);
+        }
+    }
+
+    fn push_ready(&mut self, eval: Evaluation) {
+        self.busy_jobs.insert(job_key(&eval));
+        self.seq += 1;
+        self.ready
+            .push((eval.priority, Reverse(self.seq), ReadyEval(eval)));
+    }
+
+    fn dispatch(&mut self) {
+        while !self.ready.is_empty() {
+            let Some(worker) = self.idle.pop_front() else {
+                return;
+            };
+            if worker.is_closed() {
+                continue;
+            }
+            let Some((_, _, ReadyEval(eval))) = self.ready.pop() else {
+                return;
+            };
+            if let Err(eval) = worker.send(eval) {
+                // The worker went away; put the eval back at the front.
+                self.ready
+                    .push((eval.priority, Reverse(0), ReadyEval(eval)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(id: &str, job: &str, priority: i64) -> Evaluation {
+        Evaluation {
+            id: id.into(),
+            namespace: "default".into(),
+            job_id: job.into(),
+            priority,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn priority_order_and_one_per_job() {
+        let token = CancellationToken::new();
+        let (h, b) = Broker::new(token.clone());
+        let task = tokio::spawn(b.run());
+        h.enqueue(eval("a1", "a", 50)).await;
+        h.enqueue(eval("a2", "a", 50)).await;
+        h.enqueue(eval("b1", "b", 90)).await;
+        h.enqueue(eval("b1", "b", 90)).await; // duplicate: ignored
+        let first = h.dequeue().await.unwrap();
+        assert_eq!(first.id, "b1");
+        let second = h.dequeue().await.unwrap();
+        assert_eq!(second.id, "a1");
+        // a2 waits for a1's ack.
+        let pending = tokio::spawn({
+            let h = h.clone();
+            async move { h.dequeue().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pending.is_finished());
+        h.ack(&second).await;
+        assert_eq!(pending.await.unwrap().unwrap().id, "a2");
+        token.cancel();
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,177 @@
+//! Endpoints the client agent uses: register, heartbeat, watch allocations, report status.
+
+use crate::{new_id, now_ns, Shared};
+use rpc::{AllocClientUpdate, NodeUpdateResponse, QueryOptions, QueryResponse, RpcError};
+use state::{ClientAllocUpdate, Command};
+use structs::{
+    Allocation, Evaluation, Node, EVAL_STATUS_PENDING, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM,
+    NODE_STATUS_READY, TRIGGER_NODE_UPDATE,
+};
+
+/// Evaluations for every system job, so they place on a node that joined or came back.
+fn system_job_evals(shared: &Shared, node_id: &str) -> Vec<Evaluation> {
+    let now = now_ns();
+    shared
+        .log
+        .snapshot()
+        .jobs()
+        .filter(|j| !j.stop && (j.job_type == JOB_TYPE_SYSTEM || j.job_type == JOB_TYPE_SYSBATCH))
+        .map(|j| Evaluation {
+            id: new_id(),
+            namespace: j.namespace.clone(),
+            priority: j.priority,
+            eval_type: j.job_type.clone(),
+            triggered_by: TRIGGER_NODE_UPDATE.into(),
+            job_id: j.id.clone(),
+            node_id: node_id.to_string(),
+            status: EVAL_STATUS_PENDING.into(),
+            create_time: now,
+            modify_time: now,
+            ..Default::default()
+        })
+        .collect()
+}
+
+async fn node_became_ready(shared: &Shared, node_id: &str) -> Result<(), RpcError> {
+    let evals = system_job_evals(shared, node_id);
+    if !evals.is_empty() {
+        shared
+            .log
+            .apply(Command::EvalUpsert {
+                evals: evals.clone(),
+            })
+            .await?;
+        for eval in evals {
+            shared.broker.enqueue(eval).await;
+        }
+    }
+    shared.unblock_evals().await;
+    Ok(())
+}
+
+pub(super) async fn node_register(
+    shared: &Shared,
+    mut node: Node,
+) -> Result<NodeUpdateResponse, RpcError> {
+    if node.id.is_empty() {
+        return Err(RpcError::bad_request(
+            "missing node ID for client registration",
+        ));
+    }
+    if node.datacenter.is_empty() {
+        return Err(RpcError::bad_request(
+            "missing datacenter for client registration",
+        ));
+    }
+    let snap = shared.log.snapshot();
+    let was_ready = snap
+        .node_by_id(&node.id)
+        .is_some_and(|n| n.status == NODE_STATUS_READY);
+    if let Some(existing) = snap.node_by_id(&node.id) {
+        if !existing.secret_id.is_empty() && existing.secret_id != node.secret_id {
+            return Err(RpcError::bad_request("node secret ID does not match"));
+        }
+    }
+    node.status = NODE_STATUS_READY.into();
+    let (index, _) = shared
+        .log
+        .apply(Command::NodeRegister {
+            node: Box::new(node.clone()),
+            now: now_ns(),
+        })
+        .await?;
+    let ttl = shared.heartbeat_ttl();
+    shared.heartbeats.reset(&node.id, ttl);
+    if !was_ready {
+        node_became_ready(shared, &node.id).await?;
+    }
+    Ok(NodeUpdateResponse {
+        heartbeat_ttl: ttl,
+        index,
+    })
+}
+
+pub(super) async fn node_heartbeat(
+    shared: &Shared,
+    node_id: &str,
+) -> Result<NodeUpdateResponse, RpcError> {
+    let snap = shared.log.snapshot();
+    let node = snap
+        .node_by_id(node_id)
+        .ok_or_else(|| RpcError::not_found(format!("node {node_id} not found")))?;
+    let mut index = snap.latest_index();
+    if node.status != NODE_STATUS_READY {
+        index = shared
+            .log
+            .apply(Command::NodeUpdateStatus {
+                node_id: node_id.to_string(),
+                status: NODE_STATUS_READY.into(),
+                evals: vec![],
+                now: now_ns(),
+            })
+            .await?
+            .0;
+        node_became_ready(shared, node_id).await?;
+    }
+    let ttl = shared.heartbeat_ttl();
+    shared.heartbeats.reset(node_id, ttl);
+    Ok(NodeUpdateResponse {
+        heartbeat_ttl: ttl,
+        index,
+    })
+}
+
+pub(super) async fn node_client_allocs(
+    shared: &Shared,
+    node_id: &str,
+    q: &QueryOptions,
+) -> Result<QueryResponse<Vec<Allocation>>, RpcError> {
+    shared
+        .blocking(q, |s| {
+            let allocs = s.allocs_by_node(node_id);
+            // Only server-side changes (placement, stop) wake the client, not its own reports.
+            let index = allocs
+                .iter()
+                .map(|a| a.alloc_modify_index)
+                .max()
+                .unwrap_or(0);
+            Ok((allocs.iter().map(|a| (**a).clone()).collect(), index))
+        })
+        .await
+}
+
+pub(super) async fn alloc_client_update(
+    shared: &Shared,
+    updates: Vec<AllocClientUpdate>,
+) -> Result<u64, RpcError> {
+    if updates.is_empty() {
+        return Ok(shared.log.snapshot().latest_index());
+    }
+    let snap = shared.log.snapshot();
+    let freed = updates.iter().any(|u| {
+        matches!(u.client_status.as_str(), "complete" | "failed" | "lost")
+            && snap
+                .alloc_by_id(&u.alloc_id)
+                .is_some_and(|a| !a.client_terminal())
+    });
+    let (index, _) = shared
+        .log
+        .apply(Command::AllocClientUpdate {
+            updates: updates
+                .into_iter()
+                .map(|u| ClientAllocUpdate {
+                    alloc_id: u.alloc_id,
+                    client_status: u.client_status,
+                    client_description: u.client_description,
+                    task_states: u.task_states,
+                })
+                .collect(),
+            evals: vec![],
+            now: now_ns(),
+        })
+        .await?;
+    if freed {
+        shared.unblock_evals().await;
+    }
+    Ok(index)
+}

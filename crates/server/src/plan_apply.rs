@@ -1,0 +1,125 @@
+//! The plan applier: one task takes plans in order, re-checks every node against the latest
+//! state (optimistic concurrency: a worker planned on an older snapshot), and commits what still
+//! fits. Rejected nodes make the worker refresh its snapshot and retry.
+
+use crate::{now_ns, Shared};
+use rpc::RpcError;
+use scheduler::{fit, Plan};
+use state::{Command, PlanResult};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// What happened to a submitted plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlanApplied {
+    /// Index of the commit (0 if nothing was committed).
+    pub(crate) index: u64,
+    /// True when some nodes were rejected and the worker must retry on a fresh snapshot.
+    pub(crate) refresh: bool,
+}
+
+type PlanRequest = (Box<Plan>, oneshot::Sender<Result<PlanApplied, RpcError>>);
+
+/// The handle workers submit plans through.
+#[derive(Clone)]
+pub(crate) struct PlanQueueHandle {
+    tx: mpsc::Sender<PlanRequest>,
+}
+
+impl PlanQueueHandle {
+    pub(crate) fn new() -> (Self, mpsc::Receiver<PlanRequest>) {
+        let (tx, rx) = mpsc::channel(256);
+        (Self { tx }, rx)
+    }
+
+    /// Submits a plan and waits for the applier's verdict.
+    pub(crate) async fn submit(&self, plan: Plan) -> Result<PlanApplied, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((Box::new(plan), tx))
+            .await
+            .map_err(|_| RpcError::internal("plan queue closed"))?;
+        rx.await
+            .map_err(|_| RpcError::internal("plan applier stopped"))?
+    }
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<PlanRequest>) {
+    loop {
+        let (plan, reply) = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            req = rx.recv() => match req {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let result = apply_plan(&shared, *plan).await;
+        let _ = reply.send(result);
+    }
+}
+
+/// Verifies a plan against the latest state and commits the parts that fit.
+async fn apply_plan(shared: &Shared, plan: Plan) -> Result<PlanApplied, RpcError> {
+    let snap = shared.log.snapshot();
+    let stopping: BTreeSet<&String> = plan
+        .node_update
+        .values()
+        .flatten()
+        .map(|(id, _)| id)
+        .collect();
+    let mut accepted = Vec::new();
+    let mut rejected = false;
+    for (node_id, allocs) in &plan.node_allocation {
+        let fits = match snap.node_by_id(node_id) {
+            None => false,
+            Some(node) => {
+                let updating: BTreeSet<&String> = allocs.iter().map(|a| &a.id).collect();
+                let existing = snap.allocs_by_node(node_id);
+                let others = existing
+                    .iter()
+                    .map(|a| a.as_ref())
+                    .filter(|a| !stopping.contains(&a.id) && !updating.contains(&a.id));
+                // New placements need a node that is still usable; in-place updates do not.
+                let placing_new = allocs.iter().any(|a| snap.alloc_by_id(&a.id).is_none());
+                (!placing_new || node.ready_for_work())
+                    && fit::node_fits(node, others.chain(allocs.iter())).is_ok()
+            }
+        };
+        if fits {
+            accepted.extend(allocs.iter().cloned());
+        } else {
+            debug!(node_id = %node_id, eval_id = %plan.eval_id, "plan rejected for node");
+            rejected = true;
+        }
+    }
+    if rejected && plan.all_at_once {
+        accepted.clear();
+    }
+    let stops: Vec<(String, String)> = plan.node_update.into_values().flatten().collect();
+    if accepted.is_empty() && stops.is_empty() {
+        return Ok(PlanApplied {
+            index: 0,
+            refresh: rejected,
+        });
+    }
+    let freed = !stops.is_empty();
+    let (index, _) = shared
+        .log
+        .apply(Command::PlanApply(PlanResult {
+            allocs_upserted: accepted,
+            allocs_stopped: stops,
+            now: now_ns(),
+            ..Default::default()
+        }))
+        .await?;
+    if freed {
+        shared.unblock_evals().await;
+    }
+    Ok(PlanApplied {
+        index,
+        refresh: rejected,
+    })
+}

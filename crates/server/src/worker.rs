@@ -1,0 +1,135 @@
+//! Scheduler workers: dequeue an evaluation, run the pure scheduler on a snapshot, submit the
+//! plan, retry on a fresh snapshot when the applier rejected part of it, then record the
+//! evaluation's outcome (complete, blocked for capacity, or failed).
+
+use crate::{now_ns, Shared};
+use rpc::RpcError;
+use scheduler::{compute, SchedCtx, SchedOutcome};
+use state::Command;
+use std::sync::Arc;
+use structs::{
+    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_CANCELED, EVAL_STATUS_COMPLETE, EVAL_STATUS_FAILED,
+};
+use tracing::{debug, warn};
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    loop {
+        let eval = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            eval = shared.broker.dequeue() => match eval {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        if let Err(err) = process(&shared, &eval).await {
+            warn!(eval_id = %eval.id, job_id = %eval.job_id, error = %err, "evaluation failed");
+            let mut failed = eval.clone();
+            failed.status = EVAL_STATUS_FAILED.into();
+            failed.status_description = err.to_string();
+            failed.modify_time = now_ns();
+            let _ = shared
+                .log
+                .apply(Command::EvalUpsert {
+                    evals: vec![failed],
+                })
+                .await;
+        }
+        shared.broker.ack(&eval).await;
+    }
+}
+
+/// Nomad's plan attempts before giving up: service/system 5, batch 2.
+fn max_attempts(eval: &Evaluation) -> usize {
+    if eval.eval_type == "batch" || eval.eval_type == "sysbatch" {
+        2
+    } else {
+        5
+    }
+}
+
+async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
+    let mut outcome = SchedOutcome::default();
+    let mut snapshot_index = 0;
+    let mut exhausted = true;
+    for attempt in 0..max_attempts(eval) {
+        let snap = shared.log.snapshot();
+        if snap
+            .eval_by_id(&eval.id)
+            .is_some_and(|e| e.status == EVAL_STATUS_CANCELED)
+        {
+            return Ok(());
+        }
+        snapshot_index = snap.latest_index();
+        let ctx = SchedCtx {
+            now: now_ns(),
+            seed: format!("{}/{attempt}", eval.id),
+        };
+        outcome = compute(&snap, eval, &ctx);
+        debug!(eval_id = %eval.id, placed = outcome.plan.placed(), "scheduler ran");
+        if outcome.plan.is_empty() {
+            exhausted = false;
+            break;
+        }
+        let applied = shared.plans.submit(outcome.plan.clone()).await?;
+        if !applied.refresh {
+            exhausted = false;
+            break;
+        }
+    }
+
+    let snap = shared.log.snapshot();
+    let mut updated = eval.clone();
+    updated.snapshot_index = snapshot_index;
+    updated.modify_time = now_ns();
+    updated.failed_tg_allocs = outcome.failed_tg_allocs.clone();
+    if let Some(job) = snap.job_by_id(&eval.namespace, &eval.job_id) {
+        updated.queued_allocations = job
+            .task_groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone(),
+                    outcome.queued.get(&g.name).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+    }
+    let mut evals = Vec::new();
+    if exhausted {
+        updated.status = EVAL_STATUS_FAILED.into();
+        updated.status_description = format!("maximum attempts reached ({})", max_attempts(eval));
+    } else if eval.status == EVAL_STATUS_BLOCKED && !outcome.failed_tg_allocs.is_empty() {
+        // Still no room: stay blocked (Nomad re-blocks the same evaluation).
+        updated.status = EVAL_STATUS_BLOCKED.into();
+    } else {
+        updated.status = EVAL_STATUS_COMPLETE.into();
+        // Only one blocked evaluation per job is kept: this run supersedes older ones.
+        for old in snap.evals_by_job(&eval.namespace, &eval.job_id) {
+            if old.status == EVAL_STATUS_BLOCKED && old.id != eval.id {
+                let mut canceled = (*old).clone();
+                canceled.status = EVAL_STATUS_CANCELED.into();
+                canceled.status_description = "superseded by a newer evaluation".into();
+                evals.push(canceled);
+            }
+        }
+        if eval.status != EVAL_STATUS_BLOCKED {
+            if let Some(blocked) = outcome.blocked_eval.take() {
+                updated.blocked_eval = blocked.id.clone();
+                evals.push(blocked);
+            }
+        }
+    }
+    evals.push(updated);
+    shared.log.apply(Command::EvalUpsert { evals }).await?;
+    Ok(())
+}
+
+impl Shared {
+    /// Capacity changed (a node joined, allocations stopped): re-run blocked evaluations.
+    pub(crate) async fn unblock_evals(&self) {
+        for eval in self.log.snapshot().blocked_evals() {
+            self.broker.enqueue((*eval).clone()).await;
+        }
+    }
+}
