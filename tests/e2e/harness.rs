@@ -1,0 +1,226 @@
+//! Test harness: starts the real `caravan` binary as agents on loopback with free ports and a
+//! temp data dir, runs CLI commands against them, and kills every process (and its tasks) on
+//! drop, even when the test fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn caravan_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_caravan")
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; released before the agent binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running agent process.
+pub struct Agent {
+    child: Child,
+    pub http_port: u16,
+    pub rpc_port: u16,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `caravan agent -dev` on free ports.
+    pub fn dev() -> Agent {
+        Self::start(&["-dev"], "")
+    }
+
+    /// Starts a client-only agent joined to `server`'s RPC port, with extra config HCL.
+    pub fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
+        let servers = format!("-servers=127.0.0.1:{}", server.rpc_port);
+        let hcl = format!("client {{\n  enabled = true\n  {extra_hcl}\n}}\n");
+        Self::start(&["-client", &servers], &hcl)
+    }
+
+    fn start(flags: &[&str], extra_config: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (http_port, rpc_port, serf_port) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("agent.hcl");
+        let data_dir = dir.path().join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "bind_addr = \"127.0.0.1\"\ndata_dir = \"{}\"\nports {{\n  http = {http_port}\n  rpc = {rpc_port}\n  serf = {serf_port}\n}}\n{extra_config}",
+                data_dir.display()
+            ),
+        )
+        .expect("write agent config");
+        let log = dir.path().join("agent.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(caravan_bin());
+        cmd.arg("agent")
+            .args(flags)
+            .arg(format!("-config={}", config.display()))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file);
+        // Own process group, so cleanup can kill the agent and every task it started.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let child = cmd.spawn().expect("start caravan agent");
+        let agent = Agent {
+            child,
+            http_port,
+            rpc_port,
+            dir,
+            log,
+        };
+        agent.wait_ready();
+        agent
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
+                let out = self.cli(&["node", "status"]);
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ready") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("agent did not become ready; log:\n{}", self.log_text());
+    }
+
+    /// The agent's output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a CLI command against this agent (in the agent's temp dir).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_in(self.dir.path(), args)
+    }
+
+    /// Runs a CLI command in `cwd` against this agent.
+    pub fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(caravan_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("CARAVAN_ADDR", self.addr())
+            .env_remove("NOMAD_ADDR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run caravan cli")
+    }
+
+    /// Runs a CLI command and returns stdout, failing the test (with the agent log) on error.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`caravan {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}\nagent log:\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A GET on the HTTP API: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(&format!("{}{path}", self.addr()), "GET", None)
+    }
+
+    /// Writes a file into the agent's temp dir and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        // SIGINT lets the agent stop its tasks; then make sure the whole group is gone.
+        // SAFETY: kill(2) on our own child's process group has no memory-safety preconditions.
+        unsafe { libc::kill(-pgid, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 request over std (no client library): (status, body).
+pub fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `check` every 100 ms until it returns Some, or fails after `secs` seconds.
+pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
