@@ -1,1 +1,177 @@
-//! http-api
+//! Nomad's `/v1` HTTP API on axum: jobs, allocations, nodes, evaluations, agent and status
+//! endpoints, and the client's log streaming. Bodies are the `structs` types, so field names are
+//! Nomad's (`ID`, `TaskGroups`, `CreateIndex`...).
+//!
+//! This crate owns HTTP concerns only: query parameters, status codes, headers, JSON framing.
+//! It must not hold cluster state or scheduling logic: every read and write goes through
+//! `Arc<dyn rpc::Rpc>` (the servers), and log files are found through `rpc::ClientFs` (the local
+//! client agent). Blocking queries are implemented by the server; this crate only passes
+//! `?index=&wait=` along.
+//!
+//! Module map: `query` (query parameters, JSON bodies and responses, `X-Nomad-*` headers),
+//! `error` (the one mapping from `rpc::ErrorCode` to HTTP status), `jobs`, `allocs`, `nodes`,
+//! `evals`, `agent` (agent and status endpoints), `logs` (`/v1/client/fs/logs`).
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use rpc::{ClientFs, Rpc};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+mod agent;
+mod allocs;
+mod error;
+mod evals;
+mod jobs;
+mod logs;
+mod nodes;
+mod query;
+#[cfg(test)]
+mod testing;
+
+/// How long `serve` lets in-flight requests (blocking queries can last minutes) finish after
+/// shutdown is requested before it returns anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the agent serving the API says about itself (`/v1/agent/self`, `/v1/agent/members`,
+/// `/v1/agent/health`), and the defaults of `?region=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// The agent's region; the default of `?region=`.
+    pub region: String,
+    /// The agent's datacenter.
+    pub datacenter: String,
+    /// The agent's node name; the gossip member name is `<node_name>.<region>`.
+    pub node_name: String,
+    /// The server's or client's node ID (the `id` member tag).
+    pub node_id: String,
+    /// The version reported to users (`Version.Version`, the `build` tag).
+    pub version: String,
+    /// The build's revision, if known.
+    pub revision: String,
+    /// The address the agent binds its listeners to, e.g. `0.0.0.0`.
+    pub bind_addr: String,
+    /// The advertised HTTP address.
+    pub http_addr: SocketAddr,
+    /// The advertised RPC address.
+    pub rpc_addr: SocketAddr,
+    /// The advertised gossip (Serf) address.
+    pub serf_addr: SocketAddr,
+    /// Whether this agent runs a server.
+    pub server: bool,
+    /// Whether this agent runs a client.
+    pub client: bool,
+    /// `bootstrap_expect` of the server (0 when not set).
+    pub bootstrap_expect: u32,
+    /// The agent's data directory, if any.
+    pub data_dir: String,
+}
+
+impl Default for AgentInfo {
+    fn default() -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            region: "global".into(),
+            datacenter: "dc1".into(),
+            node_name: "local".into(),
+            node_id: String::new(),
+            version: structs::VERSION.into(),
+            revision: String::new(),
+            bind_addr: "127.0.0.1".into(),
+            http_addr: local(4646),
+            rpc_addr: local(4647),
+            serf_addr: local(4648),
+            server: true,
+            client: true,
+            bootstrap_expect: 1,
+            data_dir: String::new(),
+        }
+    }
+}
+
+/// What every handler gets: the servers, the local client (if any) and the agent's identity.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) rpc: Arc<dyn Rpc>,
+    pub(crate) client_fs: Option<Arc<dyn ClientFs>>,
+    pub(crate) agent: Arc<AgentInfo>,
+}
+
+/// The `/v1` routes over the servers (`rpc`) and the local client agent (`client_fs`, used for
+/// logs; `None` on a server-only agent). Unknown routes answer 404, wrong methods 405.
+pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: AgentInfo) -> Router {
+    let state = AppState {
+        rpc,
+        client_fs,
+        agent: Arc::new(agent),
+    };
+    Router::new()
+        .route(
+            "/v1/jobs",
+            get(jobs::list).put(jobs::register).post(jobs::register),
+        )
+        .route("/v1/jobs/parse", post(jobs::parse).put(jobs::parse))
+        .route("/v1/validate/job", post(jobs::validate).put(jobs::validate))
+        .route(
+            "/v1/job/{id}",
+            get(jobs::get_job)
+                .put(jobs::update)
+                .post(jobs::update)
+                .delete(jobs::deregister),
+        )
+        .route("/v1/job/{id}/plan", post(jobs::plan).put(jobs::plan))
+        .route("/v1/job/{id}/allocations", get(jobs::allocations))
+        .route("/v1/job/{id}/evaluations", get(jobs::evaluations))
+        .route("/v1/job/{id}/summary", get(jobs::summary))
+        .route("/v1/job/{id}/versions", get(jobs::versions))
+        .route("/v1/allocations", get(allocs::list))
+        .route("/v1/allocation/{id}", get(allocs::get_alloc))
+        .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/node/{id}", get(nodes::get_node))
+        .route("/v1/node/{id}/allocations", get(nodes::allocations))
+        .route("/v1/evaluations", get(evals::list))
+        .route("/v1/evaluation/{id}", get(evals::get_eval))
+        .route("/v1/agent/self", get(agent::agent_self))
+        .route("/v1/agent/health", get(agent::health))
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/status/leader", get(agent::leader))
+        .route("/v1/status/peers", get(agent::peers))
+        .route("/v1/regions", get(agent::regions))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, "Invalid method").into_response()
+        })
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting
+/// connections, tells streaming responses (followed logs) to end, and waits up to a few seconds
+/// for in-flight requests before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "HTTP API listening");
+    // Handlers that stream (logs with follow=true) watch this token so they end on shutdown.
+    let app = router.layer(Extension(shutdown.clone()));
+    let graceful =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace_expired = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = graceful => result,
+        () = grace_expired => {
+            tracing::warn!(%addr, "HTTP API stopped with requests still in flight");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Agent and status endpoints: `/v1/agent/self`, `/v1/agent/health`, `/v1/agent/members`,
+//! `/v1/status/leader`, `/v1/status/peers` and `/v1/regions`. Unlike the rest of the API,
+//! `/v1/agent/self` and `/v1/agent/health` use lowercase top-level keys, as Nomad does.
+
+use crate::error::ApiError;
+use crate::query::{json, Params};
+use crate::{AgentInfo, AppState};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+/// `GET /v1/agent/self`: the agent's configuration and, on servers, its gossip member.
+pub(crate) async fn agent_self(State(s): State<AppState>, p: Params) -> Response {
+    let a = &s.agent;
+    let config = json!({
+        "Region": a.region,
+        "Datacenter": a.datacenter,
+        "NodeName": a.node_name,
+        "DataDir": a.data_dir,
+        "Version": {
+            "Version": a.version,
+            "VersionPrerelease": "",
+            "VersionMetadata": "",
+            "Revision": a.revision,
+        },
+        "Server": { "Enabled": a.server, "BootstrapExpect": a.bootstrap_expect },
+        "Client": { "Enabled": a.client },
+        "Ports": {
+            "HTTP": a.http_addr.port(),
+            "RPC": a.rpc_addr.port(),
+            "Serf": a.serf_addr.port(),
+        },
+        "BindAddr": a.bind_addr,
+        "Addresses": { "HTTP": a.bind_addr, "RPC": a.bind_addr, "Serf": a.bind_addr },
+        "AdvertiseAddrs": {
+            "HTTP": a.http_addr.to_string(),
+            "RPC": a.rpc_addr.to_string(),
+            "Serf": a.serf_addr.to_string(),
+        },
+    });
+    let member = if a.server {
+        local_member(a)
+    } else {
+        Value::Null
+    };
+    let body = json!({ "config": config, "member": member, "stats": {} });
+    json(&p, &body)
+}
+
+/// This server as a gossip member, with the tags Nomad servers announce.
+fn local_member(a: &AgentInfo) -> Value {
+    let mut tags = serde_json::Map::new();
+    for (k, v) in [
+        ("role", "nomad".to_string()),
+        ("region", a.region.clone()),
+        ("dc", a.datacenter.clone()),
+        ("build", a.version.clone()),
+        ("revision", a.revision.clone()),
+        ("vsn", "1".to_string()),
+        ("raft_vsn", "3".to_string()),
+        ("id", a.node_id.clone()),
+        ("rpc_addr", a.rpc_addr.ip().to_string()),
+        ("port", a.rpc_addr.port().to_string()),
+    ] {
+        tags.insert(k.to_string(), Value::String(v));
+    }
+    if a.bootstrap_expect == 1 {
+        tags.insert("bootstrap".into(), Value::String("1".into()));
+    }
+    if a.bootstrap_expect > 0 {
+        tags.insert(
+            "expect".into(),
+            Value::String(a.bootstrap_expect.to_string()),
+        );
+    }
+    json!({
+        "Name": format!("{}.{}", a.node_name, a.region),
+        "Addr": a.serf_addr.ip().to_string(),
+        "Port": a.serf_addr.port(),
+        "Tags": tags,
+        "Status": "alive",
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+/// `GET /v1/agent/members`: the server members known to this agent (for now, itself when it is
+/// a server).
+pub(crate) async fn members(State(s): State<AppState>, p: Params) -> Response {
+    let a = &s.agent;
+    let members: Vec<Value> = if a.server {
+        vec![local_member(a)]
+    } else {
+        Vec::new()
+    };
+    let body = json!({
+        "ServerName": a.node_name,
+        "ServerRegion": a.region,
+        "ServerDC": a.datacenter,
+        "Members": members,
+    });
+    json(&p, &body)
+}
+
+/// `GET /v1/agent/health`: 200 when every part this agent runs can reach the servers of its
+/// region, 500 otherwise; the body reports each part.
+pub(crate) async fn health(State(s): State<AppState>, p: Params) -> Response {
+    let a = &s.agent;
+    let (ok, message) = match s.rpc.status_peers(&a.region).await {
+        Ok(peers) if peers.is_empty() => (false, "no known servers".to_string()),
+        Ok(_) => (true, "ok".to_string()),
+        Err(e) => (false, e.message),
+    };
+    let part = json!({ "ok": ok, "message": message });
+    let mut body = serde_json::Map::new();
+    if a.client {
+        body.insert("client".into(), part.clone());
+    }
+    if a.server {
+        body.insert("server".into(), part);
+    }
+    let mut response = json(&p, &body);
+    if !ok {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    response
+}
+
+/// `GET /v1/status/leader` (`?region=`): the leader's RPC address as a JSON string.
+pub(crate) async fn leader(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let leader = s.rpc.status_leader(&p.region(&s.agent)).await?;
+    Ok(json(&p, &leader))
+}
+
+/// `GET /v1/status/peers` (`?region=`): the Raft peers' RPC addresses.
+pub(crate) async fn peers(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let peers = s.rpc.status_peers(&p.region(&s.agent)).await?;
+    Ok(json(&p, &peers))
+}
+
+/// `GET /v1/regions`: every known region, sorted.
+pub(crate) async fn regions(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let mut regions = s.rpc.regions().await?;
+    regions.sort();
+    regions.dedup();
+    Ok(json(&p, &regions))
+}
