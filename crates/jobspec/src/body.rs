@@ -2,7 +2,8 @@
 //! that every argument and block in it is one the reader asked for.
 
 use crate::error::{JobspecError, SourceMap};
-use crate::eval::{type_name, EvalError, Evaluator, Scope};
+use crate::eval::{EvalError, Evaluator, Scope};
+use crate::values::type_name;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Body, Structure};
 use hcl::edit::Span;

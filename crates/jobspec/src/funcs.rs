@@ -3,7 +3,7 @@
 //! functions). `can` and `try` are handled by the evaluator because they need unevaluated
 //! arguments.
 
-use crate::eval::{number, to_f64, type_name};
+use crate::values::{number, to_f64, type_name};
 use serde_json::{Map, Value};
 
 /// A value rendered into a string template: strings as they are, numbers and bools in HCL form.

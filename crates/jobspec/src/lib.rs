@@ -22,6 +22,7 @@ mod hcl_placement;
 mod hcl_service;
 mod hcl_task;
 mod json;
+mod values;
 mod variables;
 
 pub use error::JobspecError;

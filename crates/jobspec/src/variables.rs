@@ -3,7 +3,8 @@
 
 use crate::body::{BodyReader, Cx};
 use crate::error::{JobspecError, SourceMap};
-use crate::eval::{type_name, Evaluator};
+use crate::eval::Evaluator;
+use crate::values::type_name;
 use crate::ParseOptions;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Body};
@@ -269,7 +270,7 @@ fn from_text(ty: VarType, raw: &str) -> Result<Value, String> {
         VarType::Number => raw
             .trim()
             .parse::<f64>()
-            .map(crate::eval::number)
+            .map(crate::values::number)
             .map_err(|_| format!("expected a number, found {raw:?}")),
         VarType::Bool => match raw.trim() {
             "true" => Ok(Value::Bool(true)),

@@ -1,36 +1,20 @@
 //! Job validation: every problem at once, each message saying where (`Task group "web": Task
 //! "server": ...`), with Nomad's wording where Nomad has one. Run it on a canonicalized job.
+//! `policies` checks restart/reschedule/update blocks and constraints, `task` checks tasks.
+
+mod policies;
+mod task;
 
 use crate::{
-    Affinity, Constraint, Job, NetworkResource, ReschedulePolicy, RestartPolicy, Service, Spread,
-    Task, TaskGroup, UpdateStrategy, JOB_TYPE_BATCH, JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH,
-    JOB_TYPE_SYSTEM, SECOND,
+    Job, NetworkResource, Service, Task, TaskGroup, JOB_TYPE_BATCH, JOB_TYPE_SERVICE,
+    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, SECOND,
 };
-use serde_json::Value;
+use policies::{
+    validate_affinities, validate_constraints, validate_reschedule, validate_restart,
+    validate_spreads, validate_update,
+};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Constraint operators Nomad knows.
-const OPERATORS: &[&str] = &[
-    "=",
-    "==",
-    "is",
-    "!=",
-    "not",
-    ">",
-    ">=",
-    "<",
-    "<=",
-    "regexp",
-    "set_contains",
-    "set_contains_all",
-    "set_contains_any",
-    "version",
-    "semver",
-    "is_set",
-    "is_not_set",
-    "distinct_hosts",
-    "distinct_property",
-];
+use task::validate_task;
 
 /// Returns every problem with the job, or `Ok` when there are none.
 pub fn validate(job: &Job) -> Result<(), Vec<String>> {
@@ -314,18 +298,18 @@ fn validate_ports<'a>(
     }
 }
 
-fn port_used(label: &str, labels: &BTreeSet<&str>) -> bool {
+pub(super) fn port_used(label: &str, labels: &BTreeSet<&str>) -> bool {
     label.is_empty()
         || label.parse::<u16>().is_ok()
         || label.contains("${")
         || labels.contains(label)
 }
 
-fn undeclared(label: &str) -> String {
+pub(super) fn undeclared(label: &str) -> String {
     format!("port label {label:?} is not declared in any network block")
 }
 
-fn validate_service(
+pub(super) fn validate_service(
     what: &str,
     service: &Service,
     labels: &BTreeSet<&str>,
@@ -402,379 +386,11 @@ fn valid_service_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn validate_task(
-    job: &Job,
-    group: &TaskGroup,
-    task: &Task,
-    group_labels: &BTreeSet<&str>,
-    errs: &mut Vec<String>,
-) {
-    if task.name.is_empty() {
-        errs.push("Missing task name".into());
-    } else if task.name.contains('/') {
-        errs.push("Task name cannot include slashes".into());
-    } else if task.name.contains('\0') {
-        errs.push("Task name cannot include null characters".into());
-    }
-    if task.driver.is_empty() {
-        errs.push("Missing task driver".into());
-    }
-    if task.kill_timeout < 0 {
-        errs.push("KillTimeout must be a positive value".into());
-    }
-    if task.shutdown_delay < 0 {
-        errs.push("ShutdownDelay must be a positive value".into());
-    }
-    let r = &task.resources;
-    if r.cores == 0 && r.cpu < 1 {
-        errs.push(format!("minimum CPU value is 1; got {}", r.cpu));
-    }
-    if r.memory_mb < 10 {
-        errs.push(format!("minimum MemoryMB value is 10; got {}", r.memory_mb));
-    }
-    if r.memory_max_mb != 0 && r.memory_max_mb < r.memory_mb {
-        errs.push(format!(
-            "MemoryMaxMB value ({}) should be larger than MemoryMB value ({})",
-            r.memory_max_mb, r.memory_mb
-        ));
-    }
-    if r.cores < 0 || r.disk_mb < 0 {
-        errs.push("Resources cores and disk must not be negative".into());
-    }
-    if let Some(logs) = &task.log_config {
-        if logs.max_files < 1 {
-            errs.push(format!(
-                "minimum number of log files is 1; got {}",
-                logs.max_files
-            ));
-        }
-        if logs.max_file_size_mb < 1 {
-            errs.push(format!(
-                "minimum log file size is 1MB; got {}",
-                logs.max_file_size_mb
-            ));
-        }
-        let disk = group.ephemeral_disk.as_ref().map_or(300, |d| d.size_mb);
-        let needed = logs.max_files * logs.max_file_size_mb;
-        if !logs.disabled && needed >= disk {
-            errs.push(format!(
-                "log storage ({needed} MB) must be less than requested disk capacity ({disk} MB)"
-            ));
-        }
-    }
-    if let Some(l) = &task.lifecycle {
-        if !["prestart", "poststart", "poststop"].contains(&l.hook.as_str()) {
-            errs.push(format!(
-                "invalid lifecycle hook {:?} (use prestart, poststart or poststop)",
-                l.hook
-            ));
-        }
-    }
-    for (i, t) in task.templates.iter().enumerate() {
-        let w = format!("Template {}", i + 1);
-        if t.dest_path.is_empty() {
-            errs.push(format!("{w}: Must specify a destination for the template"));
-        }
-        if t.source_path.is_empty() && t.embedded_tmpl.is_empty() {
-            errs.push(format!(
-                "{w}: Must specify a source path or have an embedded template"
-            ));
-        }
-        if !["noop", "restart", "signal", "script"].contains(&t.change_mode.as_str()) {
-            errs.push(format!("{w}: Invalid change mode {:?}", t.change_mode));
-        }
-        if t.change_mode == "signal" && t.change_signal.is_empty() {
-            errs.push(format!(
-                "{w}: Must specify signal value when change mode is signal"
-            ));
-        }
-        if t.splay < 0 {
-            errs.push(format!("{w}: Must specify positive splay value"));
-        }
-    }
-    for (i, a) in task.artifacts.iter().enumerate() {
-        if a.getter_source.is_empty() {
-            errs.push(format!("Artifact {}: source must be specified", i + 1));
-        }
-        if !["", "any", "file", "dir"].contains(&a.getter_mode.as_str()) {
-            errs.push(format!(
-                "Artifact {}: invalid mode {:?}",
-                i + 1,
-                a.getter_mode
-            ));
-        }
-    }
-    if let Some(p) = &task.dispatch_payload {
-        if p.file.split('/').any(|part| part == "..") {
-            errs.push("dispatch_payload file must not escape the task directory".into());
-        }
-    }
-    for m in &task.volume_mounts {
-        if !group.volumes.contains_key(&m.volume) {
-            errs.push(format!(
-                "volume_mount references unknown volume {:?}",
-                m.volume
-            ));
-        }
-    }
-    validate_constraints("", &task.constraints, errs);
-    validate_affinities("", &task.affinities, errs);
-    // Task-level uses see the group's ports and the task's own old-style ports.
-    let mut labels = group_labels.clone();
-    for n in &task.resources.networks {
-        labels.extend(
-            n.reserved_ports
-                .iter()
-                .chain(&n.dynamic_ports)
-                .map(|p| p.label.as_str()),
-        );
-    }
-    for label in driver_port_labels(&task.config) {
-        if !port_used(&label, &labels) {
-            errs.push(undeclared(&label));
-        }
-    }
-    for service in &task.services {
-        validate_service(
-            &format!("Service {:?}", service.name),
-            service,
-            &labels,
-            &group.tasks,
-            errs,
-        );
-    }
-    let _ = job;
-}
-
-/// Port labels a driver config refers to: docker's `ports = [...]` and the old `port_map`.
-fn driver_port_labels(config: &serde_json::Map<String, Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(Value::Array(ports)) = config.get("ports") {
-        out.extend(ports.iter().filter_map(Value::as_str).map(String::from));
-    }
-    let port_maps: Vec<&Value> = match config.get("port_map") {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(other) => vec![other],
-        None => Vec::new(),
-    };
-    for map in port_maps {
-        if let Value::Object(o) = map {
-            out.extend(o.keys().cloned());
-        }
-    }
-    out
-}
-
-fn validate_restart(r: &RestartPolicy, errs: &mut Vec<String>) {
-    if r.mode != "fail" && r.mode != "delay" {
-        errs.push(format!("Unsupported restart mode: {:?}", r.mode));
-    }
-    if r.attempts < 0 {
-        errs.push("Restart attempts can not be negative".into());
-    }
-    if r.attempts == 0 && r.mode != "fail" {
-        errs.push(format!(
-            "Restart policy {:?} with {} attempts is ambiguous",
-            r.mode, r.attempts
-        ));
-    }
-    if r.interval < 5 * SECOND {
-        errs.push(format!(
-            "Interval can not be less than 5s (got {}ns)",
-            r.interval
-        ));
-    }
-    if r.delay < 0 {
-        errs.push("Restart delay can not be negative".into());
-    }
-    if r.attempts.saturating_mul(r.delay) > r.interval {
-        errs.push(format!(
-            "Nomad can't restart the TaskGroup {} times in an interval of {}s with a delay of {}s",
-            r.attempts,
-            r.interval / SECOND,
-            r.delay / SECOND
-        ));
-    }
-}
-
-fn validate_reschedule(r: &ReschedulePolicy, errs: &mut Vec<String>) {
-    if !["constant", "exponential", "fibonacci"].contains(&r.delay_function.as_str()) {
-        errs.push(format!(
-            "Invalid delay function {:?}, must be one of [\"constant\" \"exponential\" \"fibonacci\"]",
-            r.delay_function
-        ));
-    }
-    if r.attempts < 0 {
-        errs.push("Reschedule attempts can not be negative".into());
-    }
-    let enabled = r.unlimited || r.attempts > 0;
-    if enabled && r.delay < 5 * SECOND {
-        errs.push(format!("Delay cannot be less than 5s (got {}ns)", r.delay));
-    }
-    if enabled && r.delay_function != "constant" && r.max_delay < r.delay {
-        errs.push("Max Delay cannot be less than Delay".into());
-    }
-    if !r.unlimited && r.attempts > 0 && r.interval <= 0 {
-        errs.push("Reschedule interval must be set when attempts are limited".into());
-    }
-}
-
-fn validate_update(what: &str, u: &UpdateStrategy, errs: &mut Vec<String>) {
-    if !["checks", "task_states", "manual"].contains(&u.health_check.as_str()) {
-        errs.push(format!(
-            "{what}: Invalid health check given: {:?}",
-            u.health_check
-        ));
-    }
-    if u.max_parallel < 0 {
-        errs.push(format!(
-            "{what}: Max parallel can not be less than zero: {} < 0",
-            u.max_parallel
-        ));
-    }
-    if u.canary < 0 {
-        errs.push(format!(
-            "{what}: Canary count can not be less than zero: {} < 0",
-            u.canary
-        ));
-    }
-    if u.min_healthy_time < 0 {
-        errs.push(format!(
-            "{what}: Minimum healthy time may not be less than zero"
-        ));
-    }
-    if u.healthy_deadline <= 0 {
-        errs.push(format!(
-            "{what}: Healthy deadline must be greater than zero"
-        ));
-    }
-    if u.progress_deadline < 0 {
-        errs.push(format!("{what}: Progress deadline must be zero or greater"));
-    }
-    if u.min_healthy_time >= u.healthy_deadline {
-        errs.push(format!(
-            "{what}: Minimum healthy time must be less than healthy deadline"
-        ));
-    }
-    if u.progress_deadline != 0 && u.healthy_deadline >= u.progress_deadline {
-        errs.push(format!(
-            "{what}: Healthy deadline must be less than progress deadline"
-        ));
-    }
-    if u.stagger <= 0 {
-        errs.push(format!("{what}: Stagger must be greater than zero"));
-    }
-}
-
-fn prefixed(prefix: &str, msg: String) -> String {
-    if prefix.is_empty() {
-        msg
-    } else {
-        format!("{prefix}: {msg}")
-    }
-}
-
-fn validate_constraints(prefix: &str, constraints: &[Constraint], errs: &mut Vec<String>) {
-    for c in constraints {
-        if let Err(e) = check_operator(&c.l_target, &c.operand, &c.r_target, true) {
-            errs.push(prefixed(
-                prefix,
-                format!("Constraint {:?}: {e}", c.to_string()),
-            ));
-        }
-    }
-}
-
-fn validate_affinities(prefix: &str, affinities: &[Affinity], errs: &mut Vec<String>) {
-    for a in affinities {
-        let what = format!("Affinity \"{} {} {}\"", a.l_target, a.operand, a.r_target);
-        if let Err(e) = check_operator(&a.l_target, &a.operand, &a.r_target, false) {
-            errs.push(prefixed(prefix, format!("{what}: {e}")));
-        }
-        if a.weight == 0 || !(-100..=100).contains(&a.weight) {
-            errs.push(prefixed(
-                prefix,
-                format!(
-                    "{what}: weight must be non-zero and within [-100, 100] (got {})",
-                    a.weight
-                ),
-            ));
-        }
-    }
-}
-
-fn validate_spreads(prefix: &str, spreads: &[Spread], errs: &mut Vec<String>) {
-    for s in spreads {
-        let what = format!("Spread {:?}", s.attribute);
-        if s.attribute.is_empty() {
-            errs.push(prefixed(prefix, "Missing spread attribute".into()));
-        }
-        if !(0..=100).contains(&s.weight) {
-            errs.push(prefixed(
-                prefix,
-                format!("{what}: weight must be within [0, 100] (got {})", s.weight),
-            ));
-        }
-        let total: i64 = s.spread_target.iter().map(|t| t.percent).sum();
-        if total > 100 || s.spread_target.iter().any(|t| t.percent < 0) {
-            errs.push(prefixed(
-                prefix,
-                format!("{what}: target percentages must be non-negative and sum to at most 100"),
-            ));
-        }
-    }
-}
-
-fn check_operator(l: &str, op: &str, r: &str, allow_distinct: bool) -> Result<(), String> {
-    if op.is_empty() {
-        return Err("Missing constraint operand".into());
-    }
-    if !OPERATORS.contains(&op) || (!allow_distinct && op.starts_with("distinct_")) {
-        return Err(format!("Unknown constraint type {op:?}"));
-    }
-    match op {
-        "regexp" => {
-            if let Err(e) = regex::Regex::new(r) {
-                return Err(format!("Regular expression failed to compile: {e}"));
-            }
-        }
-        "distinct_hosts" => {
-            if !r.is_empty() && !["true", "false", "1", "0"].contains(&r) {
-                return Err(format!("distinct_hosts value must be a bool, got {r:?}"));
-            }
-        }
-        "distinct_property" => {
-            if l.is_empty() {
-                return Err("Distinct property must have an allowed count".into());
-            }
-            if !r.is_empty() && r.parse::<u64>().is_err() {
-                return Err(format!(
-                    "Distinct property must have an allowed count of 1 or more, got {r:?}"
-                ));
-            }
-        }
-        "is_set" | "is_not_set" => {
-            if l.is_empty() {
-                return Err("No LTarget provided but is required by constraint".into());
-            }
-        }
-        _ => {
-            if l.is_empty() {
-                return Err("No LTarget provided but is required by constraint".into());
-            }
-            if r.is_empty() {
-                return Err("No RTarget provided but is required by constraint".into());
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::canonicalize::canonicalize;
-    use crate::{ParameterizedJobConfig, PeriodicConfig, Port, ServiceCheck};
+    use crate::{Constraint, ParameterizedJobConfig, PeriodicConfig, Port, ServiceCheck};
 
     fn good_job() -> Job {
         let mut job = crate::mock::job("web", 2);
