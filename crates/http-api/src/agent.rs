@@ -150,3 +150,86 @@ pub(crate) async fn regions(State(s): State<AppState>, p: Params) -> Result<Resp
     regions.dedup();
     Ok(json(&p, &regions))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{app, call, FakeRpc};
+    use axum::http::{Method, StatusCode};
+    use rpc::{ErrorCode, RpcError};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn agent_self_has_lowercase_sections_and_the_member() {
+        let rpc = Arc::new(FakeRpc::default());
+        let r = call(&app(&rpc, None), Method::GET, "/v1/agent/self", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let v: Value = r.json();
+        assert_eq!(v["config"]["Region"], "global");
+        assert_eq!(v["config"]["Datacenter"], "dc1");
+        assert_eq!(v["config"]["NodeName"], "local");
+        assert_eq!(v["config"]["Version"]["Version"], structs::VERSION);
+        assert_eq!(v["config"]["Server"]["Enabled"], true);
+        assert_eq!(v["config"]["Client"]["Enabled"], true);
+        assert_eq!(
+            v["config"]["Ports"],
+            json!({"HTTP": 4646, "RPC": 4647, "Serf": 4648})
+        );
+        assert_eq!(v["member"]["Name"], "local.global");
+        assert_eq!(v["member"]["Port"], 4648);
+        assert_eq!(v["member"]["Status"], "alive");
+        assert_eq!(v["member"]["Tags"]["role"], "nomad");
+        assert_eq!(v["member"]["Tags"]["port"], "4647");
+        assert!(v["stats"].is_object());
+    }
+
+    #[tokio::test]
+    async fn members_lists_the_local_server() {
+        let rpc = Arc::new(FakeRpc::default());
+        let r = call(&app(&rpc, None), Method::GET, "/v1/agent/members", None).await;
+        let v: Value = r.json();
+        assert_eq!(v["ServerName"], "local");
+        assert_eq!(v["ServerRegion"], "global");
+        assert_eq!(v["ServerDC"], "dc1");
+        assert_eq!(v["Members"][0]["Name"], "local.global");
+        assert_eq!(v["Members"][0]["Tags"]["region"], "global");
+        assert_eq!(v["Members"][0]["Tags"]["dc"], "dc1");
+        assert_eq!(v["Members"][0]["Tags"]["build"], structs::VERSION);
+        assert_eq!(v["Members"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn health_is_200_when_servers_answer_and_500_otherwise() {
+        let rpc = Arc::new(FakeRpc::default());
+        let r = call(&app(&rpc, None), Method::GET, "/v1/agent/health", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let ok = json!({"ok": true, "message": "ok"});
+        assert_eq!(r.json::<Value>(), json!({"client": ok, "server": ok}));
+        *rpc.status_error.lock().unwrap() =
+            Some(RpcError::new(ErrorCode::NoLeader, "No cluster leader"));
+        let r = call(&app(&rpc, None), Method::GET, "/v1/agent/health", None).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.json::<Value>()["server"]["message"], "No cluster leader");
+        assert_eq!(r.json::<Value>()["server"]["ok"], false);
+    }
+
+    #[tokio::test]
+    async fn status_endpoints_use_the_requested_region() {
+        let rpc = Arc::new(FakeRpc::default());
+        let app = app(&rpc, None);
+        let r = call(&app, Method::GET, "/v1/status/leader?region=eu", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.text(), "\"127.0.0.1:4647\"");
+        assert_eq!(*rpc.last_region.lock().unwrap(), "eu");
+        let r = call(&app, Method::GET, "/v1/status/peers", None).await;
+        assert_eq!(r.json::<Vec<String>>(), ["127.0.0.1:4647"]);
+        assert_eq!(*rpc.last_region.lock().unwrap(), "global");
+        let r = call(&app, Method::GET, "/v1/regions", None).await;
+        assert_eq!(r.json::<Vec<String>>(), ["global", "us"]);
+        *rpc.status_error.lock().unwrap() =
+            Some(RpcError::new(ErrorCode::NoRegionPath, "No path to region"));
+        let r = call(&app, Method::GET, "/v1/status/leader?region=mars", None).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.text(), "No path to region");
+    }
+}

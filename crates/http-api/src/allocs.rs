@@ -27,3 +27,42 @@ pub(crate) async fn get_alloc(
         .map_err(not_found_as("alloc not found"))?;
     Ok(json_query(&p, &resp))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{app, call, FakeRpc, INDEX};
+    use axum::http::{Method, StatusCode};
+    use serde_json::Value;
+    use std::sync::Arc;
+    use structs::{AllocListStub, Allocation};
+
+    #[tokio::test]
+    async fn list_and_get_decode_with_nomad_names() {
+        let rpc = Arc::new(FakeRpc::default());
+        for id in ["aa11", "bb22"] {
+            let alloc = Allocation {
+                id: id.into(),
+                job_id: "web".into(),
+                node_id: "n1".into(),
+                client_status: "running".into(),
+                ..Default::default()
+            };
+            rpc.allocs.lock().unwrap().insert(id.into(), alloc);
+        }
+        let app = app(&rpc, None);
+        let r = call(&app, Method::GET, "/v1/allocations?prefix=aa", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("X-Nomad-Index"), INDEX.to_string());
+        assert_eq!(r.json::<Value>()[0]["ClientStatus"], "running");
+        let stubs: Vec<AllocListStub> = r.json();
+        assert_eq!(stubs.len(), 1);
+        assert_eq!(stubs[0].id, "aa11");
+
+        let r = call(&app, Method::GET, "/v1/allocation/bb22", None).await;
+        assert_eq!(r.json::<Value>()["NodeID"], "n1");
+        assert_eq!(r.json::<Allocation>().id, "bb22");
+        let r = call(&app, Method::GET, "/v1/allocation/zz", None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.text(), "alloc not found");
+    }
+}

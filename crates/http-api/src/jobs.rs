@@ -1,15 +1,11 @@
-//! Job endpoints: `/v1/jobs`, `/v1/jobs/parse`, `/v1/validate/job` and `/v1/job/:id[/...]`.
+//! Job endpoints: `/v1/jobs` and `/v1/job/:id[/...]` (register, read, stop, plan, sub-resources).
 
 use crate::error::{multi_error, not_found_as, ApiError};
 use crate::query::{json, json_query, JsonBody, Params};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
-use structs::{
-    Job, JobPlanRequest, JobRegisterRequest, JobValidateResponse, JobVersionsResponse,
-    JobsParseRequest,
-};
+use structs::{Job, JobPlanRequest, JobRegisterRequest, JobVersionsResponse};
 
 /// `GET /v1/jobs` (`?prefix=`).
 pub(crate) async fn list(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
@@ -73,7 +69,7 @@ fn checked_job(s: &AppState, p: &Params, mut job: Job) -> Result<Job, ApiError> 
 }
 
 /// Gives a job without region or namespace those of the request, then applies Nomad's defaults.
-fn complete_job(s: &AppState, p: &Params, job: &mut Job) {
+pub(crate) fn complete_job(s: &AppState, p: &Params, job: &mut Job) {
     if job.region.is_empty() {
         job.region = p.region(&s.agent);
     }
@@ -81,82 +77,6 @@ fn complete_job(s: &AppState, p: &Params, job: &mut Job) {
         job.namespace = p.namespace();
     }
     structs::canonicalize::canonicalize(job);
-}
-
-/// `POST /v1/jobs/parse`: HCL to job JSON, without registering anything.
-pub(crate) async fn parse(
-    p: Params,
-    JsonBody(req): JsonBody<JobsParseRequest>,
-) -> Result<Response, ApiError> {
-    if req.job_hcl.trim().is_empty() {
-        return Err(ApiError::bad_request("Job spec is empty"));
-    }
-    let job = tokio::task::spawn_blocking(move || parse_hcl(&req))
-        .await
-        .map_err(|e| ApiError::Internal(format!("job parser failed: {e}")))??;
-    Ok(json(&p, &job))
-}
-
-/// Parses `JobHCL` with `Variables` (the text of an HCL variable file) as its variable values.
-fn parse_hcl(req: &JobsParseRequest) -> Result<Job, ApiError> {
-    // The parser reads variable files from disk; the temporary file lives until parsing ends.
-    let var_file = if req.variables.trim().is_empty() {
-        None
-    } else {
-        let mut file = tempfile::Builder::new()
-            .prefix("caravan-vars-")
-            .suffix(".hcl")
-            .tempfile()
-            .map_err(|e| ApiError::Internal(format!("cannot store variables: {e}")))?;
-        std::io::Write::write_all(&mut file, req.variables.as_bytes())
-            .map_err(|e| ApiError::Internal(format!("cannot store variables: {e}")))?;
-        Some(file)
-    };
-    let opts = jobspec::ParseOptions {
-        var_files: var_file.iter().map(|f| f.path().to_path_buf()).collect(),
-        ..Default::default()
-    };
-    let mut job = jobspec::parse(&req.job_hcl, "input.hcl", &opts)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if req.canonicalize {
-        structs::canonicalize::canonicalize(&mut job);
-    }
-    Ok(job)
-}
-
-/// `POST /v1/validate/job` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct JobValidateRequest {
-    #[serde(rename = "Job")]
-    job: Option<Job>,
-}
-
-/// `POST|PUT /v1/validate/job`: the job's problems, as a 200 response.
-pub(crate) async fn validate(
-    State(s): State<AppState>,
-    p: Params,
-    JsonBody(req): JsonBody<JobValidateRequest>,
-) -> Result<Response, ApiError> {
-    let mut job = req
-        .job
-        .ok_or_else(|| ApiError::bad_request("Job must be specified"))?;
-    complete_job(&s, &p, &mut job);
-    let validation_errors = structs::validate::validate(&job).err().unwrap_or_default();
-    let error = if validation_errors.is_empty() {
-        String::new()
-    } else {
-        multi_error(&validation_errors)
-    };
-    let resp = JobValidateResponse {
-        // Nomad reports driver configs as validated; Caravan's drivers check them when the task
-        // starts.
-        driver_config_validated: true,
-        validation_errors,
-        error,
-        warnings: String::new(),
-    };
-    Ok(json(&p, &resp))
 }
 
 /// `GET /v1/job/:id`.
@@ -276,7 +196,7 @@ mod tests {
     use std::sync::Arc;
     use structs::{
         AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub,
-        JobPlanResponse, JobRegisterResponse, JobSummary, JobValidateResponse, JobVersionsResponse,
+        JobPlanResponse, JobRegisterResponse, JobSummary, JobVersionsResponse,
     };
 
     fn with_jobs(ids: &[&str]) -> Arc<FakeRpc> {
@@ -557,90 +477,6 @@ mod tests {
         assert_eq!(r.json::<JobVersionsResponse>().versions.len(), 2);
         let r = call(&app, Method::GET, "/v1/job/nope/versions", None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-    }
-
-    #[tokio::test]
-    async fn parse_turns_hcl_with_variables_into_a_job() {
-        let rpc = Arc::new(FakeRpc::default());
-        let hcl = r#"
-variable "image" { type = string }
-job "web" {
-  group "g" {
-    count = 2
-    task "t" {
-      driver = "docker"
-      config { image = var.image }
-    }
-  }
-}
-"#;
-        let body =
-            json!({"JobHCL": hcl, "Canonicalize": true, "Variables": "image = \"nginx:1\"\n"});
-        let r = call(
-            &app(&rpc, None),
-            Method::POST,
-            "/v1/jobs/parse",
-            Some(&body.to_string()),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let raw: Value = r.json();
-        assert_eq!(raw["ID"], "web");
-        assert_eq!(raw["TaskGroups"][0]["Count"], 2);
-        assert_eq!(
-            raw["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
-            "nginx:1"
-        );
-        assert_eq!(raw["Type"], "service", "canonicalized: {raw}");
-
-        let body = json!({"JobHCL": "job \"web\" {"});
-        let r = call(
-            &app(&rpc, None),
-            Method::POST,
-            "/v1/jobs/parse",
-            Some(&body.to_string()),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        assert!(r.text().contains("input.hcl"), "{}", r.text());
-        let r = call(&app(&rpc, None), Method::POST, "/v1/jobs/parse", Some("{}")).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        assert_eq!(r.text(), "Job spec is empty");
-    }
-
-    #[tokio::test]
-    async fn validate_reports_problems_in_the_body() {
-        let rpc = Arc::new(FakeRpc::default());
-        let good = json!({ "Job": structs::mock::job("web", 1) }).to_string();
-        let r = call(
-            &app(&rpc, None),
-            Method::POST,
-            "/v1/validate/job",
-            Some(&good),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK);
-        let resp: JobValidateResponse = r.json();
-        assert!(resp.validation_errors.is_empty(), "{resp:?}");
-        assert_eq!(resp.error, "");
-
-        let mut job = structs::mock::job("web", 1);
-        job.task_groups.clear();
-        let bad = json!({ "Job": job }).to_string();
-        let r = call(
-            &app(&rpc, None),
-            Method::POST,
-            "/v1/validate/job",
-            Some(&bad),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK);
-        let raw: Value = r.json();
-        assert!(
-            !raw["ValidationErrors"].as_array().unwrap().is_empty(),
-            "{raw}"
-        );
-        assert!(raw["Error"].as_str().unwrap().contains("error"), "{raw}");
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ mod evals;
 mod jobs;
 mod logs;
 mod nodes;
+mod parse;
 mod query;
 #[cfg(test)]
 mod testing;
@@ -114,8 +115,11 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
             "/v1/jobs",
             get(jobs::list).put(jobs::register).post(jobs::register),
         )
-        .route("/v1/jobs/parse", post(jobs::parse).put(jobs::parse))
-        .route("/v1/validate/job", post(jobs::validate).put(jobs::validate))
+        .route("/v1/jobs/parse", post(parse::parse).put(parse::parse))
+        .route(
+            "/v1/validate/job",
+            post(parse::validate).put(parse::validate),
+        )
         .route(
             "/v1/job/{id}",
             get(jobs::get_job)
@@ -173,5 +177,53 @@ pub async fn serve(
             tracing::warn!(%addr, "HTTP API stopped with requests still in flight");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{app, call, FakeRpc};
+    use axum::http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn unknown_routes_are_404_and_wrong_methods_405() {
+        let rpc = Arc::new(FakeRpc::default());
+        let app = app(&rpc, None);
+        let r = call(&app, Method::GET, "/v1/nope", None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.text(), "404 page not found");
+        let r = call(&app, Method::DELETE, "/v1/jobs", None).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.text(), "Invalid method");
+    }
+
+    #[tokio::test]
+    async fn serve_answers_on_a_real_socket_and_stops_on_shutdown() {
+        let rpc = Arc::new(FakeRpc::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app(&rpc, None), shutdown.clone()));
+
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /v1/regions HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("[\"global\",\"us\"]"), "{answer}");
+
+        shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(result.is_ok());
     }
 }

@@ -333,3 +333,251 @@ fn encode(frame: &StreamFrame) -> Bytes {
     // Serializing a struct of strings and integers cannot fail.
     Bytes::from(serde_json::to_vec(frame).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{app, call, FakeFs, FakeRpc};
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use axum::{Extension, Router};
+    use base64::Engine;
+    use futures_util::StreamExt;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use structs::StreamFrame;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    /// An alloc dir for alloc `a1` with task dir `web` and the given stdout files.
+    fn setup(files: &[(u64, &str)]) -> (tempfile::TempDir, Arc<FakeRpc>, Arc<FakeFs>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("alloc/logs")).unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        for (n, text) in files {
+            write_log(dir.path(), *n, text);
+        }
+        let fs = Arc::new(FakeFs::default());
+        fs.dirs
+            .lock()
+            .unwrap()
+            .insert("a1".into(), dir.path().to_path_buf());
+        (dir, Arc::new(FakeRpc::default()), fs)
+    }
+
+    fn write_log(alloc_dir: &Path, n: u64, text: &str) {
+        std::fs::write(alloc_dir.join(format!("alloc/logs/web.stdout.{n}")), text).unwrap();
+    }
+
+    fn append_log(alloc_dir: &Path, n: u64, text: &str) {
+        use std::io::Write;
+        let path = alloc_dir.join(format!("alloc/logs/web.stdout.{n}"));
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn frames(body: &[u8]) -> Vec<StreamFrame> {
+        serde_json::Deserializer::from_slice(body)
+            .into_iter::<StreamFrame>()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn decode(frame: &StreamFrame) -> String {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&frame.data)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn plain_read_joins_rotated_files_from_the_oldest_left() {
+        let (dir, rpc, fs) = setup(&[(1, "hello "), (2, "world\n"), (10, "!")]);
+        write_log(dir.path(), 0, "");
+        std::fs::remove_file(dir.path().join("alloc/logs/web.stdout.0")).unwrap();
+        std::fs::write(dir.path().join("alloc/logs/web.stderr.0"), "oops").unwrap();
+        std::fs::write(dir.path().join("alloc/logs/web.stdout.x"), "junk").unwrap();
+        let uri = "/v1/client/fs/logs/a1?task=web&type=stdout&plain=true";
+        let r = call(&app(&rpc, Some(&fs)), Method::GET, uri, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-type"), "text/plain; charset=utf-8");
+        assert_eq!(r.text(), "hello world\n!");
+        let uri = "/v1/client/fs/logs/a1?task=web&type=stderr&plain=true";
+        let r = call(&app(&rpc, Some(&fs)), Method::GET, uri, None).await;
+        assert_eq!(r.text(), "oops");
+    }
+
+    #[tokio::test]
+    async fn origin_end_offset_counts_back_across_files() {
+        let (_dir, rpc, fs) = setup(&[(0, "abc"), (1, "def")]);
+        let app = app(&rpc, Some(&fs));
+        for (query, want) in [
+            ("origin=end&offset=4", "cdef"),
+            ("origin=end&offset=2", "ef"),
+            ("origin=end&offset=100", "abcdef"),
+            ("origin=end", ""),
+            ("origin=start&offset=4", "ef"),
+            ("offset=1", "bcdef"),
+        ] {
+            let uri = format!("/v1/client/fs/logs/a1?task=web&type=stdout&plain=true&{query}");
+            let r = call(&app, Method::GET, &uri, None).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}");
+            assert_eq!(r.text(), want, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn framed_output_names_files_and_end_offsets() {
+        let (_dir, rpc, fs) = setup(&[(0, "abc"), (1, "de")]);
+        let uri = "/v1/client/fs/logs/a1?task=web&type=stdout";
+        let r = call(&app(&rpc, Some(&fs)), Method::GET, uri, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-type"), "application/json");
+        let raw: serde_json::Value = serde_json::Deserializer::from_slice(&r.body)
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(raw["File"], "alloc/logs/web.stdout.0");
+        assert_eq!(raw["Offset"], 3);
+        let frames = frames(&r.body);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(decode(&frames[0]), "abc");
+        assert_eq!(frames[1].file, "alloc/logs/web.stdout.1");
+        assert_eq!(frames[1].offset, 2);
+        assert_eq!(decode(&frames[1]), "de");
+    }
+
+    #[tokio::test]
+    async fn bad_requests_and_unknown_allocations() {
+        let (_dir, rpc, fs) = setup(&[(0, "abc")]);
+        let app_fs = app(&rpc, Some(&fs));
+        for (uri, status, text) in [
+            (
+                "/v1/client/fs/logs/a1?type=stdout",
+                400,
+                "must include task name",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=web&type=both",
+                400,
+                "type must be stdout or stderr",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=web",
+                400,
+                "type must be stdout or stderr",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=web&type=stdout&origin=middle",
+                400,
+                "origin must be start or end",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=web&type=stdout&follow=often",
+                400,
+                "Failed to parse value of \"follow\" (often) as a bool",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=..%2F..%2Fetc&type=stdout",
+                400,
+                "invalid task name \"../../etc\"",
+            ),
+            (
+                "/v1/client/fs/logs/zz?task=web&type=stdout",
+                404,
+                "Unknown allocation \"zz\"",
+            ),
+            (
+                "/v1/client/fs/logs/a1?task=db&type=stdout",
+                404,
+                "log entry for task \"db\" and log type \"stdout\" not found",
+            ),
+        ] {
+            let r = call(&app_fs, Method::GET, uri, None).await;
+            assert_eq!(r.status.as_u16(), status, "{uri}");
+            assert_eq!(r.text(), text, "{uri}");
+        }
+        let r = call(
+            &app_fs,
+            Method::GET,
+            "/v1/client/fs/logs/a1?task=web&type=stdout&offset=-1",
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(
+            r.text().starts_with("failed to parse offset field"),
+            "{}",
+            r.text()
+        );
+        let no_client = app(&rpc, None);
+        let r = call(
+            &no_client,
+            Method::GET,
+            "/v1/client/fs/logs/a1?task=web&type=stdout",
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.text(), "Unknown allocation \"a1\"");
+    }
+
+    /// Reads the body stream until `want` has arrived (in total), with a deadline.
+    async fn read_until(stream: &mut axum::body::BodyDataStream, got: &mut String, want: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !got.contains(want) {
+            let chunk = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {want:?}; got {got:?}"))
+                .expect("stream ended early")
+                .unwrap();
+            got.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    async fn assert_ends(stream: &mut axum::body::BodyDataStream) {
+        let end = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+        assert!(matches!(end, Ok(None)), "stream did not end: {end:?}");
+    }
+
+    fn follow_request() -> Request<Body> {
+        let uri = "/v1/client/fs/logs/a1?task=web&type=stdout&plain=true&follow=true";
+        Request::get(uri).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn follow_picks_up_appends_and_new_files_until_the_task_dir_goes() {
+        let (dir, rpc, fs) = setup(&[(0, "one\n")]);
+        let resp = app(&rpc, Some(&fs))
+            .oneshot(follow_request())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut stream = resp.into_body().into_data_stream();
+        let mut got = String::new();
+        read_until(&mut stream, &mut got, "one\n").await;
+        append_log(dir.path(), 0, "two\n");
+        read_until(&mut stream, &mut got, "two\n").await;
+        write_log(dir.path(), 1, "three\n");
+        read_until(&mut stream, &mut got, "three\n").await;
+        assert_eq!(got, "one\ntwo\nthree\n");
+        std::fs::remove_dir_all(dir.path().join("web")).unwrap();
+        assert_ends(&mut stream).await;
+    }
+
+    #[tokio::test]
+    async fn follow_waits_for_the_first_file_and_ends_on_shutdown() {
+        let (dir, rpc, fs) = setup(&[]);
+        let token = CancellationToken::new();
+        let router: Router = app(&rpc, Some(&fs)).layer(Extension(token.clone()));
+        let resp = router.oneshot(follow_request()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut stream = resp.into_body().into_data_stream();
+        write_log(dir.path(), 0, "late\n");
+        let mut got = String::new();
+        read_until(&mut stream, &mut got, "late\n").await;
+        token.cancel();
+        assert_ends(&mut stream).await;
+    }
+}

@@ -38,3 +38,52 @@ pub(crate) async fn allocations(
     let resp = s.rpc.node_allocations(&id, &q).await?;
     Ok(json_query(&p, &resp))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{app, call, FakeRpc, INDEX};
+    use axum::http::{Method, StatusCode};
+    use serde_json::Value;
+    use std::sync::Arc;
+    use structs::{Allocation, Node, NodeListStub};
+
+    #[tokio::test]
+    async fn list_get_and_allocations_decode_with_nomad_names() {
+        let rpc = Arc::new(FakeRpc::default());
+        for id in ["n1", "m2"] {
+            rpc.nodes
+                .lock()
+                .unwrap()
+                .insert(id.into(), structs::mock::node(id));
+        }
+        let alloc = Allocation {
+            id: "a1".into(),
+            node_id: "n1".into(),
+            ..Default::default()
+        };
+        rpc.allocs.lock().unwrap().insert("a1".into(), alloc);
+        let app = app(&rpc, None);
+
+        let r = call(&app, Method::GET, "/v1/nodes?prefix=n", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("X-Nomad-KnownLeader"), "true");
+        assert_eq!(r.json::<Value>()[0]["SchedulingEligibility"], "eligible");
+        let stubs: Vec<NodeListStub> = r.json();
+        assert_eq!(
+            stubs.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ["n1"]
+        );
+
+        let r = call(&app, Method::GET, "/v1/node/m2", None).await;
+        assert_eq!(r.json::<Value>()["ID"], "m2");
+        assert_eq!(r.json::<Node>().datacenter, "dc1");
+
+        let r = call(&app, Method::GET, "/v1/node/n1/allocations", None).await;
+        assert_eq!(r.header("X-Nomad-Index"), INDEX.to_string());
+        assert_eq!(r.json::<Vec<Allocation>>()[0].id, "a1");
+
+        let r = call(&app, Method::GET, "/v1/node/zz", None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.text(), "node not found");
+    }
+}
