@@ -12,6 +12,7 @@
 //! `error` (the one mapping from `rpc::ErrorCode` to HTTP status), `jobs`, `allocs`, `nodes`,
 //! `evals`, `agent` (agent and status endpoints), `logs` (`/v1/client/fs/logs`).
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -37,6 +38,8 @@ mod testing;
 /// How long `serve` lets in-flight requests (blocking queries can last minutes) finish after
 /// shutdown is requested before it returns anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The largest request body accepted (job submissions with inline templates can be large).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the agent serving the API says about itself (`/v1/agent/self`, `/v1/agent/members`,
 /// `/v1/agent/health`), and the defaults of `?region=`.
@@ -150,6 +153,7 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "Invalid method").into_response()
         })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
