@@ -90,11 +90,19 @@ pub(crate) fn hcl_syntax(
     }
     hcl::edit::parser::parse_body(source).map_err(|e| {
         let line_text = e.line().trim();
+        let message = if e.location().offset() >= source.trim_end().len() {
+            format!(
+                "unexpected end of file, a block is not closed; {}",
+                e.message()
+            )
+        } else {
+            format!("{} (in `{line_text}`)", e.message())
+        };
         JobspecError::Syntax {
             file: filename.to_string(),
             line: e.location().line(),
             column: e.location().column(),
-            message: format!("{} (in `{line_text}`)", e.message()),
+            message,
         }
     })
 }
