@@ -1,7 +1,14 @@
 //! `caravan agent`: builds the server, client and HTTP API from the agent configuration and runs
-//! them until a signal arrives.
+//! them until SIGINT/SIGTERM, then shuts them down in order (HTTP, client, server).
 
+mod banner;
+mod settings;
+
+use anyhow::Context;
 use clap::Args;
+use settings::AgentSettings;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Flags of `caravan agent` (Nomad's names; single-dash long flags are accepted).
 #[derive(Debug, Clone, Default, Args)]
@@ -12,6 +19,15 @@ pub struct AgentArgs {
     /// Agent configuration files or directories (repeatable).
     #[arg(long = "config")]
     pub config: Vec<std::path::PathBuf>,
+    /// Enable server mode.
+    #[arg(long)]
+    pub server: bool,
+    /// Enable client mode.
+    #[arg(long)]
+    pub client: bool,
+    /// Servers a client registers with (`host:port`, comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
     /// Address to bind the HTTP API, RPC and gossip listeners to.
     #[arg(long)]
     pub bind: Option<String>,
@@ -27,12 +43,83 @@ pub struct AgentArgs {
     /// Node name.
     #[arg(long)]
     pub node: Option<String>,
-    /// Log level (DEBUG, INFO, WARN, ERROR).
+    /// Node class of a client.
+    #[arg(long = "node-class")]
+    pub node_class: Option<String>,
+    /// Node pool of a client.
+    #[arg(long = "node-pool")]
+    pub node_pool: Option<String>,
+    /// Client metadata `key=value` (repeatable).
+    #[arg(long = "meta")]
+    pub meta: Vec<String>,
+    /// Log level (TRACE, DEBUG, INFO, WARN, ERROR).
     #[arg(long = "log-level")]
     pub log_level: Option<String>,
 }
 
 /// Runs the agent until interrupted.
-pub fn run(_args: AgentArgs) -> anyhow::Result<()> {
-    anyhow::bail!("agent not wired yet")
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let settings = AgentSettings::build(&args)?;
+    init_logging(&settings.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(settings))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},h2=info,hyper=info,tower=info",
+            level.to_ascii_lowercase()
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let http_listener = tokio::net::TcpListener::bind(settings.http_bind())
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", settings.http_bind()))?;
+
+    // Interim wiring while the client agent and the gRPC transport land: server + HTTP only.
+    let server_token = shutdown.child_token();
+    let server = server::ServerHandle::start(settings.server_config(), server_token.clone());
+    let rpc: Arc<dyn rpc::Rpc> = server.rpc();
+    let node_id: Option<String> = None;
+    let router = http_api::router(rpc.clone(), None, settings.agent_info(""));
+    let http_token = shutdown.child_token();
+    let http_task = tokio::spawn(http_api::serve(http_listener, router, http_token.clone()));
+
+    banner::print(&settings, node_id.as_deref());
+
+    wait_for_signal().await;
+    eprintln!("==> Caught signal: interrupt\n==> Gracefully shutting down agent...");
+    http_token.cancel();
+    let _ = http_task.await;
+    server_token.cancel();
+    server.join().await;
+    shutdown.cancel();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
