@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench --bench dev_agent` (prints a Markdown table for docs/benchmarks.md).
 
+// A benchmark or test binary outside any async runtime: it measures wall-clock time with
+// std's Instant and fails loudly (expect/panic) on broken setup.
+#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,11 +26,18 @@ fn free_port() -> u16 {
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).ok()?;
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -55,11 +66,20 @@ fn start_dev() -> (Dev, Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (http, rpc, serf) = (free_port(), free_port(), free_port());
     let cfg = dir.path().join("ports.hcl");
-    std::fs::write(&cfg, format!("ports {{\n  http = {http}\n  rpc = {rpc}\n  serf = {serf}\n}}\n")).expect("config");
+    std::fs::write(
+        &cfg,
+        format!("ports {{\n  http = {http}\n  rpc = {rpc}\n  serf = {serf}\n}}\n"),
+    )
+    .expect("config");
     let t0 = Instant::now();
     use std::os::unix::process::CommandExt;
     let child = Command::new(env!("CARGO_BIN_EXE_caravan"))
-        .args(["agent", "-dev", &format!("-config={}", cfg.display()), "-log-level=WARN"])
+        .args([
+            "agent",
+            "-dev",
+            &format!("-config={}", cfg.display()),
+            "-log-level=WARN",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -68,7 +88,10 @@ fn start_dev() -> (Dev, Duration, Duration) {
     let dev = Dev { child, http, dir };
     let mut http_up = None;
     loop {
-        assert!(t0.elapsed() < Duration::from_secs(30), "agent did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "agent did not start"
+        );
         if let Some((200, body)) = get(http, "/v1/nodes") {
             http_up.get_or_insert(t0.elapsed());
             if body.contains("\"ready\"") {
@@ -133,7 +156,11 @@ fn main() {
             .env("CARAVAN_ADDR", format!("http://127.0.0.1:{}", dev.http))
             .output()
             .expect("job run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         loop {
             assert!(t0.elapsed() < Duration::from_secs(30), "job {i} never ran");
             if let Some((200, body)) = get(dev.http, &format!("/v1/job/bench{i}/allocations")) {
@@ -155,9 +182,27 @@ fn main() {
 
     println!("| figure | p50 | p99 / value | goal |");
     println!("|---|---|---|---|");
-    println!("| dev agent start-up to HTTP answering ({RUNS} runs) | {} | {} | |", ms(pct(&http_times, 0.5)), ms(pct(&http_times, 0.99)));
-    println!("| dev agent start-up to node ready ({RUNS} runs) | {} | {} | < 300 ms |", ms(pct(&ready_times, 0.5)), ms(pct(&ready_times, 0.99)));
-    println!("| idle RSS of the dev agent (5 s after ready) | | {:.1} MB | < 40 MB |", idle_rss as f64 / 1024.0);
-    println!("| `job run -detach` to task running ({JOB_RUNS} jobs) | {} | {} | < 200 ms |", ms(pct(&run_times, 0.5)), ms(pct(&run_times, 0.99)));
-    println!("| RSS with {JOB_RUNS} jobs running | | {:.1} MB | |", busy_rss as f64 / 1024.0);
+    println!(
+        "| dev agent start-up to HTTP answering ({RUNS} runs) | {} | {} | |",
+        ms(pct(&http_times, 0.5)),
+        ms(pct(&http_times, 0.99))
+    );
+    println!(
+        "| dev agent start-up to node ready ({RUNS} runs) | {} | {} | < 300 ms |",
+        ms(pct(&ready_times, 0.5)),
+        ms(pct(&ready_times, 0.99))
+    );
+    println!(
+        "| idle RSS of the dev agent (5 s after ready) | | {:.1} MB | < 40 MB |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| `job run -detach` to task running ({JOB_RUNS} jobs) | {} | {} | < 200 ms |",
+        ms(pct(&run_times, 0.5)),
+        ms(pct(&run_times, 0.99))
+    );
+    println!(
+        "| RSS with {JOB_RUNS} jobs running | | {:.1} MB | |",
+        busy_rss as f64 / 1024.0
+    );
 }

@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench --bench scheduler`.
 
+// A benchmark or test binary outside any async runtime: it measures wall-clock time with
+// std's Instant and fails loudly (expect/panic) on broken setup.
+#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use state::{Command, PlanResult, StateStore};
 use std::time::Instant;
 use structs::{mock, Evaluation};
@@ -15,7 +19,13 @@ fn main() {
             index += 1;
             let node = mock::node(&format!("node-{i:05}"));
             state
-                .apply(index, Command::NodeRegister { node: Box::new(node), now: 0 })
+                .apply(
+                    index,
+                    Command::NodeRegister {
+                        node: Box::new(node),
+                        now: 0,
+                    },
+                )
                 .expect("register node");
         }
         let t0 = Instant::now();

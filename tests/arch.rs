@@ -2,6 +2,10 @@
 //! reach tokio or I/O crates, and the HTTP API, CLI-facing client and client agent reach the
 //! servers only through the `rpc` crate.
 
+// A benchmark or test binary outside any async runtime: it measures wall-clock time with
+// std's Instant and fails loudly (expect/panic) on broken setup.
+#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -13,13 +17,22 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
     let names: BTreeMap<String, String> = meta["packages"]
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (p["id"].as_str().unwrap_or_default().to_string(), p["name"].as_str().unwrap_or_default().to_string()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or_default().to_string(),
+                p["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     let mut g = BTreeMap::new();
     for node in meta["resolve"]["nodes"].as_array().expect("resolve nodes") {
@@ -59,7 +72,10 @@ fn pure_crates_stay_pure() {
     for krate in ["structs", "jobspec", "state", "scheduler"] {
         let deps = reachable(&g, krate);
         for banned in ["tokio", "axum", "hyper", "tonic", "ureq", "uuid", "rand"] {
-            assert!(!deps.contains(banned), "{krate} must stay pure but reaches {banned}");
+            assert!(
+                !deps.contains(banned),
+                "{krate} must stay pure but reaches {banned}"
+            );
         }
     }
 }
@@ -70,10 +86,16 @@ fn edges_reach_servers_only_through_rpc() {
     for krate in ["http-api", "client", "drivers", "api-client"] {
         let deps = reachable(&g, krate);
         for banned in ["server", "state", "scheduler"] {
-            assert!(!deps.contains(banned), "{krate} must not depend on {banned}");
+            assert!(
+                !deps.contains(banned),
+                "{krate} must not depend on {banned}"
+            );
         }
     }
-    assert!(!reachable(&g, "api-client").contains("rpc"), "api-client speaks HTTP only");
+    assert!(
+        !reachable(&g, "api-client").contains("rpc"),
+        "api-client speaks HTTP only"
+    );
 }
 
 #[test]
@@ -83,9 +105,32 @@ fn each_external_library_has_one_owner() {
         g.iter()
             .filter(|(name, deps)| deps.contains(lib) && !name.starts_with(lib))
             .map(|(name, _)| name.clone())
-            .filter(|name| g.contains_key(name) && ["structs", "jobspec", "state", "scheduler", "rpc", "server", "client", "drivers", "http-api", "api-client", "caravan", "proto"].contains(&name.as_str()))
+            .filter(|name| {
+                g.contains_key(name)
+                    && [
+                        "structs",
+                        "jobspec",
+                        "state",
+                        "scheduler",
+                        "rpc",
+                        "server",
+                        "client",
+                        "drivers",
+                        "http-api",
+                        "api-client",
+                        "caravan",
+                        "proto",
+                    ]
+                    .contains(&name.as_str())
+            })
             .collect()
     };
     assert_eq!(owners("axum"), BTreeSet::from(["http-api".to_string()]));
-    assert!(owners("hcl-rs").iter().all(|o| o == "jobspec" || o == "caravan"), "hcl-rs: {:?}", owners("hcl-rs"));
+    assert!(
+        owners("hcl-rs")
+            .iter()
+            .all(|o| o == "jobspec" || o == "caravan"),
+        "hcl-rs: {:?}",
+        owners("hcl-rs")
+    );
 }

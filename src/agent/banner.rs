@@ -7,11 +7,21 @@ pub(super) fn print(s: &AgentSettings, node_id: Option<&str>) {
     let mut rows: Vec<(&str, String)> = vec![
         (
             "Advertise Addrs",
-            format!("HTTP: {}; RPC: {}; Serf: {}", s.http_advertise(), s.rpc_advertise(), s.serf_advertise()),
+            format!(
+                "HTTP: {}; RPC: {}; Serf: {}",
+                s.http_advertise(),
+                s.rpc_advertise(),
+                s.serf_advertise()
+            ),
         ),
         (
             "Bind Addrs",
-            format!("HTTP: [{}]; RPC: {}; Serf: {}", s.http_bind(), s.rpc_bind(), s.serf_bind()),
+            format!(
+                "HTTP: [{}]; RPC: {}; Serf: {}",
+                s.http_bind(),
+                s.rpc_bind(),
+                s.serf_bind()
+            ),
         ),
         ("Client", s.client_enabled.to_string()),
         ("Log Level", s.log_level.to_ascii_uppercase()),

@@ -79,6 +79,7 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .try_init();
 }
 
@@ -89,6 +90,12 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
         .with_context(|| format!("binding the HTTP API to {}", settings.http_bind()))?;
 
     // Interim wiring while the client agent and the gRPC transport land: server + HTTP only.
+    if !settings.server_enabled {
+        anyhow::bail!(
+            "client-only agents (servers {:?}) need the RPC transport, which is not wired yet",
+            settings.servers
+        );
+    }
     let server_token = shutdown.child_token();
     let server = server::ServerHandle::start(settings.server_config(), server_token.clone());
     let rpc: Arc<dyn rpc::Rpc> = server.rpc();
@@ -111,7 +118,10 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

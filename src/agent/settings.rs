@@ -36,7 +36,11 @@ fn port(p: Option<i64>, default: u16, what: &str) -> anyhow::Result<u16> {
 
 impl AgentSettings {
     pub(super) fn build(args: &AgentArgs) -> anyhow::Result<Self> {
-        let mut config = if args.dev { AgentConfig::dev() } else { AgentConfig::default() };
+        let mut config = if args.dev {
+            AgentConfig::dev()
+        } else {
+            AgentConfig::default()
+        };
         let mut config_files = Vec::new();
         for path in &args.config {
             config = config.merge(AgentConfig::load(path)?)?;
@@ -113,7 +117,11 @@ impl AgentSettings {
                     .context("creating the -dev data dir")?;
                 (tmp.path().to_path_buf(), Some(tmp))
             }
-            None => return Err(anyhow!("data_dir is required outside -dev mode (set data_dir or -data-dir)")),
+            None => {
+                return Err(anyhow!(
+                    "data_dir is required outside -dev mode (set data_dir or -data-dir)"
+                ))
+            }
         };
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -124,7 +132,13 @@ impl AgentSettings {
             .and_then(|c| c.servers.clone())
             .unwrap_or_default()
             .into_iter()
-            .map(|s| if s.contains(':') { s } else { format!("{s}:4647") })
+            .map(|s| {
+                if s.contains(':') {
+                    s
+                } else {
+                    format!("{s}:4647")
+                }
+            })
             .collect();
         Ok(Self {
             region: config.region().to_string(),

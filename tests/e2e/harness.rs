@@ -8,12 +8,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
-pub fn caravan_bin() -> &'static str {
+pub(crate) fn caravan_bin() -> &'static str {
     env!("CARGO_BIN_EXE_caravan")
 }
 
 /// A free TCP port on 127.0.0.1 (the OS picks; released before the agent binds it).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -21,22 +21,22 @@ pub fn free_port() -> u16 {
 }
 
 /// A running agent process.
-pub struct Agent {
+pub(crate) struct Agent {
     child: Child,
-    pub http_port: u16,
-    pub rpc_port: u16,
-    pub dir: tempfile::TempDir,
+    pub(crate) http_port: u16,
+    pub(crate) rpc_port: u16,
+    pub(crate) dir: tempfile::TempDir,
     log: PathBuf,
 }
 
 impl Agent {
     /// Starts `caravan agent -dev` on free ports.
-    pub fn dev() -> Agent {
+    pub(crate) fn dev() -> Agent {
         Self::start(&["-dev"], "")
     }
 
     /// Starts a client-only agent joined to `server`'s RPC port, with extra config HCL.
-    pub fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
+    pub(crate) fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
         let servers = format!("-servers=127.0.0.1:{}", server.rpc_port);
         let hcl = format!("client {{\n  enabled = true\n  {extra_hcl}\n}}\n");
         Self::start(&["-client", &servers], &hcl)
@@ -80,7 +80,7 @@ impl Agent {
     }
 
     /// `http://127.0.0.1:<port>`.
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
@@ -99,17 +99,17 @@ impl Agent {
     }
 
     /// The agent's output so far.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs a CLI command against this agent (in the agent's temp dir).
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         self.cli_in(self.dir.path(), args)
     }
 
     /// Runs a CLI command in `cwd` against this agent.
-    pub fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
+    pub(crate) fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
         Command::new(caravan_bin())
             .args(args)
             .current_dir(cwd)
@@ -121,7 +121,7 @@ impl Agent {
     }
 
     /// Runs a CLI command and returns stdout, failing the test (with the agent log) on error.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -136,12 +136,12 @@ impl Agent {
     }
 
     /// A GET on the HTTP API: (status, body).
-    pub fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         http(&format!("{}{path}", self.addr()), "GET", None)
     }
 
     /// Writes a file into the agent's temp dir and returns its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("write file");
         path
@@ -168,12 +168,17 @@ impl Drop for Agent {
 }
 
 /// A minimal HTTP/1.1 request over std (no client library): (status, body).
-pub fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
+pub(crate) fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let body = body.unwrap_or("");
     write!(
         stream,
@@ -190,7 +195,10 @@ pub fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -201,7 +209,9 @@ pub fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -212,7 +222,7 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// Polls `check` every 100 ms until it returns Some, or fails after `secs` seconds.
-pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check() {

@@ -1,6 +1,10 @@
 //! End-to-end tests: the real `caravan` binary, driven through its CLI and HTTP API as a Nomad
 //! user would.
 
+// A benchmark or test binary outside any async runtime: it measures wall-clock time with
+// std's Instant and fails loudly (expect/panic) on broken setup.
+#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 mod harness;
 
 use harness::{eventually, http, Agent};
@@ -106,7 +110,10 @@ fn service_and_batch_jobs_run_log_scale_and_stop() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         (out.status.success() && text.contains("web ")).then_some(text)
     });
-    assert!(stdout.contains(" port 2") || stdout.contains(" port 3"), "dynamic port in range: {stdout}");
+    assert!(
+        stdout.contains(" port 2") || stdout.contains(" port 3"),
+        "dynamic port in range: {stdout}"
+    );
     let stderr = agent.ok(&["alloc", "logs", "-stderr", short, "server"]);
     assert_eq!(stderr.trim(), "oops");
 
@@ -121,7 +128,13 @@ fn service_and_batch_jobs_run_log_scale_and_stop() {
 
     // Batch job: both allocations complete and print the HCL2 variable.
     let hello = agent.write("hello.nomad.hcl", BATCH_JOB);
-    agent.ok(&["job", "run", "-var", "word=bonjour", hello.to_str().unwrap()]);
+    agent.ok(&[
+        "job",
+        "run",
+        "-var",
+        "word=bonjour",
+        hello.to_str().unwrap(),
+    ]);
     let done = eventually(30, "2 complete batch allocations", || {
         let a = allocs(&agent, "hello");
         (count_status(&a, "run", "complete") == 2).then_some(a)
@@ -137,7 +150,11 @@ fn service_and_batch_jobs_run_log_scale_and_stop() {
     std::fs::write(&web, service_job(1)).unwrap();
     let plan = agent.cli(&["job", "plan", web.to_str().unwrap()]);
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
-    assert_eq!(plan.status.code(), Some(1), "plan that destroys allocs exits 1:\n{plan_text}");
+    assert_eq!(
+        plan.status.code(),
+        Some(1),
+        "plan that destroys allocs exits 1:\n{plan_text}"
+    );
     assert!(plan_text.contains("Count: \"3\" => \"1\""), "{plan_text}");
     let index = plan_text
         .lines()
@@ -148,19 +165,23 @@ fn service_and_batch_jobs_run_log_scale_and_stop() {
     // A stale index is refused.
     let stale = agent.cli(&["job", "run", "-check-index", "999", web.to_str().unwrap()]);
     assert_eq!(stale.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&stale.stderr).contains("conflicting job modify index")
-        || String::from_utf8_lossy(&stale.stdout).contains("conflicting job modify index"));
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("conflicting job modify index")
+            || String::from_utf8_lossy(&stale.stdout).contains("conflicting job modify index")
+    );
     agent.ok(&["job", "run", "-check-index", &index, web.to_str().unwrap()]);
     eventually(30, "1 running web allocation", || {
         let a = allocs(&agent, "web");
-        (count_status(&a, "run", "running") == 1 && count_status(&a, "stop", "complete") == 2).then_some(())
+        (count_status(&a, "run", "running") == 1 && count_status(&a, "stop", "complete") == 2)
+            .then_some(())
     });
 
     // Stop: every allocation stops and its processes are gone.
     agent.ok(&["job", "stop", "web"]);
     eventually(30, "web stopped", || {
         let a = allocs(&agent, "web");
-        (count_status(&a, "run", "running") == 0 && count_status(&a, "stop", "complete") == 3).then_some(())
+        (count_status(&a, "run", "running") == 0 && count_status(&a, "stop", "complete") == 3)
+            .then_some(())
     });
     let (_, job_json) = agent.get("/v1/job/web");
     let job: Value = serde_json::from_str(&job_json).unwrap();
@@ -170,11 +191,17 @@ fn service_and_batch_jobs_run_log_scale_and_stop() {
 #[test]
 fn bad_job_files_and_bad_json_get_clear_errors() {
     let agent = Agent::dev();
-    let broken = agent.write("broken.nomad.hcl", "job \"x\" {\n  group \"g\" {\n    count = \n  }\n}\n");
+    let broken = agent.write(
+        "broken.nomad.hcl",
+        "job \"x\" {\n  group \"g\" {\n    count = \n  }\n}\n",
+    );
     let out = agent.cli(&["job", "run", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.nomad.hcl:3:"), "error names file:line:col: {err}");
+    assert!(
+        err.contains("broken.nomad.hcl:3:"),
+        "error names file:line:col: {err}"
+    );
 
     let invalid = agent.write(
         "invalid.nomad.hcl",
@@ -182,12 +209,23 @@ fn bad_job_files_and_bad_json_get_clear_errors() {
     );
     let out = agent.cli(&["job", "validate", invalid.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for needle in ["nope", "count", "task"] {
-        assert!(text.to_lowercase().contains(needle), "all problems listed; missing {needle}: {text}");
+        assert!(
+            text.to_lowercase().contains(needle),
+            "all problems listed; missing {needle}: {text}"
+        );
     }
 
-    let (status, body) = http(&format!("{}/v1/jobs", agent.addr()), "PUT", Some("{\"Job\": {"));
+    let (status, body) = http(
+        &format!("{}/v1/jobs", agent.addr()),
+        "PUT",
+        Some("{\"Job\": {"),
+    );
     assert_eq!(status, 400, "{body}");
     assert!(!body.is_empty());
     let (status, body) = http(
@@ -230,8 +268,15 @@ fn unplaceable_job_blocks_then_places_when_a_matching_node_joins() {
     let file = server.write("picky.nomad.hcl", job);
     let out = server.cli(&["job", "run", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(2), "placement failure exits 2:\n{text}");
-    assert!(text.contains("${meta.rack} = r2"), "names the constraint:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "placement failure exits 2:\n{text}"
+    );
+    assert!(
+        text.contains("${meta.rack} = r2"),
+        "names the constraint:\n{text}"
+    );
     let status = server.ok(&["job", "status", "picky"]);
     assert!(status.contains("Placement Failure"), "{status}");
     assert!(status.contains("${meta.rack} = r2"), "{status}");

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use structs::{
-    AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub,
-    JobPlanRequest, JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node,
-    NodeListStub, TaskState,
+    AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
+    JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node, NodeListStub,
+    TaskState,
 };
 
 mod error;
@@ -94,9 +94,11 @@ pub trait Rpc: Send + Sync + 'static {
     /// Dry-runs the scheduler for a new version of a job.
     async fn job_plan(&self, req: JobPlanRequest) -> Result<JobPlanResponse, RpcError>;
     /// Lists jobs.
-    async fn job_list(&self, q: &QueryOptions) -> Result<QueryResponse<Vec<JobListStub>>, RpcError>;
+    async fn job_list(&self, q: &QueryOptions)
+        -> Result<QueryResponse<Vec<JobListStub>>, RpcError>;
     /// One job.
-    async fn job_get(&self, job_id: &str, q: &QueryOptions) -> Result<QueryResponse<Job>, RpcError>;
+    async fn job_get(&self, job_id: &str, q: &QueryOptions)
+        -> Result<QueryResponse<Job>, RpcError>;
     /// Every tracked version of a job, newest first.
     async fn job_versions(
         &self,
@@ -136,10 +138,16 @@ pub trait Rpc: Send + Sync + 'static {
         q: &QueryOptions,
     ) -> Result<QueryResponse<Allocation>, RpcError>;
     /// Lists nodes.
-    async fn node_list(&self, q: &QueryOptions)
-        -> Result<QueryResponse<Vec<NodeListStub>>, RpcError>;
+    async fn node_list(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<Vec<NodeListStub>>, RpcError>;
     /// One node (exact ID).
-    async fn node_get(&self, node_id: &str, q: &QueryOptions) -> Result<QueryResponse<Node>, RpcError>;
+    async fn node_get(
+        &self,
+        node_id: &str,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<Node>, RpcError>;
     /// A node's allocations.
     async fn node_allocations(
         &self,

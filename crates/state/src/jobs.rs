@@ -38,7 +38,12 @@ impl StateStore {
     }
 
     /// Nomad's `EnforceIndex` check: 0 means "must not exist", N means "JobModifyIndex is N".
-    pub(crate) fn check_job_index(&self, namespace: &str, id: &str, want: u64) -> Result<(), StateError> {
+    pub(crate) fn check_job_index(
+        &self,
+        namespace: &str,
+        id: &str,
+        want: u64,
+    ) -> Result<(), StateError> {
         match (self.job_by_id(namespace, id), want) {
             (None, 0) => Ok(()),
             (Some(_), 0) => Err(StateError::Conflict(

@@ -257,7 +257,11 @@ impl From<&Allocation> for AllocListStub {
             node_id: a.node_id.clone(),
             node_name: a.node_name.clone(),
             job_id: a.job_id.clone(),
-            job_type: a.job.as_ref().map(|j| j.job_type.clone()).unwrap_or_default(),
+            job_type: a
+                .job
+                .as_ref()
+                .map(|j| j.job_type.clone())
+                .unwrap_or_default(),
             job_version: a.job_version(),
             task_group: a.task_group.clone(),
             desired_status: a.desired_status.clone(),

@@ -85,7 +85,10 @@ pub fn derive_uuid(seed: &str, idx: u64) -> String {
     // Two rounds of FNV-1a-64 with different salts fill 16 bytes; uniqueness only needs
     // (seed, idx) to be unique, which the callers guarantee.
     let mut out = [0u8; 16];
-    for (half, salt) in [(0usize, 0x9e37_79b9_7f4a_7c15_u64), (8, 0xc2b2_ae3d_27d4_eb4f)] {
+    for (half, salt) in [
+        (0usize, 0x9e37_79b9_7f4a_7c15_u64),
+        (8, 0xc2b2_ae3d_27d4_eb4f),
+    ] {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
         for b in seed.bytes().chain(idx.to_le_bytes()) {
             h ^= u64::from(b);

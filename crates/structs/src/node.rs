@@ -192,7 +192,11 @@ impl From<&Node> for NodeListStub {
             name: n.name.clone(),
             node_class: n.node_class.clone(),
             node_pool: n.node_pool.clone(),
-            version: n.attributes.get("nomad.version").cloned().unwrap_or_default(),
+            version: n
+                .attributes
+                .get("nomad.version")
+                .cloned()
+                .unwrap_or_default(),
             drain: n.drain,
             scheduling_eligibility: n.scheduling_eligibility.clone(),
             status: n.status.clone(),
