@@ -1,1 +1,169 @@
-//! drivers
+//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `mock`), with one
+//! conformance suite every driver passes.
+//!
+//! Owns: starting a task's process (or fake), signalling and killing it, reporting its exit.
+//! Must not: know about allocations, restart policies or servers (the client owns those), or
+//! write logs (the client hands the driver the output sinks).
+
+mod mock;
+mod process;
+mod raw_exec;
+#[cfg(test)]
+mod suite;
+
+pub use mock::MockDriver;
+pub use raw_exec::RawExecDriver;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use structs::DriverInfo;
+use thiserror::Error;
+
+/// Why a driver could not start or control a task.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// The task's `config` is missing something or has the wrong type.
+    #[error("invalid task config: {0}")]
+    InvalidConfig(String),
+    /// The driver is not enabled on this client.
+    #[error("driver {0:?} is not enabled on this client")]
+    Disabled(String),
+    /// Starting the process failed.
+    #[error("failed to start task: {0}")]
+    Start(#[from] std::io::Error),
+}
+
+/// Everything a driver needs to start one task.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    /// Allocation ID (for logs and names).
+    pub alloc_id: String,
+    /// Task name.
+    pub task_name: String,
+    /// The task's driver config, already interpolated.
+    pub config: Map<String, Value>,
+    /// The complete environment of the task.
+    pub env: BTreeMap<String, String>,
+    /// The task directory (working directory by default).
+    pub task_dir: PathBuf,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitResult {
+    /// Exit code (0 when killed by a signal).
+    pub exit_code: i64,
+    /// The signal that killed it, if any.
+    pub signal: i64,
+    /// Killed for using too much memory.
+    pub oom_killed: bool,
+}
+
+impl ExitResult {
+    /// True for a clean exit.
+    pub fn successful(&self) -> bool {
+        self.exit_code == 0 && self.signal == 0
+    }
+}
+
+/// Where a task's output goes: the client passes pipe writers (or files) here.
+pub struct TaskOutput {
+    /// Standard output.
+    pub stdout: std::process::Stdio,
+    /// Standard error.
+    pub stderr: std::process::Stdio,
+}
+
+/// A started task.
+#[async_trait]
+pub trait TaskHandle: Send + Sync {
+    /// The process ID (0 for tasks without a process).
+    fn pid(&self) -> u32;
+    /// Waits for the task to end.
+    async fn wait(&mut self) -> ExitResult;
+    /// Sends `signal` to the task (its whole process group).
+    fn signal(&self, signal: i32);
+    /// Stops the task: `signal`, then after `timeout` SIGKILL to the whole group; returns how
+    /// it ended.
+    async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult;
+}
+
+/// A task driver.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// The driver's name as job files use it (`raw_exec`).
+    fn name(&self) -> &'static str;
+    /// Whether the driver is usable here, and its node attributes.
+    fn fingerprint(&self) -> DriverInfo;
+    /// Starts a task.
+    async fn start(
+        &self,
+        spec: &TaskSpec,
+        output: TaskOutput,
+    ) -> Result<Box<dyn TaskHandle>, DriverError>;
+    /// The signal used to stop tasks when the job sets no `kill_signal`.
+    fn default_kill_signal(&self) -> i32 {
+        libc::SIGINT
+    }
+}
+
+/// Parses a signal name (`SIGTERM`, `TERM`, `SIGINT`...) to its number.
+pub fn signal_number(name: &str) -> Option<i32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Some(match bare {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "ALRM" => libc::SIGALRM,
+        "WINCH" => libc::SIGWINCH,
+        _ => return None,
+    })
+}
+
+/// The drivers a client offers, by name, given its `options` (`driver.raw_exec.enable`).
+pub fn catalog(
+    options: &BTreeMap<String, String>,
+) -> BTreeMap<&'static str, std::sync::Arc<dyn Driver>> {
+    let enabled = |key: &str| {
+        options
+            .get(key)
+            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))
+    };
+    let mut drivers: BTreeMap<&'static str, std::sync::Arc<dyn Driver>> = BTreeMap::new();
+    drivers.insert(
+        "raw_exec",
+        std::sync::Arc::new(RawExecDriver::new(enabled("driver.raw_exec.enable"))),
+    );
+    drivers.insert("mock", std::sync::Arc::new(MockDriver));
+    drivers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_number("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("int"), Some(libc::SIGINT));
+        assert_eq!(signal_number("SIGNOPE"), None);
+    }
+
+    #[test]
+    fn raw_exec_enabled_only_by_option() {
+        let off = catalog(&BTreeMap::new());
+        assert!(!off["raw_exec"].fingerprint().detected);
+        let on = catalog(&[("driver.raw_exec.enable".to_string(), "1".to_string())].into());
+        assert!(on["raw_exec"].fingerprint().healthy);
+    }
+}
