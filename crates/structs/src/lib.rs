@@ -14,6 +14,7 @@ mod job;
 pub mod mock;
 mod node;
 mod resources;
+pub mod time;
 pub mod validate;
 
 pub use alloc::*;

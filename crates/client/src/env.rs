@@ -1,0 +1,273 @@
+//! The task environment Nomad defines (`NOMAD_*`), and `${...}` interpolation of runtime
+//! variables in env values and driver config. Pure functions.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use structs::{Allocation, Node, Task};
+
+/// Builds a task's environment.
+pub(crate) fn task_env(
+    alloc: &Allocation,
+    task: &Task,
+    node: &Node,
+    region: &str,
+    alloc_dir: &Path,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut set = |k: String, v: String| {
+        env.insert(k, v);
+    };
+    let task_dir = alloc_dir.join(&task.name);
+    set(
+        "NOMAD_ALLOC_DIR".into(),
+        alloc_dir.join("alloc").display().to_string(),
+    );
+    set(
+        "NOMAD_TASK_DIR".into(),
+        task_dir.join("local").display().to_string(),
+    );
+    set(
+        "NOMAD_SECRETS_DIR".into(),
+        task_dir.join("secrets").display().to_string(),
+    );
+    set("NOMAD_ALLOC_ID".into(), alloc.id.clone());
+    set(
+        "NOMAD_SHORT_ALLOC_ID".into(),
+        structs::short_id(&alloc.id).to_string(),
+    );
+    set("NOMAD_ALLOC_NAME".into(), alloc.name.clone());
+    set("NOMAD_ALLOC_INDEX".into(), alloc.index().to_string());
+    set("NOMAD_TASK_NAME".into(), task.name.clone());
+    set("NOMAD_GROUP_NAME".into(), alloc.task_group.clone());
+    set("NOMAD_JOB_ID".into(), alloc.job_id.clone());
+    let job = alloc.job.as_deref();
+    set(
+        "NOMAD_JOB_NAME".into(),
+        job.map(|j| j.name.clone())
+            .unwrap_or_else(|| alloc.job_id.clone()),
+    );
+    set(
+        "NOMAD_JOB_PARENT_ID".into(),
+        job.map(|j| j.parent_id.clone()).unwrap_or_default(),
+    );
+    set("NOMAD_DC".into(), node.datacenter.clone());
+    set("NOMAD_REGION".into(), region.to_string());
+    set("NOMAD_NAMESPACE".into(), alloc.namespace.clone());
+    set("NOMAD_CPU_LIMIT".into(), task.resources.cpu.to_string());
+    set(
+        "NOMAD_MEMORY_LIMIT".into(),
+        task.resources.memory_mb.to_string(),
+    );
+    if task.resources.memory_max_mb > 0 {
+        set(
+            "NOMAD_MEMORY_MAX_LIMIT".into(),
+            task.resources.memory_max_mb.to_string(),
+        );
+    }
+    for p in &alloc.allocated_resources.shared.ports {
+        let label = p.label.replace('-', "_");
+        let ip = if p.host_ip.is_empty() {
+            node.ip()
+        } else {
+            p.host_ip.clone()
+        };
+        let inside = if p.to > 0 { p.to } else { p.value };
+        set(format!("NOMAD_IP_{label}"), ip.clone());
+        set(format!("NOMAD_PORT_{label}"), inside.to_string());
+        set(format!("NOMAD_ADDR_{label}"), format!("{ip}:{inside}"));
+        set(format!("NOMAD_HOST_IP_{label}"), ip.clone());
+        set(format!("NOMAD_HOST_PORT_{label}"), p.value.to_string());
+        set(
+            format!("NOMAD_HOST_ADDR_{label}"),
+            format!("{ip}:{}", p.value),
+        );
+        set(format!("NOMAD_ALLOC_IP_{label}"), ip.clone());
+        set(format!("NOMAD_ALLOC_PORT_{label}"), inside.to_string());
+        set(
+            format!("NOMAD_ALLOC_ADDR_{label}"),
+            format!("{ip}:{inside}"),
+        );
+    }
+    // Meta: job < group < task, each key as written and upper-cased.
+    let mut meta = BTreeMap::new();
+    if let Some(job) = job {
+        meta.extend(job.meta.clone());
+        if let Some(g) = job.group(&alloc.task_group) {
+            meta.extend(g.meta.clone());
+        }
+    }
+    meta.extend(task.meta.clone());
+    for (k, v) in meta {
+        let upper: String = k
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        set(format!("NOMAD_META_{k}"), v.clone());
+        set(format!("NOMAD_META_{upper}"), v);
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        env.entry("PATH".into()).or_insert(path);
+    }
+    // The task's own env block, interpolated against what is set so far.
+    let base = env.clone();
+    for (k, v) in &task.env {
+        env.insert(k.clone(), interpolate(v, &base, node));
+    }
+    env
+}
+
+fn lookup(expr: &str, env: &BTreeMap<String, String>, node: &Node) -> Option<String> {
+    let expr = expr.trim();
+    if let Some(rest) = expr.strip_prefix("env[").and_then(|r| r.strip_suffix(']')) {
+        return env.get(rest.trim().trim_matches('"')).cloned();
+    }
+    match expr {
+        "node.unique.id" => return Some(node.id.clone()),
+        "node.unique.name" => return Some(node.name.clone()),
+        "node.datacenter" => return Some(node.datacenter.clone()),
+        "node.class" => return Some(node.node_class.clone()),
+        "node.pool" => return Some(node.node_pool.clone()),
+        "node.region" => return env.get("NOMAD_REGION").cloned(),
+        _ => {}
+    }
+    if let Some(a) = expr.strip_prefix("attr.") {
+        return node.attributes.get(a).cloned();
+    }
+    if let Some(m) = expr.strip_prefix("meta.") {
+        return node.meta.get(m).cloned();
+    }
+    env.get(expr).cloned()
+}
+
+/// Replaces `${...}` with runtime values; unknown references stay as written.
+pub(crate) fn interpolate(s: &str, env: &BTreeMap<String, String>, node: &Node) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let expr = &after[..end];
+                match lookup(expr, env, node) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 1]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Interpolates every string inside a driver config.
+pub(crate) fn interpolate_value(v: &Value, env: &BTreeMap<String, String>, node: &Node) -> Value {
+    match v {
+        Value::String(s) => Value::String(interpolate(s, env, node)),
+        Value::Array(a) => {
+            Value::Array(a.iter().map(|x| interpolate_value(x, env, node)).collect())
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), interpolate_value(x, env, node)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use structs::{mock, AllocatedPortMapping};
+
+    fn alloc() -> (Allocation, Task) {
+        let mut job = mock::job("web", 2);
+        job.meta.insert("owner".into(), "team-a".into());
+        let task = job.task_groups[0].tasks[0].clone();
+        let mut a = Allocation {
+            id: "0123456789abcdef".into(),
+            name: "web.web[1]".into(),
+            job_id: "web".into(),
+            task_group: "web".into(),
+            namespace: "default".into(),
+            job: Some(Arc::new(job)),
+            ..Default::default()
+        };
+        a.allocated_resources
+            .shared
+            .ports
+            .push(AllocatedPortMapping {
+                label: "http".into(),
+                value: 23456,
+                to: 8080,
+                host_ip: "10.0.0.5".into(),
+            });
+        (a, task)
+    }
+
+    #[test]
+    fn nomad_variables_are_set() {
+        let (a, mut task) = alloc();
+        task.env.insert("ADDR".into(), "${NOMAD_ADDR_http}".into());
+        let env = task_env(
+            &a,
+            &task,
+            &mock::node("n1"),
+            "eu",
+            Path::new("/data/alloc/x"),
+        );
+        assert_eq!(env["NOMAD_ALLOC_INDEX"], "1");
+        assert_eq!(env["NOMAD_SHORT_ALLOC_ID"], "01234567");
+        assert_eq!(env["NOMAD_PORT_http"], "8080");
+        assert_eq!(env["NOMAD_HOST_PORT_http"], "23456");
+        assert_eq!(env["NOMAD_ADDR_http"], "10.0.0.5:8080");
+        assert_eq!(env["NOMAD_REGION"], "eu");
+        assert_eq!(env["NOMAD_TASK_DIR"], "/data/alloc/x/web/local");
+        assert_eq!(env["NOMAD_ALLOC_DIR"], "/data/alloc/x/alloc");
+        assert_eq!(env["NOMAD_META_owner"], "team-a");
+        assert_eq!(env["NOMAD_META_OWNER"], "team-a");
+        assert_eq!(env["NOMAD_CPU_LIMIT"], "500");
+        assert_eq!(env["ADDR"], "10.0.0.5:8080");
+    }
+
+    #[test]
+    fn interpolation_resolves_known_and_keeps_unknown() {
+        let node = mock::node("n1");
+        let env = BTreeMap::from([
+            ("NOMAD_PORT_http".to_string(), "80".to_string()),
+            ("HOME".to_string(), "/h".to_string()),
+        ]);
+        assert_eq!(
+            interpolate("port ${NOMAD_PORT_http}", &env, &node),
+            "port 80"
+        );
+        assert_eq!(
+            interpolate("${attr.kernel.name}/${node.unique.name}", &env, &node),
+            "linux/n1"
+        );
+        assert_eq!(interpolate("${env[\"HOME\"]}", &env, &node), "/h");
+        assert_eq!(
+            interpolate("${nope} and ${unclosed", &env, &node),
+            "${nope} and ${unclosed"
+        );
+        let v = serde_json::json!({"args": ["-p", "${NOMAD_PORT_http}"], "n": 1});
+        assert_eq!(
+            interpolate_value(&v, &env, &node),
+            serde_json::json!({"args": ["-p", "80"], "n": 1})
+        );
+    }
+}

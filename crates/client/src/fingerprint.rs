@@ -1,0 +1,263 @@
+//! Fingerprinting: what this machine has (cpu, memory, disk, kernel, OS, network, drivers),
+//! as Nomad's attribute names. Parsers take file text so they can be tested with samples.
+
+use crate::ClientConfig;
+use drivers::Driver;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use structs::{
+    Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources, NodeNetworkResource,
+    NodeReservedNetworks, NodeReservedResources, NodeResources, NODE_ELIGIBLE, NODE_STATUS_INIT,
+};
+use tracing::info;
+
+/// CPU facts from `/proc/cpuinfo`.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct CpuInfo {
+    pub(crate) cores: i64,
+    pub(crate) mhz: Option<f64>,
+    pub(crate) model: String,
+}
+
+pub(crate) fn parse_cpuinfo(text: &str) -> CpuInfo {
+    let mut info = CpuInfo::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key.trim() {
+            "processor" => info.cores += 1,
+            "cpu MHz" if info.mhz.is_none() => info.mhz = value.trim().parse().ok(),
+            "model name" if info.model.is_empty() => info.model = value.trim().to_string(),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+pub(crate) fn parse_meminfo(text: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// `(NAME, VERSION_ID)` from `/etc/os-release`.
+pub(crate) fn parse_os_release(text: &str) -> (String, String) {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let id = get("ID");
+    (
+        if id.is_empty() { get("NAME") } else { id },
+        get("VERSION_ID"),
+    )
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: utsname is plain data; uname(2) fills it and the fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return ("linux".into(), String::new(), String::new());
+    }
+    let field = |f: &[libc::c_char]| -> String {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (
+        field(&u.sysname).to_lowercase(),
+        field(&u.release),
+        field(&u.machine),
+    )
+}
+
+fn disk(path: &std::path::Path) -> (i64, i64) {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().to_string_lossy().as_bytes()) else {
+        return (0, 0);
+    };
+    // SAFETY: statvfs is plain data filled by statvfs(3) for a valid NUL-terminated path.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `s` is writable.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return (0, 0);
+    }
+    let frsize = s.f_frsize as i64;
+    (s.f_blocks as i64 * frsize, s.f_bavail as i64 * frsize)
+}
+
+/// Go's names for machine architectures.
+fn go_arch(machine: &str) -> String {
+    match machine {
+        "x86_64" => "amd64".into(),
+        "aarch64" => "arm64".into(),
+        other => other.into(),
+    }
+}
+
+/// Builds the node this client registers.
+pub(crate) fn node(
+    config: &ClientConfig,
+    node_id: &str,
+    secret_id: &str,
+    drivers: &BTreeMap<&'static str, Arc<dyn Driver>>,
+) -> Node {
+    let cpu = parse_cpuinfo(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+    let cores = cpu.cores.max(1);
+    let mhz = cpu.mhz.unwrap_or_else(|| {
+        info!("cpu frequency not reported by /proc/cpuinfo; assuming 1000 MHz per core");
+        1000.0
+    });
+    let total_compute = config
+        .cpu_total_compute
+        .unwrap_or((mhz * cores as f64) as i64);
+    let mem_bytes =
+        parse_meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()).unwrap_or(0);
+    let memory_mb = config.memory_total_mb.unwrap_or(mem_bytes / (1024 * 1024));
+    let (disk_total, disk_free) = disk(&config.data_dir);
+    let (kernel, kernel_version, machine) = uname();
+    let (os_name, os_version) =
+        parse_os_release(&std::fs::read_to_string("/etc/os-release").unwrap_or_default());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+
+    let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        attrs.insert(k.to_string(), v);
+    };
+    set("cpu.arch", go_arch(&machine));
+    set("cpu.numcores", cores.to_string());
+    set("cpu.frequency", format!("{}", mhz as i64));
+    set("cpu.totalcompute", total_compute.to_string());
+    set("cpu.modelname", cpu.model.clone());
+    set("kernel.name", kernel);
+    set("kernel.version", kernel_version);
+    set("kernel.arch", machine);
+    set("os.name", os_name);
+    set("os.version", os_version);
+    set("memory.totalbytes", mem_bytes.to_string());
+    set("unique.hostname", hostname);
+    set("unique.network.ip-address", config.network_ip.clone());
+    set(
+        "unique.storage.volume",
+        config.data_dir.display().to_string(),
+    );
+    set("unique.storage.bytestotal", disk_total.to_string());
+    set("unique.storage.bytesfree", disk_free.to_string());
+    set("nomad.version", structs::VERSION.to_string());
+    set("nomad.advertise.address", config.http_addr.clone());
+    let mut driver_infos = BTreeMap::new();
+    for (name, driver) in drivers {
+        let info = driver.fingerprint();
+        if info.detected {
+            for (k, v) in &info.attributes {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        driver_infos.insert(name.to_string(), info);
+    }
+
+    Node {
+        id: node_id.to_string(),
+        secret_id: secret_id.to_string(),
+        datacenter: config.datacenter.clone(),
+        name: config.node_name.clone(),
+        http_addr: config.http_addr.clone(),
+        attributes: attrs,
+        node_resources: NodeResources {
+            cpu: NodeCpuResources {
+                cpu_shares: total_compute,
+                total_cpu_cores: cores,
+                reservable_cpu_cores: (0..cores).collect(),
+            },
+            memory: NodeMemoryResources { memory_mb },
+            disk: NodeDiskResources {
+                disk_mb: disk_free / (1024 * 1024),
+            },
+            networks: vec![NodeNetworkResource {
+                mode: "host".into(),
+                device: String::new(),
+                cidr: format!("{}/32", config.network_ip),
+                ip: config.network_ip.clone(),
+            }],
+            min_dynamic_port: 20000,
+            max_dynamic_port: 32000,
+        },
+        reserved_resources: NodeReservedResources {
+            cpu: NodeCpuResources {
+                cpu_shares: config.reserved_cpu,
+                ..Default::default()
+            },
+            memory: NodeMemoryResources {
+                memory_mb: config.reserved_memory_mb,
+            },
+            disk: NodeDiskResources {
+                disk_mb: config.reserved_disk_mb,
+            },
+            networks: NodeReservedNetworks {
+                reserved_host_ports: config.reserved_ports.clone(),
+            },
+        },
+        meta: config.meta.clone(),
+        node_class: config.node_class.clone(),
+        node_pool: config.node_pool.clone(),
+        drivers: driver_infos,
+        status: NODE_STATUS_INIT.into(),
+        scheduling_eligibility: NODE_ELIGIBLE.into(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpuinfo_counts_cores_and_reads_mhz() {
+        let text = "processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\n";
+        let c = parse_cpuinfo(text);
+        assert_eq!((c.cores, c.model.as_str()), (2, "AMD EPYC"));
+        assert_eq!(c.mhz.map(|m| m as i64), Some(2445));
+        assert_eq!(parse_cpuinfo("processor : 0\n").mhz, None);
+    }
+
+    #[test]
+    fn meminfo_and_os_release() {
+        assert_eq!(
+            parse_meminfo("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
+            Some(24_576_000 * 1024)
+        );
+        assert_eq!(parse_meminfo("garbage"), None);
+        let (name, version) =
+            parse_os_release("NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\n");
+        assert_eq!((name.as_str(), version.as_str()), ("debian", "12"));
+    }
+
+    #[test]
+    fn node_has_nomad_attributes_and_drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClientConfig {
+            data_dir: dir.path().to_path_buf(),
+            options: [("driver.raw_exec.enable".to_string(), "1".to_string())].into(),
+            meta: [("rack".to_string(), "r1".to_string())].into(),
+            ..Default::default()
+        };
+        let drivers = drivers::catalog(&config.options);
+        let n = node(&config, "id", "secret", &drivers);
+        assert_eq!(n.attributes["kernel.name"], "linux");
+        assert_eq!(n.attributes["driver.raw_exec"], "1");
+        assert!(n.node_resources.cpu.cpu_shares > 0);
+        assert!(n.node_resources.memory.memory_mb > 0);
+        assert!(n.drivers["raw_exec"].healthy);
+        assert_eq!(n.meta["rack"], "r1");
+    }
+}
