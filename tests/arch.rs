@@ -4,7 +4,12 @@
 
 // A benchmark or test binary outside any async runtime: it measures wall-clock time with
 // std's Instant and fails loudly (expect/panic) on broken setup.
-#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    clippy::disallowed_types,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

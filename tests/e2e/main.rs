@@ -3,7 +3,12 @@
 
 // A benchmark or test binary outside any async runtime: it measures wall-clock time with
 // std's Instant and fails loudly (expect/panic) on broken setup.
-#![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    clippy::disallowed_types,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 mod harness;
 
