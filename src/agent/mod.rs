@@ -89,18 +89,35 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP API to {}", settings.http_bind()))?;
 
-    // Interim wiring while the client agent and the gRPC transport land: server + HTTP only.
+    // Server: the region's state and scheduler. (Its gRPC endpoint for remote clients comes
+    // with the RPC transport.)
+    let server_token = shutdown.child_token();
     if !settings.server_enabled {
         anyhow::bail!(
             "client-only agents (servers {:?}) need the RPC transport, which is not wired yet",
             settings.servers
         );
     }
-    let server_token = shutdown.child_token();
     let server = server::ServerHandle::start(settings.server_config(), server_token.clone());
     let rpc: Arc<dyn rpc::Rpc> = server.rpc();
-    let node_id: Option<String> = None;
-    let router = http_api::router(rpc.clone(), None, settings.agent_info(""));
+
+    // Client: runs allocations placed on this node.
+    let client_token = shutdown.child_token();
+    let client = if settings.client_enabled {
+        let handle = client::Client::start(settings.client_config(), rpc.clone(), client_token.clone())
+            .await
+            .context("starting the client")?;
+        Some(Arc::new(handle))
+    } else {
+        None
+    };
+    let client_fs = client.clone().map(|c| c as Arc<dyn rpc::ClientFs>);
+    let node_id = client.as_ref().map(|c| c.node_id().to_string());
+    let router = http_api::router(
+        rpc.clone(),
+        client_fs,
+        settings.agent_info(node_id.as_deref().unwrap_or_default()),
+    );
     let http_token = shutdown.child_token();
     let http_task = tokio::spawn(http_api::serve(http_listener, router, http_token.clone()));
 
@@ -110,6 +127,13 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
     eprintln!("==> Caught signal: interrupt\n==> Gracefully shutting down agent...");
     http_token.cancel();
     let _ = http_task.await;
+    client_token.cancel();
+    if let Some(client) = client {
+        match Arc::try_unwrap(client) {
+            Ok(client) => client.shutdown().await,
+            Err(_) => tracing::warn!("client still referenced at shutdown; its tasks may outlive the agent"),
+        }
+    }
     server_token.cancel();
     server.join().await;
     shutdown.cancel();

@@ -215,6 +215,40 @@ impl AgentSettings {
         }
     }
 
+    pub(super) fn client_config(&self) -> client::ClientConfig {
+        let c = self.config.client.clone().unwrap_or_default();
+        let reserved = c.reserved.clone().unwrap_or_default();
+        let mut options = c.options.clone();
+        // A `plugin "raw_exec" { config { enabled = true } }` block enables the driver too.
+        if let Some(p) = self.config.plugin.get("raw_exec") {
+            let on = serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.pointer("/config/enabled").and_then(|e| e.as_bool()))
+                .unwrap_or(false);
+            if on {
+                options.insert("driver.raw_exec.enable".into(), "1".into());
+            }
+        }
+        client::ClientConfig {
+            node_name: self.node_name.clone(),
+            datacenter: self.datacenter.clone(),
+            region: self.region.clone(),
+            node_class: c.node_class.clone().unwrap_or_default(),
+            node_pool: c.node_pool.clone().unwrap_or_else(|| "default".into()),
+            meta: c.meta.clone(),
+            data_dir: self.data_dir.clone(),
+            options,
+            reserved_cpu: reserved.cpu.unwrap_or(0),
+            reserved_memory_mb: reserved.memory.unwrap_or(0),
+            reserved_disk_mb: reserved.disk.unwrap_or(0),
+            reserved_ports: reserved.reserved_ports.clone().unwrap_or_default(),
+            cpu_total_compute: c.cpu_total_compute,
+            memory_total_mb: c.memory_total_mb,
+            network_ip: self.http_advertise().ip().to_string(),
+            http_addr: self.http_advertise().to_string(),
+        }
+    }
+
     pub(super) fn agent_info(&self, node_id: &str) -> http_api::AgentInfo {
         http_api::AgentInfo {
             region: self.region.clone(),
