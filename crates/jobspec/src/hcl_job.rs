@@ -124,13 +124,8 @@ fn decode_job(cx: &Cx<'_>, block: &BlockRef<'_>) -> Res<Job> {
         "multiregion",
         "id",
     ]);
+    // A job without groups parses; validation reports it with every other problem.
     r.finish()?;
-    if job.task_groups.is_empty() {
-        return Err(cx.map.invalid(
-            block.span.clone(),
-            format!("job \"{id}\" has no group block"),
-        ));
-    }
     Ok(job)
 }
 
@@ -241,13 +236,8 @@ fn decode_group(
         "consul",
         "vault",
     ]);
+    // A group without tasks parses; validation reports it with every other problem.
     r.finish()?;
-    if g.tasks.is_empty() {
-        return Err(cx.map.invalid(
-            block.span.clone(),
-            format!("group \"{name}\" has no task block"),
-        ));
-    }
     Ok(g)
 }
 

@@ -438,9 +438,24 @@ fn unknown_variable_is_reported_where_used() {
 #[test]
 fn structural_problems() {
     assert!(parse_err("").to_string().contains("no job block"));
-    assert!(parse_err("job \"x\" {}\n")
-        .to_string()
-        .contains("has no group block"));
+    // Missing groups and tasks parse; validation lists them with every other problem.
+    let empty = parse(
+        "job \"x\" {\n  group \"g\" {}\n}\n",
+        "bad.nomad.hcl",
+        &Default::default(),
+    )
+    .unwrap();
+    let problems = structs::validate::validate(&empty).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Missing tasks for task group")),
+        "{problems:?}"
+    );
+    let no_groups = parse("job \"x\" {}\n", "bad.nomad.hcl", &Default::default()).unwrap();
+    assert!(structs::validate::validate(&no_groups)
+        .unwrap_err()
+        .contains(&"Missing job task groups".to_string()));
     assert!(parse_err("job \"a\" {\n group \"g\" {\n  task \"t\" {\n   driver = \"x\"\n  }\n }\n}\njob \"b\" {}\n")
         .to_string()
         .starts_with("bad.nomad.hcl:8:1: only one job block"));
