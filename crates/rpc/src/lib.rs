@@ -1,6 +1,7 @@
 //! The `Rpc` trait: every endpoint the HTTP API, the CLI (through HTTP) and the client agent use
 //! to reach the servers, plus typed errors with stable codes. The in-process implementation
-//! lives in `server`; later a tonic adapter carries the same calls between agents.
+//! lives in `server`; `grpc_server::serve` and `remote::RemoteRpc` carry the same calls between
+//! agents over gRPC (`proto/caravan.proto`).
 //!
 //! This crate owns no logic: it is the seam. It must not depend on `server` or `state`.
 
@@ -16,6 +17,9 @@ use structs::{
 };
 
 mod error;
+pub mod grpc_server;
+pub mod remote;
+mod wire;
 pub use error::{ErrorCode, RpcError};
 
 /// Options of a read: region, namespace, `?prefix=`, and blocking (`?index=&wait=`).
@@ -192,3 +196,6 @@ pub trait ClientFs: Send + Sync + 'static {
     /// The allocation directory of an allocation this client runs, if it has it.
     fn alloc_dir(&self, alloc_id: &str) -> Option<PathBuf>;
 }
+
+#[cfg(test)]
+mod transport_tests;

@@ -1,0 +1,181 @@
+//! Serves an `Rpc` implementation over gRPC (the `Caravan.Call` envelope), so agents in other
+//! processes (client-only agents, later other servers) can call it.
+
+use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH};
+use crate::{QueryMeta, Rpc, RpcError};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::codec::ProstCodec;
+use tonic::codegen::{http, Service};
+
+/// The gRPC server failed.
+#[derive(Debug, Error)]
+#[error("RPC server: {0}")]
+pub struct RpcTransportError(String);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Serves `rpc` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    rpc: Arc<dyn Rpc>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RpcTransportError> {
+    tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(
+            CaravanService { rpc },
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .map_err(|e| RpcTransportError(e.to_string()))
+}
+
+#[derive(Clone)]
+struct CaravanService {
+    rpc: Arc<dyn Rpc>,
+}
+
+impl tonic::server::NamedService for CaravanService {
+    const NAME: &'static str = "caravan.Caravan";
+}
+
+impl Service<http::Request<Body>> for CaravanService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() != CALL_PATH {
+            return Box::pin(async {
+                let mut resp = http::Response::new(Body::default());
+                let headers = resp.headers_mut();
+                headers.insert("grpc-status", http::HeaderValue::from_static("12"));
+                headers.insert(
+                    "content-type",
+                    http::HeaderValue::from_static("application/grpc"),
+                );
+                Ok(resp)
+            });
+        }
+        let handler = CallHandler {
+            rpc: self.rpc.clone(),
+        };
+        Box::pin(async move {
+            let mut grpc =
+                tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default());
+            Ok(grpc.unary(handler, req).await)
+        })
+    }
+}
+
+struct CallHandler {
+    rpc: Arc<dyn Rpc>,
+}
+
+impl Service<tonic::Request<CallRequest>> for CallHandler {
+    type Response = tonic::Response<CallResponse>;
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::Request<CallRequest>) -> Self::Future {
+        let rpc = self.rpc.clone();
+        Box::pin(async move {
+            let req = req.into_inner();
+            let resp = match serde_json::from_slice::<Call>(&req.body) {
+                Err(e) => error_response(RpcError::bad_request(format!(
+                    "cannot decode RPC call {:?}: {e}",
+                    req.method
+                ))),
+                Ok(call) => match dispatch(rpc.as_ref(), call).await {
+                    Ok((body, meta)) => CallResponse {
+                        index: meta.index,
+                        known_leader: meta.known_leader,
+                        last_contact_ms: meta.last_contact_ms,
+                        body,
+                        ..Default::default()
+                    },
+                    Err(e) => error_response(e),
+                },
+            };
+            Ok(tonic::Response::new(resp))
+        })
+    }
+}
+
+fn error_response(e: RpcError) -> CallResponse {
+    CallResponse {
+        code: code_to_wire(e.code),
+        message: e.message,
+        leader_hint: e.leader_hint.unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn body<T: Serialize>(value: &T, meta: QueryMeta) -> Result<(Vec<u8>, QueryMeta), RpcError> {
+    serde_json::to_vec(value)
+        .map(|b| (b, meta))
+        .map_err(|e| RpcError::internal(format!("cannot encode RPC result: {e}")))
+}
+
+fn plain<T: Serialize>(value: &T) -> Result<(Vec<u8>, QueryMeta), RpcError> {
+    body(value, QueryMeta::default())
+}
+
+/// Calls the trait method a `Call` names.
+async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), RpcError> {
+    macro_rules! query {
+        ($e:expr) => {{
+            let r = $e.await?;
+            body(&r.value, r.meta)
+        }};
+    }
+    match call {
+        Call::JobRegister(req) => plain(&rpc.job_register(*req).await?),
+        Call::JobDeregister {
+            namespace,
+            job_id,
+            purge,
+        } => plain(&rpc.job_deregister(&namespace, &job_id, purge).await?),
+        Call::JobPlan(req) => plain(&rpc.job_plan(*req).await?),
+        Call::JobList(q) => query!(rpc.job_list(&q.into())),
+        Call::JobGet { job_id, q } => query!(rpc.job_get(&job_id, &q.into())),
+        Call::JobVersions { job_id, q } => query!(rpc.job_versions(&job_id, &q.into())),
+        Call::JobAllocations { job_id, all, q } => {
+            query!(rpc.job_allocations(&job_id, all, &q.into()))
+        }
+        Call::JobEvaluations { job_id, q } => query!(rpc.job_evaluations(&job_id, &q.into())),
+        Call::JobSummary { job_id, q } => query!(rpc.job_summary(&job_id, &q.into())),
+        Call::AllocList(q) => query!(rpc.alloc_list(&q.into())),
+        Call::AllocGet { alloc_id, q } => query!(rpc.alloc_get(&alloc_id, &q.into())),
+        Call::NodeList(q) => query!(rpc.node_list(&q.into())),
+        Call::NodeGet { node_id, q } => query!(rpc.node_get(&node_id, &q.into())),
+        Call::NodeAllocations { node_id, q } => query!(rpc.node_allocations(&node_id, &q.into())),
+        Call::EvalList(q) => query!(rpc.eval_list(&q.into())),
+        Call::EvalGet { eval_id, q } => query!(rpc.eval_get(&eval_id, &q.into())),
+        Call::StatusLeader { region } => plain(&rpc.status_leader(&region).await?),
+        Call::StatusPeers { region } => plain(&rpc.status_peers(&region).await?),
+        Call::Regions => plain(&rpc.regions().await?),
+        Call::NodeRegister(node) => plain(&rpc.node_register(*node).await?),
+        Call::NodeHeartbeat { node_id } => plain(&rpc.node_heartbeat(&node_id).await?),
+        Call::NodeClientAllocs { node_id, q } => {
+            query!(rpc.node_client_allocs(&node_id, &q.into()))
+        }
+        Call::AllocClientUpdate(updates) => plain(&rpc.alloc_client_update(updates).await?),
+    }
+}
