@@ -89,24 +89,42 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP API to {}", settings.http_bind()))?;
 
-    // Server: the region's state and scheduler. (Its gRPC endpoint for remote clients comes
-    // with the RPC transport.)
+    // Server: the region's state and scheduler, and its gRPC endpoint for remote clients.
     let server_token = shutdown.child_token();
-    if !settings.server_enabled {
-        anyhow::bail!(
-            "client-only agents (servers {:?}) need the RPC transport, which is not wired yet",
-            settings.servers
-        );
-    }
-    let server = server::ServerHandle::start(settings.server_config(), server_token.clone());
-    let rpc: Arc<dyn rpc::Rpc> = server.rpc();
+    let mut server = None;
+    let mut rpc_task = None;
+    let rpc: Arc<dyn rpc::Rpc> = if settings.server_enabled {
+        let handle = server::ServerHandle::start(settings.server_config(), server_token.clone());
+        let listener = tokio::net::TcpListener::bind(settings.rpc_bind())
+            .await
+            .with_context(|| format!("binding RPC to {}", settings.rpc_bind()))?;
+        let local: Arc<dyn rpc::Rpc> = handle.rpc();
+        rpc_task = Some(tokio::spawn(rpc::grpc_server::serve(
+            local.clone(),
+            listener,
+            server_token.clone(),
+        )));
+        server = Some(handle);
+        local
+    } else {
+        if settings.servers.is_empty() {
+            anyhow::bail!(
+                "client mode needs servers to join: set -servers or client {{ servers = [...] }}"
+            );
+        }
+        Arc::new(rpc::remote::RemoteRpc::new(
+            settings.servers.clone(),
+            settings.region.clone(),
+        ))
+    };
 
     // Client: runs allocations placed on this node.
     let client_token = shutdown.child_token();
     let client = if settings.client_enabled {
-        let handle = client::Client::start(settings.client_config(), rpc.clone(), client_token.clone())
-            .await
-            .context("starting the client")?;
+        let handle =
+            client::Client::start(settings.client_config(), rpc.clone(), client_token.clone())
+                .await
+                .context("starting the client")?;
         Some(Arc::new(handle))
     } else {
         None
@@ -131,11 +149,18 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
     if let Some(client) = client {
         match Arc::try_unwrap(client) {
             Ok(client) => client.shutdown().await,
-            Err(_) => tracing::warn!("client still referenced at shutdown; its tasks may outlive the agent"),
+            Err(_) => tracing::warn!(
+                "client still referenced at shutdown; its tasks may outlive the agent"
+            ),
         }
     }
     server_token.cancel();
-    server.join().await;
+    if let Some(task) = rpc_task {
+        let _ = task.await;
+    }
+    if let Some(server) = server {
+        server.join().await;
+    }
     shutdown.cancel();
     Ok(())
 }

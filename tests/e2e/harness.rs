@@ -38,11 +38,24 @@ impl Agent {
     /// Starts a client-only agent joined to `server`'s RPC port, with extra config HCL.
     pub(crate) fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
         let servers = format!("-servers=127.0.0.1:{}", server.rpc_port);
-        let hcl = format!("client {{\n  enabled = true\n  {extra_hcl}\n}}\n");
+        let hcl = format!(
+            "client {{\n  enabled = true\n  options = {{\n    \"driver.raw_exec.enable\" = \"1\"\n  }}\n  {extra_hcl}\n}}\n"
+        );
         Self::start(&["-client", &servers], &hcl)
     }
 
     fn start(flags: &[&str], extra_config: &str) -> Agent {
+        // Free ports are released before the agent binds them, so a parallel test can take one
+        // first; the agent then exits with a bind error and we start it on new ports.
+        for _ in 0..5 {
+            if let Some(agent) = Self::try_start(flags, extra_config) {
+                return agent;
+            }
+        }
+        panic!("agent failed to bind free ports five times");
+    }
+
+    fn try_start(flags: &[&str], extra_config: &str) -> Option<Agent> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (http_port, rpc_port, serf_port) = (free_port(), free_port(), free_port());
         let config = dir.path().join("agent.hcl");
@@ -68,15 +81,14 @@ impl Agent {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
         let child = cmd.spawn().expect("start caravan agent");
-        let agent = Agent {
+        let mut agent = Agent {
             child,
             http_port,
             rpc_port,
             dir,
             log,
         };
-        agent.wait_ready();
-        agent
+        agent.wait_ready().then_some(agent)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -84,13 +96,19 @@ impl Agent {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the node is ready; false when the agent exited because a port was taken.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let log = self.log_text();
+                assert!(log.contains("binding"), "agent exited:\n{log}");
+                return false;
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
                 let out = self.cli(&["node", "status"]);
                 if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ready") {
-                    return;
+                    return true;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
