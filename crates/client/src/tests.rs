@@ -373,11 +373,11 @@ async fn stopping_an_allocation_kills_its_process_group() {
         .map(|e| e.event_type.as_str())
         .collect();
     assert!(types.ends_with(&["Killing", "Killed"]), "{types:?}");
-    // SAFETY: signal 0 only checks whether the process exists.
-    eventually("grandchild gone", || {
-        (unsafe { libc::kill(child, 0) } != 0).then_some(())
-    })
-    .await;
+    let alive = |pid: i32| {
+        // SAFETY: signal 0 only checks whether the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    };
+    eventually("grandchild gone", || (!alive(child)).then_some(())).await;
     client.shutdown().await;
 }
 
