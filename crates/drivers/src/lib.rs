@@ -34,6 +34,9 @@ pub enum DriverError {
     /// Starting the process failed.
     #[error("failed to start task: {0}")]
     Start(#[from] std::io::Error),
+    /// The driver refused to start the task (e.g. the mock's `start_error`).
+    #[error("failed to start task: {0}")]
+    StartFailed(String),
 }
 
 /// Everything a driver needs to start one task.
@@ -104,9 +107,14 @@ pub trait Driver: Send + Sync {
         spec: &TaskSpec,
         output: TaskOutput,
     ) -> Result<Box<dyn TaskHandle>, DriverError>;
-    /// The signal used to stop tasks when the job sets no `kill_signal`.
+    /// The signal used to stop tasks when the job sets no `kill_signal` (Nomad: SIGINT).
     fn default_kill_signal(&self) -> i32 {
         libc::SIGINT
+    }
+    /// Whether tasks see the agent's own environment under theirs. Nomad gives it to drivers
+    /// without image isolation (`raw_exec`, `exec`), not to image drivers (`docker`).
+    fn inherits_host_env(&self) -> bool {
+        true
     }
 }
 

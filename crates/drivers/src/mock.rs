@@ -1,15 +1,65 @@
-//! `mock`: a fake driver for scheduler and client tests. Config keys: `run_for` (Go duration,
-//! default 0), `exit_code` (default 0), `stdout_string` (printed once).
+//! `mock`: a fake driver for scheduler and client tests, named and configured like Nomad's.
+//!
+//! Config keys (all optional):
+//! - `run_for` (Go duration, default `0s`): how long the task runs;
+//! - `exit_code` (default 0): its exit code after `run_for`;
+//! - `stdout_string`: text printed at start, repeated `stdout_repeat` more times every
+//!   `stdout_repeat_duration` (default `1s`);
+//! - `start_error`: the start fails with this message;
+//! - `kill_after` (Go duration): when set, the task handles stop signals like a graceful
+//!   service: prints `received SIG<NAME>`, waits `kill_after`, exits 0.
+//!
+//! It runs `/bin/sh` so it exercises the same process plumbing (groups, signals, pipes) as real
+//! drivers, and passes the same conformance suite.
 
 use crate::process::GroupProcess;
 use crate::{Driver, DriverError, TaskHandle, TaskOutput, TaskSpec};
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use structs::DriverInfo;
 
-/// The mock driver: runs `/bin/sh` to sleep, print and exit as configured, so it exercises the
-/// same process plumbing as real drivers.
+/// The mock driver.
 pub struct MockDriver;
+
+/// The shell program; its positional parameters are filled from the config, never spliced into
+/// the text. `$1` text, `$2` repeats, `$3` repeat interval, `$4` run_for, `$5` exit code,
+/// `$6` kill_after (empty: signals keep their default action).
+const SCRIPT: &str = r#"
+if [ -n "$6" ]; then
+  for s in INT TERM HUP QUIT USR1 USR2; do
+    trap "printf 'received SIG%s\n' $s; sleep $6; exit 0" "$s"
+  done
+fi
+printf '%s' "$1"
+i=0
+while [ "$i" -lt "$2" ]; do sleep "$3"; printf '%s' "$1"; i=$((i+1)); done
+sleep "$4" & wait $!
+exit "$5"
+"#;
+
+fn duration_key(config: &Map<String, Value>, key: &str) -> Result<Option<String>, DriverError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => structs::duration::parse_duration(s)
+            .map(|ns| Some(format!("{:.3}", ns.max(0) as f64 / 1e9)))
+            .map_err(|e| DriverError::InvalidConfig(format!("{key}: {e}"))),
+        Some(other) => Err(DriverError::InvalidConfig(format!(
+            "{key} must be a duration string like \"5s\", got {other}"
+        ))),
+    }
+}
+
+fn int_key(config: &Map<String, Value>, key: &str) -> Result<i64, DriverError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| {
+                DriverError::InvalidConfig(format!("{key} must be an integer, got {v}"))
+            }),
+    }
+}
 
 #[async_trait]
 impl Driver for MockDriver {
@@ -33,30 +83,26 @@ impl Driver for MockDriver {
         spec: &TaskSpec,
         output: TaskOutput,
     ) -> Result<Box<dyn TaskHandle>, DriverError> {
-        let run_for = match spec.config.get("run_for") {
-            None => 0,
-            Some(Value::String(s)) => structs::duration::parse_duration(s)
-                .map_err(|e| DriverError::InvalidConfig(format!("run_for: {e}")))?,
-            Some(other) => {
-                return Err(DriverError::InvalidConfig(format!(
-                    "run_for must be a duration string, got {other}"
-                )))
-            }
-        };
-        let exit_code = spec
-            .config
-            .get("exit_code")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let text = spec
-            .config
+        let config = &spec.config;
+        if let Some(msg) = config.get("start_error").and_then(Value::as_str) {
+            return Err(DriverError::StartFailed(msg.to_string()));
+        }
+        let run_for = duration_key(config, "run_for")?.unwrap_or_else(|| "0".into());
+        let repeat_every =
+            duration_key(config, "stdout_repeat_duration")?.unwrap_or_else(|| "1".into());
+        let kill_after = duration_key(config, "kill_after")?.unwrap_or_default();
+        let exit_code = int_key(config, "exit_code")?;
+        let repeats = int_key(config, "stdout_repeat")?.max(0);
+        let text = config
             .get("stdout_string")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let secs = format!("{:.3}", run_for as f64 / 1e9);
-        let script = "printf '%s' \"$1\"; sleep \"$2\" & wait $!; exit \"$3\"";
         let child = tokio::process::Command::new("/bin/sh")
-            .args(["-c", script, "mock", text, &secs, &exit_code.to_string()])
+            .args(["-c", SCRIPT, "mock", text])
+            .arg(repeats.to_string())
+            .args([&repeat_every, &run_for])
+            .arg(exit_code.to_string())
+            .arg(&kill_after)
             .env_clear()
             .envs(&spec.env)
             .current_dir(&spec.task_dir)
@@ -66,5 +112,25 @@ impl Driver for MockDriver {
             .process_group(0)
             .spawn()?;
         Ok(Box::new(GroupProcess::new(child)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bad_keys_are_clear_errors() {
+        let cfg = json!({"run_for": 5, "exit_code": "x"});
+        let cfg = cfg.as_object().unwrap();
+        let err = duration_key(cfg, "run_for").unwrap_err().to_string();
+        assert!(err.contains("run_for must be a duration"), "{err}");
+        let err = int_key(cfg, "exit_code").unwrap_err().to_string();
+        assert!(err.contains("exit_code must be an integer"), "{err}");
+        assert_eq!(
+            duration_key(&json!({"d": "1.5s"}).as_object().unwrap().clone(), "d").unwrap(),
+            Some("1.500".to_string())
+        );
     }
 }

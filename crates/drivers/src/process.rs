@@ -1,10 +1,15 @@
 //! A child process in its own process group, stopped by signalling the whole group.
+//!
+//! A task owns its group: when the leader exits (on its own or stopped), whatever it left
+//! behind in the group is killed too, as Nomad's executor destroys a task's cgroup, so a
+//! restarted task never races an orphan of its previous run for a port or a file.
 
 use crate::{ExitResult, TaskHandle};
 use async_trait::async_trait;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 use tokio::process::Child;
+use tracing::debug;
 
 /// A running process that leads its own process group.
 pub(crate) struct GroupProcess {
@@ -14,6 +19,7 @@ pub(crate) struct GroupProcess {
 }
 
 impl GroupProcess {
+    /// Wraps a child spawned with `process_group(0)` (so its pid is its group id).
     pub(crate) fn new(child: Child) -> Self {
         let pid = child.id().unwrap_or(0);
         Self {
@@ -24,17 +30,26 @@ impl GroupProcess {
     }
 
     fn kill_group(&self, signal: i32) {
-        if self.pid == 0 {
-            return;
-        }
         let Ok(pgid) = i32::try_from(self.pid) else {
             return;
         };
-        // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group the
-        // task leads (it was started with its own group), never this agent's.
-        unsafe {
-            libc::kill(-pgid, signal);
+        if pgid <= 1 {
+            return;
         }
+        // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group the
+        // task leads (it was started with its own group, pgid > 1), never this agent's.
+        let rc = unsafe { libc::kill(-pgid, signal) };
+        if rc != 0 {
+            debug!(pgid, signal, "process group already gone");
+        }
+    }
+
+    async fn reap(&mut self) -> ExitResult {
+        let result = to_exit(self.child.wait().await);
+        // The leader is gone; anything it left in its group goes too.
+        self.kill_group(libc::SIGKILL);
+        self.exited = Some(result);
+        result
     }
 }
 
@@ -59,35 +74,35 @@ impl TaskHandle for GroupProcess {
     }
 
     async fn wait(&mut self) -> ExitResult {
-        if let Some(e) = self.exited {
-            return e;
+        match self.exited {
+            Some(e) => e,
+            None => self.reap().await,
         }
-        let e = to_exit(self.child.wait().await);
-        self.exited = Some(e);
-        e
     }
 
     fn signal(&self, signal: i32) {
-        self.kill_group(signal);
+        if self.exited.is_none() {
+            self.kill_group(signal);
+        }
     }
 
     async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult {
         if let Some(e) = self.exited {
-            // The leader is gone, but children in its group may linger.
-            self.kill_group(libc::SIGKILL);
             return e;
         }
         self.kill_group(signal);
-        let result = match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => to_exit(status),
-            Err(_) => {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => {
+                let result = to_exit(status);
                 self.kill_group(libc::SIGKILL);
-                to_exit(self.child.wait().await)
+                self.exited = Some(result);
+                result
             }
-        };
-        // Whatever else the task started in its group goes too.
-        self.kill_group(libc::SIGKILL);
-        self.exited = Some(result);
-        result
+            Err(_) => {
+                debug!(pid = self.pid, "task outlived its kill timeout; killing");
+                self.kill_group(libc::SIGKILL);
+                self.reap().await
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use crate::{Driver, DriverError, TaskHandle, TaskOutput, TaskSpec};
 use async_trait::async_trait;
 use serde_json::Value;
 use structs::DriverInfo;
+use tracing::warn;
 
 /// The raw_exec driver.
 pub struct RawExecDriver {
@@ -86,10 +87,40 @@ impl Driver for RawExecDriver {
             Some(dir) if !dir.is_empty() => spec.task_dir.join(dir),
             _ => spec.task_dir.clone(),
         };
+        // `denied_envvars`: names (globs with a trailing `*`) kept out of the task's env.
+        let denied: Vec<String> = match spec.config.get("denied_envvars") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(other) => {
+                return Err(DriverError::InvalidConfig(format!(
+                    "\"denied_envvars\" must be a list, got {other}"
+                )))
+            }
+        };
+        let env = spec.env.iter().filter(|(k, _)| {
+            !denied.iter().any(|d| match d.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => *k == d,
+            })
+        });
+        let oom_score_adj = match spec.config.get("oom_score_adj") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_i64()
+                .filter(|n| (0..=1000).contains(n))
+                .ok_or_else(|| {
+                    DriverError::InvalidConfig(format!(
+                        "\"oom_score_adj\" must be an integer from 0 to 1000, got {v}"
+                    ))
+                })?,
+        };
         let mut cmd = tokio::process::Command::new(&command);
         cmd.args(&args)
             .env_clear()
-            .envs(&spec.env)
+            .envs(env)
             .current_dir(&cwd)
             .stdin(std::process::Stdio::null())
             .stdout(output.stdout)
@@ -97,6 +128,13 @@ impl Driver for RawExecDriver {
             .process_group(0)
             .kill_on_drop(false);
         let child = cmd.spawn()?;
-        Ok(Box::new(GroupProcess::new(child)))
+        let handle = GroupProcess::new(child);
+        if oom_score_adj != 0 {
+            let path = format!("/proc/{}/oom_score_adj", handle.pid());
+            if let Err(e) = std::fs::write(&path, oom_score_adj.to_string()) {
+                warn!(error = %e, task = %spec.task_name, "cannot set oom_score_adj");
+            }
+        }
+        Ok(Box::new(handle))
     }
 }

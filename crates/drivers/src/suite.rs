@@ -1,19 +1,26 @@
-//! The conformance suite every driver passes: exit codes, captured output, and stop killing the
-//! whole process group.
+//! The conformance suite every driver passes: exit codes, captured output, stop honouring the
+//! kill signal, and stop leaving nothing of the task's process group behind.
 
 use crate::{Driver, MockDriver, RawExecDriver, TaskOutput, TaskSpec};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::time::Instant;
 
-/// What a test task should do, translated into each driver's config.
-enum Behaviour {
+/// What a suite task should do; each driver translates it into its own config.
+pub(crate) enum Behaviour {
+    /// Exit at once with this code.
     Exit(i64),
+    /// Print this text (no newline) and exit 0.
     Print(&'static str),
+    /// Run for a long time with at least one more process in its group than the leader.
     RunLong,
+    /// Print `ready\n`, then on SIGTERM print `received SIGTERM` and exit 0.
+    TrapTerm,
 }
 
-fn spec(dir: &std::path::Path, config: Map<String, Value>) -> TaskSpec {
+fn spec(dir: &Path, config: Map<String, Value>) -> TaskSpec {
     TaskSpec {
         alloc_id: "alloc-1".into(),
         task_name: "t".into(),
@@ -23,156 +30,258 @@ fn spec(dir: &std::path::Path, config: Map<String, Value>) -> TaskSpec {
     }
 }
 
-fn files(dir: &std::path::Path) -> (TaskOutput, std::path::PathBuf) {
-    let out = dir.join("stdout");
-    let f = std::fs::File::create(&out).unwrap();
-    (
-        TaskOutput {
-            stdout: f.into(),
-            stderr: std::process::Stdio::null(),
-        },
-        out,
-    )
+/// Output to a fresh file; stderr discarded.
+fn to_file(dir: &Path, name: &str) -> (TaskOutput, PathBuf) {
+    let path = dir.join(name);
+    let f = std::fs::File::create(&path).unwrap();
+    let out = TaskOutput {
+        stdout: f.into(),
+        stderr: std::process::Stdio::null(),
+    };
+    (out, path)
 }
 
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+/// Live (non-zombie) processes whose process group is `pgid`.
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the `(comm)` field: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+            members.push(pid);
+        }
+    }
+    members
 }
 
-async fn run_suite(driver: &dyn Driver, config: impl Fn(Behaviour) -> Map<String, Value>) {
+async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs every conformance check against the driver `factory` makes; `config` translates a
+/// behaviour into that driver's task config.
+pub(crate) async fn conformance(
+    factory: impl Fn() -> Box<dyn Driver>,
+    config: impl Fn(Behaviour) -> Map<String, Value>,
+) {
+    let driver = factory();
+    let name = driver.name();
     let dir = tempfile::tempdir().unwrap();
-    // Exit codes.
+    let dir = dir.path();
+
+    // Exit codes come back from wait, and wait can be asked again.
     for code in [0, 3] {
-        let (out, _) = files(dir.path());
+        let (out, _) = to_file(dir, "exit");
         let mut h = driver
-            .start(&spec(dir.path(), config(Behaviour::Exit(code))), out)
+            .start(&spec(dir, config(Behaviour::Exit(code))), out)
             .await
             .unwrap();
-        assert_eq!(h.wait().await.exit_code, code, "{}", driver.name());
+        assert!(h.pid() > 0, "{name}: no pid");
+        assert_eq!(h.wait().await.exit_code, code, "{name}");
+        assert_eq!(h.wait().await.exit_code, code, "{name}: second wait");
     }
-    // Output is captured.
-    let (out, path) = files(dir.path());
+
+    // Output reaches the sink the client gave.
+    let (out, path) = to_file(dir, "print");
     let mut h = driver
-        .start(&spec(dir.path(), config(Behaviour::Print("hello"))), out)
+        .start(&spec(dir, config(Behaviour::Print("hello"))), out)
         .await
         .unwrap();
-    assert!(h.wait().await.successful());
-    assert_eq!(std::fs::read_to_string(path).unwrap(), "hello");
-    // Stop ends a long task, well before it would finish.
-    let (out, _) = files(dir.path());
+    assert!(h.wait().await.successful(), "{name}");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "hello", "{name}");
+
+    // Stop sends the kill signal (not SIGKILL) to the whole group, and nothing survives.
+    let (out, _) = to_file(dir, "long");
     let mut h = driver
-        .start(&spec(dir.path(), config(Behaviour::RunLong)), out)
+        .start(&spec(dir, config(Behaviour::RunLong)), out)
         .await
         .unwrap();
-    let pid = h.pid() as i32;
-    let res = tokio::time::timeout(
-        Duration::from_secs(20),
-        h.stop(libc::SIGTERM, Duration::from_secs(5)),
-    )
-    .await
-    .expect("stop finishes");
-    assert!(!res.successful());
-    assert!(!pid_alive(pid));
+    let pgid = h.pid();
+    poll_until("a second process in the task's group", || {
+        group_members(pgid).len() >= 2
+    })
+    .await;
+    let res = h.stop(libc::SIGHUP, Duration::from_secs(30)).await;
+    assert_eq!(
+        res.signal,
+        i64::from(libc::SIGHUP),
+        "{name}: died of {res:?}"
+    );
+    poll_until("the task's group to be empty", || {
+        group_members(pgid).is_empty()
+    })
+    .await;
+    assert_eq!(h.wait().await, res, "{name}: wait after stop");
+
+    // A task that handles its kill signal exits cleanly, in its own time.
+    let (out, path) = to_file(dir, "trap");
+    let mut h = driver
+        .start(&spec(dir, config(Behaviour::TrapTerm)), out)
+        .await
+        .unwrap();
+    let pgid = h.pid();
+    poll_until("the task to set its trap", || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("ready")
+    })
+    .await;
+    let res = h.stop(libc::SIGTERM, Duration::from_secs(30)).await;
+    assert!(res.successful(), "{name}: {res:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("received SIGTERM"), "{name}: {text:?}");
+    poll_until("the task's group to be empty", || {
+        group_members(pgid).is_empty()
+    })
+    .await;
 }
 
-fn raw(cmd: &str) -> Map<String, Value> {
-    let v = json!({"command": "/bin/sh", "args": ["-c", cmd]});
+fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
+}
+
+fn shell(script: &str) -> Map<String, Value> {
+    obj(json!({"command": "/bin/sh", "args": ["-c", script]}))
 }
 
 #[tokio::test]
 async fn raw_exec_passes_the_suite() {
-    let d = RawExecDriver::new(true);
-    run_suite(&d, |b| match b {
-        Behaviour::Exit(c) => raw(&format!("exit {c}")),
-        Behaviour::Print(t) => raw(&format!("printf {t}")),
-        Behaviour::RunLong => raw("sleep 100"),
-    })
+    conformance(
+        || Box::new(RawExecDriver::new(true)),
+        |b| match b {
+            Behaviour::Exit(c) => shell(&format!("exit {c}")),
+            Behaviour::Print(t) => shell(&format!("printf {t}")),
+            Behaviour::RunLong => shell("sleep 100 & sleep 100"),
+            Behaviour::TrapTerm => shell(
+                "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
+                 while true; do sleep 0.05; done",
+            ),
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn mock_passes_the_suite() {
-    run_suite(&MockDriver, |b| {
-        let v = match b {
-            Behaviour::Exit(c) => json!({"exit_code": c}),
-            Behaviour::Print(t) => json!({"stdout_string": t}),
-            Behaviour::RunLong => json!({"run_for": "100s"}),
-        };
-        v.as_object().cloned().unwrap()
-    })
+    conformance(
+        || Box::new(MockDriver),
+        |b| match b {
+            Behaviour::Exit(c) => obj(json!({"exit_code": c})),
+            Behaviour::Print(t) => obj(json!({"stdout_string": t})),
+            Behaviour::RunLong => obj(json!({"run_for": "100s"})),
+            Behaviour::TrapTerm => {
+                obj(json!({"run_for": "100s", "kill_after": "0s", "stdout_string": "ready\n"}))
+            }
+        },
+    )
     .await;
 }
 
 #[tokio::test]
-async fn stop_kills_grandchildren_and_honours_the_kill_signal() {
+async fn raw_exec_uses_task_dir_work_dir_and_the_given_env() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
     let d = RawExecDriver::new(true);
-    // A grandchild in the background: stop must take the whole group.
-    let (out, path) = files(dir.path());
-    let mut h = d
-        .start(&spec(dir.path(), raw("sleep 100 & echo $!; wait")), out)
-        .await
-        .unwrap();
-    let grandchild = {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                break pid;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no grandchild pid");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    assert!(pid_alive(grandchild));
-    h.stop(libc::SIGINT, Duration::from_secs(5)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while pid_alive(grandchild) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!pid_alive(grandchild), "grandchild survived stop");
+    let mut s = spec(
+        dir.path(),
+        shell("pwd; echo $GREETING; echo ${HOME:-unset}"),
+    );
+    s.env.insert("GREETING".into(), "hi there".into());
+    let (out, path) = to_file(dir.path(), "o1");
+    assert!(d.start(&s, out).await.unwrap().wait().await.successful());
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let canonical = dir.path().canonicalize().unwrap();
+    assert_eq!(lines[0], canonical.display().to_string());
+    // Only the env the client computed: nothing leaks in from the agent.
+    assert_eq!(lines[1..], ["hi there", "unset"]);
 
-    // A trap on SIGTERM: the task sees the signal and exits cleanly before the timeout.
-    let (out, path) = files(dir.path());
-    let mut h = d
-        .start(
-            &spec(dir.path(), raw("trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.05; done")),
-            out,
-        )
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let res = h.stop(libc::SIGTERM, Duration::from_secs(10)).await;
-    assert_eq!(res.exit_code, 0, "{res:?}");
-    assert!(std::fs::read_to_string(&path).unwrap().contains("got-term"));
+    s.config.insert("work_dir".into(), json!("sub"));
+    let (out, path) = to_file(dir.path(), "o2");
+    assert!(d.start(&s, out).await.unwrap().wait().await.successful());
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        canonical.join("sub").display().to_string()
+    );
+
+    // `denied_envvars` keeps names (or `PREFIX*`) out; a valid `oom_score_adj` is accepted.
+    s.config.insert("denied_envvars".into(), json!(["GREET*"]));
+    s.config.insert("oom_score_adj".into(), json!(500));
+    s.config
+        .insert("args".into(), json!(["-c", "echo ${GREETING:-gone}"]));
+    let (out, path) = to_file(dir.path(), "o3");
+    assert!(d.start(&s, out).await.unwrap().wait().await.successful());
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(text.lines().next(), Some("gone"));
 }
 
 #[tokio::test]
-async fn disabled_raw_exec_refuses_and_bad_config_is_an_error() {
+async fn a_task_exiting_takes_its_leftovers_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = files(dir.path());
-    assert!(RawExecDriver::new(false)
-        .start(&spec(dir.path(), raw("true")), out)
+    let (out, path) = to_file(dir.path(), "o");
+    let mut h = RawExecDriver::new(true)
+        .start(&spec(dir.path(), shell("sleep 100 & echo $!; exit 4")), out)
         .await
-        .is_err());
-    let (out, _) = files(dir.path());
-    let bad = json!({"command": "/bin/true", "args": "not-a-list"})
-        .as_object()
-        .cloned()
         .unwrap();
-    let err = RawExecDriver::new(true)
-        .start(&spec(dir.path(), bad), out)
+    let pgid = h.pid();
+    assert_eq!(h.wait().await.exit_code, 4);
+    let orphan: u32 = std::fs::read_to_string(&path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(orphan > 0);
+    poll_until("the orphan to be killed", || group_members(pgid).is_empty()).await;
+}
+
+#[tokio::test]
+async fn start_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = to_file(dir.path(), "o");
+    let err = RawExecDriver::new(false)
+        .start(&spec(dir.path(), shell("true")), out)
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("\"args\" must be a list"));
+    assert!(err.to_string().contains("not enabled"), "{err}");
+    for (config, want) in [
+        (
+            json!({"command": "/bin/true", "args": "x"}),
+            "\"args\" must be a list",
+        ),
+        (json!({"args": ["x"]}), "missing \"command\""),
+        (
+            json!({"command": "/no/such/binary"}),
+            "failed to start task",
+        ),
+    ] {
+        let (out, _) = to_file(dir.path(), "o");
+        let err = RawExecDriver::new(true)
+            .start(&spec(dir.path(), obj(config)), out)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let (out, _) = to_file(dir.path(), "o");
+    let err = MockDriver
+        .start(&spec(dir.path(), obj(json!({"start_error": "boom"}))), out)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.to_string(), "failed to start task: boom");
 }
