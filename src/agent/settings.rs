@@ -245,7 +245,9 @@ impl AgentSettings {
             cpu_total_compute: c.cpu_total_compute,
             memory_total_mb: c.memory_total_mb,
             network_ip: self.http_advertise().ip().to_string(),
+            network_interface: c.network_interface.clone(),
             http_addr: self.http_advertise().to_string(),
+            ..Default::default()
         }
     }
 

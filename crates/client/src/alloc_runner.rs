@@ -1,11 +1,13 @@
-//! Runs one allocation: builds its directory, runs every task, and reports the allocation's
-//! status whenever a task's state changes.
+//! Runs one allocation: builds its directory, runs every task of its group, reports the
+//! allocation whenever a task's state changes, and stops the other tasks when one fails for
+//! good or the group's leader task ends (Nomad's `Sibling Task Failed` / `Leader Task Dead`).
 
-use crate::task_runner;
+use crate::alloc_dir::AllocDir;
+use crate::restart::RestartTracker;
+use crate::task_runner::TaskRunner;
 use crate::watcher::ClientCtx;
 use rpc::AllocClientUpdate;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use structs::{
     Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
@@ -16,10 +18,26 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// Task states of one allocation, shared by its task runners.
+/// How many events a task keeps (Nomad keeps the last 10).
+const MAX_EVENTS: usize = 10;
+
+/// Why the tasks of an allocation are being killed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum KillReason {
+    /// The servers want the allocation stopped (or the client is shutting down).
+    Stop,
+    /// Another task of the group failed for good.
+    SiblingFailed(String),
+    /// The group's leader task ended.
+    LeaderDead,
+}
+
+/// Task states of one allocation, shared by its task runners, and the switch that kills them.
 pub(crate) struct AllocState {
     alloc_id: String,
     states: Mutex<BTreeMap<String, TaskState>>,
+    reason: Mutex<Option<KillReason>>,
+    kill: CancellationToken,
     ctx: Arc<ClientCtx>,
 }
 
@@ -31,15 +49,29 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// A task event of `kind` happening now, with its display message.
+pub(crate) fn task_event(kind: &str, message: impl Into<String>) -> TaskEvent {
+    let message = message.into();
+    TaskEvent {
+        event_type: kind.into(),
+        time: now_ns(),
+        display_message: message.clone(),
+        message,
+        ..Default::default()
+    }
+}
+
 impl AllocState {
-    /// Applies `change` to a task's state and reports the allocation.
+    /// Applies `change` to a task's state and reports the allocation (except while the client
+    /// shuts down: tasks are stopped then, but the servers keep the allocation as it was, so a
+    /// restarted client runs it again).
     pub(crate) async fn update(&self, task: &str, change: impl FnOnce(&mut TaskState)) {
         let update = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
             let state = states.entry(task.to_string()).or_default();
             change(state);
-            if state.events.len() > 10 {
-                let excess = state.events.len() - 10;
+            if state.events.len() > MAX_EVENTS {
+                let excess = state.events.len() - MAX_EVENTS;
                 state.events.drain(..excess);
             }
             let (status, description) = client_status(&states);
@@ -50,59 +82,59 @@ impl AllocState {
                 task_states: states.clone(),
             }
         };
-        self.ctx.reporter.send(update).await;
+        if !self.ctx.shutdown.is_cancelled() {
+            self.ctx.reporter.send(update).await;
+        }
     }
 
-    /// Records an event (and optionally a new state) for a task.
-    pub(crate) async fn event(&self, task: &str, kind: &str, message: String, state: Option<&str>) {
-        self.update(task, |s| {
-            s.events.push(TaskEvent {
-                event_type: kind.into(),
-                time: now_ns(),
-                display_message: message.clone(),
-                message,
-                ..Default::default()
-            });
-            if let Some(new) = state {
-                s.state = new.into();
-            }
-        })
-        .await;
+    /// Records an event for a task.
+    pub(crate) async fn event(&self, task: &str, event: TaskEvent) {
+        self.update(task, |s| s.events.push(event)).await;
+    }
+
+    /// Cancelled when the task runners must kill their tasks.
+    pub(crate) fn kill_token(&self) -> &CancellationToken {
+        &self.kill
+    }
+
+    /// Kills every task, keeping the first reason given.
+    fn kill(&self, reason: KillReason) {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(reason);
+        self.kill.cancel();
+    }
+
+    /// Why the tasks are being killed (`Stop` when the allocation's stop token fired).
+    pub(crate) fn kill_reason(&self) -> KillReason {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or(KillReason::Stop)
     }
 }
 
-/// Nomad's client status from task states.
+/// Nomad's client status from task states: failed if any task failed, complete when all are
+/// dead, running once every task has started and one runs, pending before.
 fn client_status(states: &BTreeMap<String, TaskState>) -> (&'static str, &'static str) {
-    let all = |st: &str| states.values().all(|s| s.state == st);
     if states
         .values()
         .any(|s| s.state == TASK_STATE_DEAD && s.failed)
     {
         return (ALLOC_CLIENT_FAILED, "Failed tasks");
     }
-    if all(TASK_STATE_DEAD) {
+    if states.values().all(|s| s.state == TASK_STATE_DEAD) {
         return (ALLOC_CLIENT_COMPLETE, "All tasks have completed");
     }
-    if states.values().any(|s| s.state == TASK_STATE_RUNNING)
-        && !states
-            .values()
-            .any(|s| s.state == TASK_STATE_PENDING && s.restarts == 0 && s.started_at.is_none())
-    {
+    let never_started = states
+        .values()
+        .any(|s| s.state == TASK_STATE_PENDING && s.started_at.is_none());
+    if !never_started && states.values().any(|s| s.state == TASK_STATE_RUNNING) {
         return (ALLOC_CLIENT_RUNNING, "Tasks are running");
     }
     (ALLOC_CLIENT_PENDING, "No tasks have started")
-}
-
-fn build_dirs(alloc_dir: &Path, tasks: &[String]) -> std::io::Result<()> {
-    for sub in ["alloc/logs", "alloc/data", "alloc/tmp"] {
-        std::fs::create_dir_all(alloc_dir.join(sub))?;
-    }
-    for t in tasks {
-        for sub in ["local", "secrets", "tmp"] {
-            std::fs::create_dir_all(alloc_dir.join(t).join(sub))?;
-        }
-    }
-    Ok(())
 }
 
 /// Runs the allocation until its tasks end or `stop` is cancelled.
@@ -114,8 +146,23 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
         .and_then(|j| j.group(&alloc.task_group))
         .cloned()
     else {
-        warn!(alloc_id = %alloc.id, "allocation has no job or group; ignoring it");
+        warn!(alloc_id = %alloc.id, group = %alloc.task_group, "allocation without its job or group");
+        ctx.reporter
+            .send(AllocClientUpdate {
+                alloc_id: alloc.id.clone(),
+                client_status: ALLOC_CLIENT_FAILED.into(),
+                client_description: format!(
+                    "allocation has no job or no task group {:?}",
+                    alloc.task_group
+                ),
+                task_states: BTreeMap::new(),
+            })
+            .await;
         return;
+    };
+    let pending = TaskState {
+        state: TASK_STATE_PENDING.into(),
+        ..Default::default()
     };
     let state = Arc::new(AllocState {
         alloc_id: alloc.id.clone(),
@@ -123,49 +170,57 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
             group
                 .tasks
                 .iter()
-                .map(|t| {
-                    (
-                        t.name.clone(),
-                        TaskState {
-                            state: TASK_STATE_PENDING.into(),
-                            ..Default::default()
-                        },
-                    )
-                })
+                .map(|t| (t.name.clone(), pending.clone()))
                 .collect(),
         ),
+        reason: Mutex::new(None),
+        kill: stop.child_token(),
         ctx: ctx.clone(),
     });
-    let alloc_dir = ctx.alloc_root.join(&alloc.id);
-    let names: Vec<String> = group.tasks.iter().map(|t| t.name.clone()).collect();
-    if let Err(e) = build_dirs(&alloc_dir, &names) {
-        for t in &names {
+    let alloc_dir = AllocDir::new(&ctx.alloc_root, &alloc.id);
+    if let Err(e) = alloc_dir.build(group.tasks.iter().map(|t| t.name.as_str())) {
+        let message = format!(
+            "failed to build alloc dir {}: {e}",
+            alloc_dir.root().display()
+        );
+        for t in &group.tasks {
             state
-                .event(
-                    t,
-                    "Setup Failure",
-                    format!("failed to build alloc dir: {e}"),
-                    Some(TASK_STATE_DEAD),
-                )
+                .update(&t.name, |s| {
+                    let mut ev = task_event("Setup Failure", message.clone());
+                    ev.fails_task = true;
+                    s.events.push(ev);
+                    s.state = TASK_STATE_DEAD.into();
+                    s.failed = true;
+                })
                 .await;
-            state.update(t, |s| s.failed = true).await;
         }
         return;
     }
+    let batch = alloc.job.as_ref().is_some_and(|j| j.is_batch());
     let mut tasks = JoinSet::new();
     for task in group.tasks.clone() {
-        let runner = task_runner::TaskRunner {
+        let (name, leader) = (task.name.clone(), task.leader);
+        let runner = TaskRunner {
             ctx: ctx.clone(),
             alloc: alloc.clone(),
-            restart: group.restart_policy.clone().unwrap_or_default(),
+            restart: RestartTracker::new(group.restart_policy.clone().unwrap_or_default(), batch),
             task,
             alloc_dir: alloc_dir.clone(),
             state: state.clone(),
-            stop: stop.clone(),
         };
-        tasks.spawn(runner.run());
+        tasks.spawn(async move { (name, leader, runner.run().await) });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((name, _, true)) => state.kill(KillReason::SiblingFailed(name)),
+            Ok((_, true, false)) => state.kill(KillReason::LeaderDead),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(alloc_id = %alloc.id, error = %e, "task runner crashed; stopping the allocation");
+                state.kill(KillReason::Stop);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,22 +244,35 @@ mod tests {
                 .map(|(i, s)| (i.to_string(), s))
                 .collect()
         };
-        assert_eq!(client_status(&m(vec![st("pending", false)])).0, "pending");
+        let status = |v| client_status(&m(v)).0;
+        assert_eq!(status(vec![st("pending", false)]), "pending");
         assert_eq!(
-            client_status(&m(vec![st("running", false), st("running", false)])).0,
+            status(vec![st("running", false), st("running", false)]),
             "running"
         );
         assert_eq!(
-            client_status(&m(vec![st("running", false), st("pending", false)])).0,
+            status(vec![st("running", false), st("pending", false)]),
             "pending"
         );
+        // A task waiting to restart after it ran once keeps the allocation running.
+        let mut restarting = st("running", false);
+        restarting.state = "pending".into();
+        assert_eq!(status(vec![st("running", false), restarting]), "running");
         assert_eq!(
-            client_status(&m(vec![st("dead", false), st("dead", false)])).0,
+            status(vec![st("dead", false), st("dead", false)]),
             "complete"
         );
         assert_eq!(
-            client_status(&m(vec![st("dead", true), st("running", false)])).0,
+            status(vec![st("dead", true), st("running", false)]),
             "failed"
         );
+    }
+
+    #[test]
+    fn events_have_type_time_and_message() {
+        let e = task_event("Started", "Task started by client");
+        assert_eq!(e.event_type, "Started");
+        assert_eq!(e.display_message, e.message);
+        assert!(e.time > 0);
     }
 }

@@ -6,15 +6,47 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use structs::{Allocation, Node, Task};
 
-/// Builds a task's environment.
+/// Agent environment variables never passed to tasks (Nomad's default `env.denylist`).
+pub(crate) const HOST_ENV_DENYLIST: &[&str] = &[
+    "CONSUL_TOKEN",
+    "CONSUL_HTTP_TOKEN",
+    "CONSUL_LICENSE",
+    "NOMAD_TOKEN",
+    "NOMAD_LICENSE",
+    "VAULT_TOKEN",
+    "VAULT_LICENSE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+];
+
+/// An environment variable name with every character outside `[A-Za-z0-9_.]` replaced by `_`
+/// (Nomad cleans port labels and meta keys this way).
+fn clean_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Builds a task's environment: `host_env` (the agent's own, for drivers without image
+/// isolation; empty otherwise), then Nomad's `NOMAD_*` variables, then the task's `env` block
+/// interpolated against them.
 pub(crate) fn task_env(
     alloc: &Allocation,
     task: &Task,
     node: &Node,
     region: &str,
     alloc_dir: &Path,
+    host_env: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
+    let mut env = host_env.clone();
     let mut set = |k: String, v: String| {
         env.insert(k, v);
     };
@@ -54,19 +86,30 @@ pub(crate) fn task_env(
     set("NOMAD_DC".into(), node.datacenter.clone());
     set("NOMAD_REGION".into(), region.to_string());
     set("NOMAD_NAMESPACE".into(), alloc.namespace.clone());
-    set("NOMAD_CPU_LIMIT".into(), task.resources.cpu.to_string());
+    // What the scheduler allocated wins over what the task asked for.
+    let allocated = alloc.allocated_resources.tasks.get(&task.name);
+    let pick = |given: Option<i64>, asked: i64| given.filter(|v| *v > 0).unwrap_or(asked);
+    set(
+        "NOMAD_CPU_LIMIT".into(),
+        pick(allocated.map(|r| r.cpu.cpu_shares), task.resources.cpu).to_string(),
+    );
     set(
         "NOMAD_MEMORY_LIMIT".into(),
-        task.resources.memory_mb.to_string(),
+        pick(
+            allocated.map(|r| r.memory.memory_mb),
+            task.resources.memory_mb,
+        )
+        .to_string(),
     );
-    if task.resources.memory_max_mb > 0 {
-        set(
-            "NOMAD_MEMORY_MAX_LIMIT".into(),
-            task.resources.memory_max_mb.to_string(),
-        );
+    let memory_max = pick(
+        allocated.map(|r| r.memory.memory_max_mb),
+        task.resources.memory_max_mb,
+    );
+    if memory_max > 0 {
+        set("NOMAD_MEMORY_MAX_LIMIT".into(), memory_max.to_string());
     }
     for p in &alloc.allocated_resources.shared.ports {
-        let label = p.label.replace('-', "_");
+        let label = clean_name(&p.label);
         let ip = if p.host_ip.is_empty() {
             node.ip()
         } else {
@@ -99,21 +142,11 @@ pub(crate) fn task_env(
     }
     meta.extend(task.meta.clone());
     for (k, v) in meta {
-        let upper: String = k
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         set(format!("NOMAD_META_{k}"), v.clone());
-        set(format!("NOMAD_META_{upper}"), v);
-    }
-    if let Ok(path) = std::env::var("PATH") {
-        env.entry("PATH".into()).or_insert(path);
+        set(
+            format!("NOMAD_META_{}", clean_name(&k).to_ascii_uppercase()),
+            v,
+        );
     }
     // The task's own env block, interpolated against what is set so far.
     let base = env.clone();
@@ -221,27 +254,84 @@ mod tests {
 
     #[test]
     fn nomad_variables_are_set() {
-        let (a, mut task) = alloc();
+        let (mut a, mut task) = alloc();
         task.env.insert("ADDR".into(), "${NOMAD_ADDR_http}".into());
-        let env = task_env(
-            &a,
-            &task,
-            &mock::node("n1"),
-            "eu",
-            Path::new("/data/alloc/x"),
+        task.env.insert("HOME".into(), "/task-home".into());
+        task.meta.insert("team-name".into(), "blue".into());
+        a.allocated_resources
+            .shared
+            .ports
+            .push(AllocatedPortMapping {
+                label: "admin-ui".into(),
+                value: 20001,
+                to: 0,
+                host_ip: String::new(),
+            });
+        a.allocated_resources.tasks.insert(
+            "web".into(),
+            structs::AllocatedTaskResources {
+                cpu: structs::AllocatedCpuResources { cpu_shares: 750 },
+                memory: structs::AllocatedMemoryResources {
+                    memory_mb: 256,
+                    memory_max_mb: 512,
+                },
+            },
         );
-        assert_eq!(env["NOMAD_ALLOC_INDEX"], "1");
-        assert_eq!(env["NOMAD_SHORT_ALLOC_ID"], "01234567");
-        assert_eq!(env["NOMAD_PORT_http"], "8080");
-        assert_eq!(env["NOMAD_HOST_PORT_http"], "23456");
-        assert_eq!(env["NOMAD_ADDR_http"], "10.0.0.5:8080");
-        assert_eq!(env["NOMAD_REGION"], "eu");
-        assert_eq!(env["NOMAD_TASK_DIR"], "/data/alloc/x/web/local");
-        assert_eq!(env["NOMAD_ALLOC_DIR"], "/data/alloc/x/alloc");
-        assert_eq!(env["NOMAD_META_owner"], "team-a");
-        assert_eq!(env["NOMAD_META_OWNER"], "team-a");
+        let host = BTreeMap::from([
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+            ("NOMAD_REGION".to_string(), "spoofed".to_string()),
+        ]);
+        let node = mock::node("n1");
+        let env = task_env(&a, &task, &node, "eu", Path::new("/data/alloc/x"), &host);
+        let want = [
+            ("NOMAD_ALLOC_ID", "0123456789abcdef"),
+            ("NOMAD_SHORT_ALLOC_ID", "01234567"),
+            ("NOMAD_ALLOC_NAME", "web.web[1]"),
+            ("NOMAD_ALLOC_INDEX", "1"),
+            ("NOMAD_TASK_NAME", "web"),
+            ("NOMAD_GROUP_NAME", "web"),
+            ("NOMAD_JOB_ID", "web"),
+            ("NOMAD_JOB_NAME", "web"),
+            ("NOMAD_JOB_PARENT_ID", ""),
+            ("NOMAD_DC", "dc1"),
+            ("NOMAD_REGION", "eu"),
+            ("NOMAD_NAMESPACE", "default"),
+            ("NOMAD_TASK_DIR", "/data/alloc/x/web/local"),
+            ("NOMAD_SECRETS_DIR", "/data/alloc/x/web/secrets"),
+            ("NOMAD_ALLOC_DIR", "/data/alloc/x/alloc"),
+            ("NOMAD_CPU_LIMIT", "750"),
+            ("NOMAD_MEMORY_LIMIT", "256"),
+            ("NOMAD_MEMORY_MAX_LIMIT", "512"),
+            // A mapped port: NOMAD_PORT is the `to` port, the HOST ones the host port.
+            ("NOMAD_IP_http", "10.0.0.5"),
+            ("NOMAD_PORT_http", "8080"),
+            ("NOMAD_ADDR_http", "10.0.0.5:8080"),
+            ("NOMAD_HOST_IP_http", "10.0.0.5"),
+            ("NOMAD_HOST_PORT_http", "23456"),
+            ("NOMAD_HOST_ADDR_http", "10.0.0.5:23456"),
+            ("NOMAD_ALLOC_PORT_http", "8080"),
+            // An unmapped port on the node's IP; the label is cleaned.
+            ("NOMAD_PORT_admin_ui", "20001"),
+            ("NOMAD_ADDR_admin_ui", &format!("{}:20001", node.ip())),
+            ("NOMAD_META_owner", "team-a"),
+            ("NOMAD_META_OWNER", "team-a"),
+            ("NOMAD_META_team-name", "blue"),
+            ("NOMAD_META_TEAM_NAME", "blue"),
+            // The task's env block, interpolated; it overrides the agent's env.
+            ("ADDR", "10.0.0.5:8080"),
+            ("HOME", "/task-home"),
+            ("PATH", "/usr/bin"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        // Without allocated resources the task's own ask is used; no max means no variable.
+        let (a, task) = alloc();
+        let env = task_env(&a, &task, &node, "eu", Path::new("/x"), &BTreeMap::new());
         assert_eq!(env["NOMAD_CPU_LIMIT"], "500");
-        assert_eq!(env["ADDR"], "10.0.0.5:8080");
+        assert!(!env.contains_key("NOMAD_MEMORY_MAX_LIMIT"));
+        assert!(!env.contains_key("PATH"));
     }
 
     #[test]

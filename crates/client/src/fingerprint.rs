@@ -4,6 +4,7 @@
 use crate::ClientConfig;
 use drivers::Driver;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use structs::{
     Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources, NodeNetworkResource,
@@ -33,6 +34,55 @@ pub(crate) fn parse_cpuinfo(text: &str) -> CpuInfo {
         }
     }
     info
+}
+
+/// MHz from `/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq` (kHz), the fallback when
+/// `/proc/cpuinfo` has no `cpu MHz` (arm64, some VMs).
+pub(crate) fn parse_cpufreq_khz(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|khz| *khz > 0.0)
+        .map(|khz| khz / 1000.0)
+}
+
+/// Every (interface name, IPv4 address) of this host.
+fn ipv4_addrs() -> Vec<(String, Ipv4Addr)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs(3) stores the head of a list it allocates in `head`; it is freed
+    // below with freeifaddrs and never used after.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() && !ifa.ifa_name.is_null() {
+            // SAFETY: `ifa_addr` is non-null and points to a sockaddr owned by the list.
+            let family = unsafe { (*ifa.ifa_addr).sa_family };
+            if i32::from(family) == libc::AF_INET {
+                // SAFETY: family AF_INET means the address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                // SAFETY: `ifa_name` is a non-null NUL-terminated string owned by the list.
+                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+                out.push((name.to_string_lossy().into_owned(), ip));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// The first IPv4 address of interface `name` (`network_interface`).
+pub(crate) fn interface_ipv4(name: &str) -> Option<Ipv4Addr> {
+    ipv4_addrs()
+        .into_iter()
+        .find_map(|(n, ip)| (n == name).then_some(ip))
 }
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
@@ -112,10 +162,20 @@ pub(crate) fn node(
 ) -> Node {
     let cpu = parse_cpuinfo(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
     let cores = cpu.cores.max(1);
-    let mhz = cpu.mhz.unwrap_or_else(|| {
-        info!("cpu frequency not reported by /proc/cpuinfo; assuming 1000 MHz per core");
-        1000.0
-    });
+    let mhz = cpu
+        .mhz
+        .or_else(|| {
+            std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+                .ok()
+                .and_then(|t| parse_cpufreq_khz(&t))
+        })
+        .unwrap_or_else(|| {
+            info!(
+                "cpu frequency unknown (no \"cpu MHz\" in /proc/cpuinfo, no cpufreq); \
+                 assuming 1000 MHz per core; set cpu_total_compute to override"
+            );
+            1000.0
+        });
     let total_compute = config
         .cpu_total_compute
         .unwrap_or((mhz * cores as f64) as i64);
@@ -138,7 +198,10 @@ pub(crate) fn node(
     set("cpu.numcores", cores.to_string());
     set("cpu.frequency", format!("{}", mhz as i64));
     set("cpu.totalcompute", total_compute.to_string());
-    set("cpu.modelname", cpu.model.clone());
+    if !cpu.model.is_empty() {
+        set("cpu.modelname", cpu.model.clone());
+    }
+    set("cpu.reservablecores", cores.to_string());
     set("kernel.name", kernel);
     set("kernel.version", kernel_version);
     set("kernel.arch", machine);
@@ -185,7 +248,10 @@ pub(crate) fn node(
             },
             networks: vec![NodeNetworkResource {
                 mode: "host".into(),
-                device: String::new(),
+                device: ipv4_addrs()
+                    .into_iter()
+                    .find_map(|(n, ip)| (ip.to_string() == config.network_ip).then_some(n))
+                    .unwrap_or_default(),
                 cidr: format!("{}/32", config.network_ip),
                 ip: config.network_ip.clone(),
             }],
@@ -221,13 +287,27 @@ pub(crate) fn node(
 mod tests {
     use super::*;
 
+    const X86: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\
+cpu MHz\t\t: 2445.406\nflags\t\t: fpu vme\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n\
+model name\t: AMD EPYC 7B13\ncpu MHz\t\t: 2445.406\n";
+    /// arm64 (and some VMs): no model name, no MHz.
+    const ARM: &str = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\n\
+CPU implementer\t: 0x41\n\nprocessor\t: 1\nBogoMIPS\t: 50.00\n\nprocessor\t: 2\n\nprocessor\t: 3\n";
+
     #[test]
     fn cpuinfo_counts_cores_and_reads_mhz() {
-        let text = "processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\n";
-        let c = parse_cpuinfo(text);
-        assert_eq!((c.cores, c.model.as_str()), (2, "AMD EPYC"));
+        let c = parse_cpuinfo(X86);
+        assert_eq!((c.cores, c.model.as_str()), (2, "AMD EPYC 7B13"));
         assert_eq!(c.mhz.map(|m| m as i64), Some(2445));
-        assert_eq!(parse_cpuinfo("processor : 0\n").mhz, None);
+        let arm = parse_cpuinfo(ARM);
+        assert_eq!((arm.cores, arm.mhz, arm.model.as_str()), (4, None, ""));
+        assert_eq!(
+            parse_cpuinfo("\u{0}\u{1}garbage: :: x\n"),
+            CpuInfo::default()
+        );
+        assert_eq!(parse_cpufreq_khz("2800000\n"), Some(2800.0));
+        assert_eq!(parse_cpufreq_khz("n/a"), None);
+        assert_eq!(parse_cpufreq_khz("0"), None);
     }
 
     #[test]
@@ -237,27 +317,93 @@ mod tests {
             Some(24_576_000 * 1024)
         );
         assert_eq!(parse_meminfo("garbage"), None);
+        assert_eq!(parse_meminfo("MemTotal: lots kB"), None);
         let (name, version) =
             parse_os_release("NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\n");
         assert_eq!((name.as_str(), version.as_str()), ("debian", "12"));
+        let (name, version) = parse_os_release("NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"22.04\"");
+        assert_eq!((name.as_str(), version.as_str()), ("ubuntu", "22.04"));
+        assert_eq!(parse_os_release(""), (String::new(), String::new()));
     }
 
     #[test]
-    fn node_has_nomad_attributes_and_drivers() {
+    fn loopback_interface_has_its_address() {
+        assert_eq!(interface_ipv4("lo"), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(interface_ipv4("no-such-if0"), None);
+    }
+
+    #[test]
+    fn node_has_nomad_attributes_resources_and_drivers() {
         let dir = tempfile::tempdir().unwrap();
         let config = ClientConfig {
+            node_name: "n1".into(),
             data_dir: dir.path().to_path_buf(),
             options: [("driver.raw_exec.enable".to_string(), "1".to_string())].into(),
             meta: [("rack".to_string(), "r1".to_string())].into(),
+            reserved_cpu: 100,
+            reserved_memory_mb: 256,
+            reserved_ports: "22,80".into(),
+            memory_total_mb: Some(2048),
             ..Default::default()
         };
         let drivers = drivers::catalog(&config.options);
         let n = node(&config, "id", "secret", &drivers);
+        for key in [
+            "cpu.arch",
+            "cpu.numcores",
+            "cpu.frequency",
+            "cpu.totalcompute",
+            "cpu.reservablecores",
+            "kernel.name",
+            "kernel.version",
+            "kernel.arch",
+            "os.name",
+            "memory.totalbytes",
+            "unique.hostname",
+            "unique.network.ip-address",
+            "unique.storage.volume",
+            "unique.storage.bytestotal",
+            "unique.storage.bytesfree",
+            "driver.raw_exec",
+            "driver.mock",
+            "nomad.version",
+            "nomad.advertise.address",
+        ] {
+            assert!(n.attributes.contains_key(key), "missing {key}");
+        }
         assert_eq!(n.attributes["kernel.name"], "linux");
-        assert_eq!(n.attributes["driver.raw_exec"], "1");
-        assert!(n.node_resources.cpu.cpu_shares > 0);
-        assert!(n.node_resources.memory.memory_mb > 0);
-        assert!(n.drivers["raw_exec"].healthy);
+        assert_eq!(n.attributes["unique.network.ip-address"], "127.0.0.1");
+        assert_eq!(n.attributes["nomad.version"], structs::VERSION);
+        let cores: i64 = n.attributes["cpu.numcores"].parse().unwrap();
+        let mhz: i64 = n.attributes["cpu.frequency"].parse().unwrap();
+        assert_eq!(n.node_resources.cpu.cpu_shares, cores * mhz);
+        assert_eq!(n.node_resources.memory.memory_mb, 2048);
+        assert_eq!(n.node_resources.networks[0].ip, "127.0.0.1");
+        assert_eq!(n.node_resources.networks[0].device, "lo");
+        assert_eq!(
+            (
+                n.node_resources.min_dynamic_port,
+                n.node_resources.max_dynamic_port
+            ),
+            (20000, 32000)
+        );
+        assert_eq!(n.reserved_resources.cpu.cpu_shares, 100);
+        assert_eq!(n.reserved_resources.memory.memory_mb, 256);
+        assert_eq!(n.reserved_resources.networks.reserved_host_ports, "22,80");
+        assert!(n.drivers["raw_exec"].healthy && n.drivers["mock"].detected);
+        assert_eq!((n.id.as_str(), n.name.as_str()), ("id", "n1"));
         assert_eq!(n.meta["rack"], "r1");
+
+        // raw_exec disabled: not detected, no attribute; a cpu override wins.
+        let config = ClientConfig {
+            options: BTreeMap::new(),
+            cpu_total_compute: Some(1234),
+            ..config
+        };
+        let n = node(&config, "id", "secret", &drivers::catalog(&config.options));
+        assert!(!n.drivers["raw_exec"].detected);
+        assert!(!n.attributes.contains_key("driver.raw_exec"));
+        assert_eq!(n.node_resources.cpu.cpu_shares, 1234);
+        assert_eq!(n.attributes["cpu.totalcompute"], "1234");
     }
 }

@@ -5,12 +5,14 @@
 //! Owns: everything that happens on a worker node. Must not: depend on server crates; it
 //! reaches the servers only through `Arc<dyn rpc::Rpc>`.
 
+mod alloc_dir;
 mod alloc_runner;
 mod env;
 mod fingerprint;
 mod logs;
 mod node;
 mod reporter;
+mod restart;
 mod task_runner;
 mod watcher;
 
@@ -18,6 +20,7 @@ use rpc::Rpc;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +36,9 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// `network_interface` names an interface without an IPv4 address (or none at all).
+    #[error("network_interface {0:?}: no such interface with an IPv4 address")]
+    NetworkInterface(String),
 }
 
 /// Client settings (Nomad's `client {}` block plus agent identity).
@@ -66,10 +72,19 @@ pub struct ClientConfig {
     pub cpu_total_compute: Option<i64>,
     /// Override of the fingerprinted memory MB.
     pub memory_total_mb: Option<i64>,
-    /// The IP tasks' ports are bound to and advertised on.
+    /// The IP tasks' ports are bound to and advertised on (default: the address the agent
+    /// advertises); `network_interface` overrides it.
     pub network_ip: String,
+    /// `network_interface`: take the node's IP from this interface's first IPv4 address.
+    pub network_interface: Option<String>,
     /// This agent's HTTP address, registered so others can reach the client (logs).
     pub http_addr: String,
+    /// `max_kill_timeout`: the cap on any task's `kill_timeout` (Nomad: 30s).
+    pub max_kill_timeout: Duration,
+    /// How long to wait before retrying a failed heartbeat or registration.
+    pub heartbeat_retry: Duration,
+    /// Overrides every task's `logs.max_file_size` with this many bytes (tests rotate small).
+    pub max_log_file_bytes: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -90,12 +105,16 @@ impl Default for ClientConfig {
             cpu_total_compute: None,
             memory_total_mb: None,
             network_ip: "127.0.0.1".into(),
+            network_interface: None,
             http_addr: "127.0.0.1:4646".into(),
+            max_kill_timeout: Duration::from_secs(30),
+            heartbeat_retry: Duration::from_secs(1),
+            max_log_file_bytes: None,
         }
     }
 }
 
-/// The running client.
+/// The running client: its node ID, the alloc dirs it serves, and its tasks.
 pub struct ClientHandle {
     node_id: String,
     alloc_root: PathBuf,
@@ -107,9 +126,11 @@ pub struct ClientHandle {
 pub struct Client;
 
 impl Client {
-    /// Fingerprints the node, registers it, and starts the heartbeat and allocation watcher.
+    /// Fingerprints the node, registers it (retrying until the servers answer or `shutdown` is
+    /// cancelled), then heartbeats, watches the node's allocations and runs them until
+    /// `shutdown` is cancelled, when every task is stopped with its kill signal and timeout.
     pub async fn start(
-        config: ClientConfig,
+        mut config: ClientConfig,
         rpc: Arc<dyn Rpc>,
         shutdown: CancellationToken,
     ) -> Result<ClientHandle, ClientError> {
@@ -121,6 +142,11 @@ impl Client {
                 source,
             })?;
         }
+        if let Some(name) = config.network_interface.clone().filter(|n| !n.is_empty()) {
+            config.network_ip = fingerprint::interface_ipv4(&name)
+                .ok_or(ClientError::NetworkInterface(name))?
+                .to_string();
+        }
         let (node_id, secret_id) =
             node::identity(&client_dir).map_err(|source| ClientError::DataDir {
                 path: client_dir.clone(),
@@ -131,16 +157,28 @@ impl Client {
         let mut tasks = JoinSet::new();
         let (reporter, reporter_task) = reporter::Reporter::new(rpc.clone(), shutdown.clone());
         tasks.spawn(reporter_task);
-        let registered = node::Registration::new(rpc.clone(), node.clone(), shutdown.clone());
+        let registration = node::Registration::new(
+            rpc.clone(),
+            node.clone(),
+            config.heartbeat_retry,
+            shutdown.clone(),
+        );
         // Register before watching, so the first allocation query finds the node.
-        registered.register_until_ok().await;
-        tasks.spawn(registered.heartbeat_loop());
+        let ttl = registration.register_until_ok().await;
+        tasks.spawn(registration.heartbeat_loop(ttl));
+        // Nomad passes the agent's environment to tasks of drivers without image isolation,
+        // minus its `env.denylist` of credentials.
+        let host_env = std::env::vars()
+            .filter(|(k, _)| !env::HOST_ENV_DENYLIST.contains(&k.as_str()))
+            .collect();
         let ctx = Arc::new(watcher::ClientCtx {
             node: Arc::new(node),
-            region: config.region.clone(),
+            config,
             alloc_root: alloc_root.clone(),
             drivers,
             reporter,
+            host_env,
+            shutdown: shutdown.clone(),
         });
         tasks.spawn(watcher::run(ctx, rpc, shutdown.clone()));
         Ok(ClientHandle {
@@ -153,12 +191,13 @@ impl Client {
 }
 
 impl ClientHandle {
-    /// This node's ID.
+    /// This node's ID (stable across restarts: kept in `<data_dir>/client/node-id`).
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
 
-    /// Stops every task (the shutdown token is cancelled) and waits for the client's tasks.
+    /// Cancels the shutdown token (if the caller has not) and waits until every task has been
+    /// stopped and the client's loops have ended.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}

@@ -8,18 +8,23 @@ use structs::Node;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Reads (or creates) `client/node-id` and `client/secret-id`.
+/// The shortest pause between heartbeats, whatever TTL the servers give.
+const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Reads (or creates, on first start) `client/node-id` and `client/secret-id`. A file that does
+/// not hold a UUID is replaced, with a warning, since the node cannot run without an identity.
 pub(crate) fn identity(dir: &Path) -> std::io::Result<(String, String)> {
     let read_or_create = |name: &str| -> std::io::Result<String> {
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(s) if s.trim().len() == 36 => Ok(s.trim().to_string()),
-            _ => {
-                let id = uuid::Uuid::new_v4().to_string();
-                std::fs::write(&path, &id)?;
-                Ok(id)
-            }
+            Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => return Ok(s.trim().to_string()),
+            Ok(_) => warn!(path = %path.display(), "not a UUID; generating a new identity"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
+        let id = uuid::Uuid::new_v4().to_string();
+        std::fs::write(&path, &id)?;
+        Ok(id)
     };
     Ok((read_or_create("node-id")?, read_or_create("secret-id")?))
 }
@@ -28,55 +33,85 @@ pub(crate) fn identity(dir: &Path) -> std::io::Result<(String, String)> {
 pub(crate) struct Registration {
     rpc: Arc<dyn Rpc>,
     node: Node,
+    retry: Duration,
     shutdown: CancellationToken,
 }
 
 impl Registration {
-    pub(crate) fn new(rpc: Arc<dyn Rpc>, node: Node, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(
+        rpc: Arc<dyn Rpc>,
+        node: Node,
+        retry: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             rpc,
             node,
+            retry: retry.max(Duration::from_millis(10)),
             shutdown,
         }
     }
 
-    /// Registers, retrying until it works or the client shuts down; returns the TTL.
+    /// Registers, retrying with backoff until it works or the client shuts down; returns the
+    /// heartbeat TTL.
     pub(crate) async fn register_until_ok(&self) -> Duration {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = self.retry;
         loop {
             match self.rpc.node_register(self.node.clone()).await {
                 Ok(resp) => {
-                    info!(node_id = %self.node.id, "node registered");
+                    info!(node_id = %self.node.id, ttl = ?resp.heartbeat_ttl, "node registered");
                     return resp.heartbeat_ttl;
                 }
                 Err(e) => {
-                    warn!(error = %e, "node registration failed; retrying");
+                    warn!(error = %e, retry_in = ?backoff, "node registration failed");
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return Duration::from_secs(10),
+                        _ = self.shutdown.cancelled() => return self.retry,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(self.retry * 30);
                 }
             }
         }
     }
 
-    /// Heartbeats at half the TTL; re-registers when the servers forgot the node.
-    pub(crate) async fn heartbeat_loop(self) {
-        let mut ttl = Duration::from_secs(10);
+    /// Heartbeats at half the TTL (the servers add their grace on top); re-registers when the
+    /// servers no longer know the node.
+    pub(crate) async fn heartbeat_loop(self, first_ttl: Duration) {
+        let mut wait = first_ttl / 2;
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(ttl / 2) => {}
+                _ = tokio::time::sleep(wait.max(MIN_HEARTBEAT_INTERVAL)) => {}
             }
-            match self.rpc.node_heartbeat(&self.node.id).await {
-                Ok(resp) => ttl = resp.heartbeat_ttl.max(Duration::from_millis(200)),
-                Err(e) if e.code == ErrorCode::NotFound => ttl = self.register_until_ok().await,
-                Err(e) => {
-                    warn!(error = %e, "heartbeat failed");
-                    ttl = Duration::from_secs(2);
+            wait = match self.rpc.node_heartbeat(&self.node.id).await {
+                Ok(resp) => resp.heartbeat_ttl / 2,
+                Err(e) if e.code == ErrorCode::NotFound => {
+                    info!(node_id = %self.node.id, "servers lost the node; registering again");
+                    self.register_until_ok().await / 2
                 }
-            }
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?self.retry, "heartbeat failed");
+                    self.retry
+                }
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_stable_and_garbage_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = identity(dir.path()).unwrap();
+        assert_ne!(first.0, first.1);
+        assert_eq!(identity(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join("node-id"), "garbage\n").unwrap();
+        let again = identity(dir.path()).unwrap();
+        assert_ne!(again.0, first.0);
+        assert!(uuid::Uuid::parse_str(&again.0).is_ok());
+        assert_eq!(again.1, first.1);
     }
 }

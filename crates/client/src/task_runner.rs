@@ -1,170 +1,109 @@
-//! Runs one task: environment, driver start, logs, the restart policy, and stopping with the
-//! task's kill signal and timeout.
+//! Runs one task: environment and interpolated config, driver start, rotated logs, the restart
+//! policy, and stopping with the task's kill signal and timeout. Events and their messages are
+//! Nomad's (`Received`, `Task Setup`, `Started`, `Terminated`, `Restarting`, `Not Restarting`,
+//! `Killing`, `Killed`, `Driver Failure`, `Sibling Task Failed`, `Leader Task Dead`).
 
-use crate::alloc_runner::{now_ns, AllocState};
+use crate::alloc_dir::AllocDir;
+use crate::alloc_runner::{now_ns, task_event, AllocState, KillReason};
 use crate::env::{interpolate_value, task_env};
 use crate::logs::RotatingLog;
+use crate::restart::{Decision, RestartTracker};
 use crate::watcher::ClientCtx;
-use drivers::{ExitResult, TaskOutput, TaskSpec};
+use drivers::{Driver, ExitResult, TaskHandle, TaskOutput, TaskSpec};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use structs::duration::format_duration;
-use structs::{
-    Allocation, RestartPolicy, Task, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING,
-};
+use structs::{Allocation, Task, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
-/// The client's cap on `kill_timeout` (Nomad's `max_kill_timeout`).
-const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
-
+/// One task of a running allocation.
 pub(crate) struct TaskRunner {
     pub(crate) ctx: Arc<ClientCtx>,
     pub(crate) alloc: Arc<Allocation>,
     pub(crate) task: Task,
-    pub(crate) restart: RestartPolicy,
-    pub(crate) alloc_dir: PathBuf,
+    pub(crate) restart: RestartTracker,
+    pub(crate) alloc_dir: AllocDir,
     pub(crate) state: Arc<AllocState>,
-    pub(crate) stop: CancellationToken,
 }
 
-/// What the restart policy says after an exit.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Decision {
-    /// The task finished for good.
-    Done {
-        failed: bool,
-        reason: Option<String>,
-    },
-    /// Start again after this delay.
-    Restart { delay: Duration, message: String },
+fn ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Nomad's restart policy: batch tasks that exit 0 are done; any other exit restarts after
-/// `delay` while fewer than `attempts` restarts happened within `interval`; then `fail` marks the
-/// task failed and `delay` waits out the interval.
-pub(crate) fn decide(
-    policy: &RestartPolicy,
-    batch: bool,
-    exit: &ExitResult,
-    recent: &mut VecDeque<Instant>,
-    now: Instant,
-) -> Decision {
-    if batch && exit.successful() {
-        return Decision::Done {
-            failed: false,
-            reason: None,
-        };
-    }
-    let interval = Duration::from_nanos(u64::try_from(policy.interval).unwrap_or(0));
-    let delay = Duration::from_nanos(u64::try_from(policy.delay).unwrap_or(0));
-    while recent
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= interval)
-    {
-        recent.pop_front();
-    }
-    let attempts = usize::try_from(policy.attempts).unwrap_or(0);
-    if recent.len() < attempts {
-        recent.push_back(now);
-        return Decision::Restart {
-            delay,
-            message: format!(
-                "Task restarting in {}",
-                format_duration(delay.as_nanos() as i64)
-            ),
-        };
-    }
-    if policy.mode == "delay" {
-        let wait = recent
-            .front()
-            .map(|t| interval.saturating_sub(now.duration_since(*t)))
-            .unwrap_or(delay)
-            .max(delay);
-        recent.clear();
-        recent.push_back(now + wait);
-        return Decision::Restart {
-            delay: wait,
-            message: format!(
-                "Exceeded allowed attempts {} in interval {} and mode is \"delay\" - Task restarting in {}",
-                policy.attempts,
-                format_duration(policy.interval),
-                format_duration(wait.as_nanos() as i64)
-            ),
-        };
-    }
-    Decision::Done {
-        failed: true,
-        reason: Some(format!(
-            "Exceeded allowed attempts {} in interval {} and mode is \"fail\"",
-            policy.attempts,
-            format_duration(policy.interval)
-        )),
-    }
-}
-
-/// Copies one output pipe into its rotating log files on a blocking thread.
+/// Copies one output pipe into its rotating log files on a blocking thread, until every
+/// writer (the task and whatever it started) has closed the pipe. Write errors are logged once
+/// and the output keeps being drained, so a full disk never blocks the task.
 fn pump(mut reader: std::io::PipeReader, mut log: RotatingLog) {
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut failing = false;
         loop {
             match reader.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if let Err(e) = log.write(&buf[..n]) {
-                        tracing::warn!(error = %e, "cannot write task log");
+                Ok(0) => return,
+                Ok(n) => match log.write(&buf[..n]) {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        warn!(error = %e, "cannot write task log; dropping output");
                     }
-                }
+                    Err(_) => {}
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
             }
         }
     });
 }
 
 impl TaskRunner {
+    /// Pipes into `alloc/logs/<task>.{stdout,stderr}.N` (or nowhere with `logs.disabled`).
     fn output(&self) -> std::io::Result<TaskOutput> {
         let cfg = self.task.log_config.clone().unwrap_or_default();
-        let dir = self.alloc_dir.join("alloc").join("logs");
+        if cfg.disabled {
+            return Ok(TaskOutput {
+                stdout: std::process::Stdio::null(),
+                stderr: std::process::Stdio::null(),
+            });
+        }
         let max_files = u64::try_from(cfg.max_files).unwrap_or(10);
-        let max_bytes = u64::try_from(cfg.max_file_size_mb)
-            .unwrap_or(10)
-            .saturating_mul(1024 * 1024);
-        let (out_r, out_w) = std::io::pipe()?;
-        let (err_r, err_w) = std::io::pipe()?;
-        pump(
-            out_r,
-            RotatingLog::new(
-                dir.clone(),
-                format!("{}.stdout", self.task.name),
-                max_files,
-                max_bytes,
-            ),
-        );
-        pump(
-            err_r,
-            RotatingLog::new(
-                dir,
-                format!("{}.stderr", self.task.name),
-                max_files,
-                max_bytes,
-            ),
-        );
+        let max_bytes = self.ctx.config.max_log_file_bytes.unwrap_or_else(|| {
+            u64::try_from(cfg.max_file_size_mb)
+                .unwrap_or(10)
+                .saturating_mul(1024 * 1024)
+        });
+        let sink = |stream: &str| -> std::io::Result<std::process::Stdio> {
+            let (reader, writer) = std::io::pipe()?;
+            let base = format!("{}.{stream}", self.task.name);
+            pump(
+                reader,
+                RotatingLog::new(self.alloc_dir.logs(), base, max_files, max_bytes),
+            );
+            Ok(writer.into())
+        };
         Ok(TaskOutput {
-            stdout: out_w.into(),
-            stderr: err_w.into(),
+            stdout: sink("stdout")?,
+            stderr: sink("stderr")?,
         })
     }
 
-    fn spec(&self) -> TaskSpec {
+    fn spec(&self, driver: &dyn Driver) -> TaskSpec {
+        let empty = BTreeMap::new();
+        let host_env = if driver.inherits_host_env() {
+            &self.ctx.host_env
+        } else {
+            &empty
+        };
         let env = task_env(
             &self.alloc,
             &self.task,
             &self.ctx.node,
-            &self.ctx.region,
-            &self.alloc_dir,
+            &self.ctx.config.region,
+            self.alloc_dir.root(),
+            host_env,
         );
         let config = match interpolate_value(
             &Value::Object(self.task.config.clone()),
@@ -179,7 +118,7 @@ impl TaskRunner {
             task_name: self.task.name.clone(),
             config,
             env,
-            task_dir: self.alloc_dir.join(&self.task.name),
+            task_dir: self.alloc_dir.task(&self.task.name),
         }
     }
 
@@ -193,51 +132,85 @@ impl TaskRunner {
             .await;
     }
 
-    pub(crate) async fn run(self) {
-        let name = self.task.name.clone();
+    /// Kills a running task for the allocation's kill reason and marks it dead.
+    async fn kill(&self, handle: &mut dyn TaskHandle, signal: i32, timeout: Duration) {
+        let name = &self.task.name;
+        match self.state.kill_reason() {
+            KillReason::Stop => {}
+            KillReason::SiblingFailed(sibling) => {
+                let mut ev = task_event(
+                    "Sibling Task Failed",
+                    format!("Task's sibling {sibling:?} failed"),
+                );
+                ev.details.insert("failed_sibling".into(), sibling);
+                self.state.event(name, ev).await;
+            }
+            KillReason::LeaderDead => {
+                let ev = task_event("Leader Task Dead", "Leader Task in Group dead");
+                self.state.event(name, ev).await;
+            }
+        }
+        let mut ev = task_event(
+            "Killing",
+            format!(
+                "Sent interrupt. Waiting {} before force killing",
+                format_duration(ns(timeout))
+            ),
+        );
+        ev.kill_timeout = ns(timeout);
+        self.state.event(name, ev).await;
+        let exit = handle.stop(signal, timeout).await;
+        info!(alloc_id = %self.alloc.id, task = %name, ?exit, "task killed");
         self.state
-            .event(&name, "Received", "Task received by client".into(), None)
+            .event(name, task_event("Killed", "Task successfully killed"))
+            .await;
+        self.finish(false).await;
+    }
+
+    /// Runs the task to its end; returns whether it failed for good.
+    pub(crate) async fn run(mut self) -> bool {
+        let name = self.task.name.clone();
+        let kill = self.state.kill_token().clone();
+        self.state
+            .event(&name, task_event("Received", "Task received by client"))
             .await;
         self.state
-            .event(&name, "Task Setup", "Building Task Directory".into(), None)
+            .event(&name, task_event("Task Setup", "Building Task Directory"))
             .await;
         let Some(driver) = self.ctx.drivers.get(self.task.driver.as_str()).cloned() else {
-            self.state
-                .event(
-                    &name,
-                    "Driver Failure",
-                    format!(
-                        "driver {:?} is not available on this client",
-                        self.task.driver
-                    ),
-                    None,
-                )
-                .await;
+            let mut ev = task_event(
+                "Driver Failure",
+                format!(
+                    "driver {:?} is not available on this client",
+                    self.task.driver
+                ),
+            );
+            ev.fails_task = true;
+            self.state.event(&name, ev).await;
             self.finish(true).await;
-            return;
+            return true;
         };
         let kill_signal = drivers::signal_number(&self.task.kill_signal)
             .unwrap_or_else(|| driver.default_kill_signal());
         let kill_timeout = Duration::from_nanos(u64::try_from(self.task.kill_timeout).unwrap_or(0))
-            .min(MAX_KILL_TIMEOUT);
-        let batch = self.alloc.job.as_ref().is_some_and(|j| j.is_batch());
-        let mut recent = VecDeque::new();
+            .min(self.ctx.config.max_kill_timeout);
         loop {
-            if self.stop.is_cancelled() {
+            if kill.is_cancelled() {
                 self.finish(false).await;
-                return;
+                return false;
             }
             let started = match self.output() {
                 Ok(output) => driver
-                    .start(&self.spec(), output)
+                    .start(&self.spec(driver.as_ref()), output)
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(format!("failed to create log pipes: {e}")),
             };
             let exit = match started {
                 Err(reason) => {
+                    warn!(alloc_id = %self.alloc.id, task = %name, %reason, "task failed to start");
                     self.state
-                        .event(&name, "Driver Failure", reason, None)
+                        .event(&name, task_event("Driver Failure", reason))
                         .await;
                     ExitResult {
                         exit_code: -1,
@@ -249,23 +222,15 @@ impl TaskRunner {
                         .update(&name, |s| {
                             s.state = TASK_STATE_RUNNING.into();
                             s.started_at = Some(structs::time::rfc3339_nano(now_ns()));
-                            s.events.push(structs::TaskEvent {
-                                event_type: "Started".into(),
-                                time: now_ns(),
-                                display_message: "Task started by client".into(),
-                                message: "Task started by client".into(),
-                                ..Default::default()
-                            });
+                            s.events
+                                .push(task_event("Started", "Task started by client"));
                         })
                         .await;
                     tokio::select! {
                         exit = handle.wait() => exit,
-                        _ = self.stop.cancelled() => {
-                            self.state.event(&name, "Killing", format!("Sent interrupt. Waiting {} before force killing", format_duration(kill_timeout.as_nanos() as i64)), None).await;
-                            handle.stop(kill_signal, kill_timeout).await;
-                            self.state.event(&name, "Killed", "Task successfully killed".into(), None).await;
-                            self.finish(false).await;
-                            return;
+                        _ = kill.cancelled() => {
+                            self.kill(handle.as_mut(), kill_signal, kill_timeout).await;
+                            return false;
                         }
                     }
                 }
@@ -274,134 +239,43 @@ impl TaskRunner {
             if exit.signal != 0 {
                 msg.push_str(&format!(", Signal: {}", exit.signal));
             }
-            self.state.event(&name, "Terminated", msg, None).await;
-            match decide(&self.restart, batch, &exit, &mut recent, Instant::now()) {
+            let mut ev = task_event("Terminated", msg);
+            ev.exit_code = exit.exit_code;
+            ev.signal = exit.signal;
+            ev.details = BTreeMap::from([
+                ("exit_code".to_string(), exit.exit_code.to_string()),
+                ("signal".to_string(), exit.signal.to_string()),
+                ("oom_killed".to_string(), exit.oom_killed.to_string()),
+            ]);
+            self.state.event(&name, ev).await;
+            match self.restart.decide(&exit, Instant::now()) {
                 Decision::Done { failed, reason } => {
                     if let Some(reason) = reason {
-                        self.state
-                            .event(&name, "Not Restarting", reason, None)
-                            .await;
+                        let mut ev = task_event("Not Restarting", reason);
+                        ev.fails_task = failed;
+                        self.state.event(&name, ev).await;
                     }
                     self.finish(failed).await;
-                    return;
+                    return failed;
                 }
-                Decision::Restart { delay, message } => {
+                Decision::Restart { delay, reason } => {
+                    let mut ev = task_event("Restarting", Decision::restart_message(delay, reason));
+                    ev.start_delay = ns(delay);
+                    ev.restart_reason = reason.into();
                     self.state
                         .update(&name, |s| {
                             s.state = TASK_STATE_PENDING.into();
                             s.restarts += 1;
                             s.last_restart = Some(structs::time::rfc3339_nano(now_ns()));
-                            s.events.push(structs::TaskEvent {
-                                event_type: "Restarting".into(),
-                                time: now_ns(),
-                                display_message: message.clone(),
-                                message,
-                                ..Default::default()
-                            });
+                            s.events.push(ev);
                         })
                         .await;
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = self.stop.cancelled() => {}
+                        _ = kill.cancelled() => {}
                     }
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(attempts: i64, mode: &str) -> RestartPolicy {
-        RestartPolicy {
-            attempts,
-            interval: 60 * 1_000_000_000,
-            delay: 1_000_000_000,
-            mode: mode.into(),
-            render_templates: false,
-        }
-    }
-
-    fn failed() -> ExitResult {
-        ExitResult {
-            exit_code: 1,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn batch_success_is_done_and_failures_restart_then_fail() {
-        let now = Instant::now();
-        let mut recent = VecDeque::new();
-        let p = policy(2, "fail");
-        assert_eq!(
-            decide(&p, true, &ExitResult::default(), &mut recent, now),
-            Decision::Done {
-                failed: false,
-                reason: None
-            }
-        );
-        assert!(matches!(
-            decide(&p, true, &failed(), &mut recent, now),
-            Decision::Restart { .. }
-        ));
-        assert!(matches!(
-            decide(&p, true, &failed(), &mut recent, now),
-            Decision::Restart { .. }
-        ));
-        match decide(&p, true, &failed(), &mut recent, now) {
-            Decision::Done {
-                failed: true,
-                reason: Some(r),
-            } => {
-                assert_eq!(
-                    r,
-                    "Exceeded allowed attempts 2 in interval 1m0s and mode is \"fail\""
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn service_exit_zero_restarts_and_interval_forgets_old_restarts() {
-        let now = Instant::now();
-        let mut recent = VecDeque::new();
-        let p = policy(1, "fail");
-        assert!(matches!(
-            decide(&p, false, &ExitResult::default(), &mut recent, now),
-            Decision::Restart { .. }
-        ));
-        assert!(matches!(
-            decide(&p, false, &failed(), &mut recent, now),
-            Decision::Done { failed: true, .. }
-        ));
-        let later = now + Duration::from_secs(61);
-        let mut recent = VecDeque::from([now]);
-        assert!(matches!(
-            decide(&p, false, &failed(), &mut recent, later),
-            Decision::Restart { .. }
-        ));
-    }
-
-    #[test]
-    fn delay_mode_waits_out_the_interval() {
-        let now = Instant::now();
-        let mut recent = VecDeque::from([now]);
-        match decide(
-            &policy(1, "delay"),
-            false,
-            &failed(),
-            &mut recent,
-            now + Duration::from_secs(10),
-        ) {
-            Decision::Restart { delay, message } => {
-                assert_eq!(delay, Duration::from_secs(50));
-                assert!(message.contains("mode is \"delay\""));
-            }
-            other => panic!("{other:?}"),
         }
     }
 }

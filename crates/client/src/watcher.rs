@@ -3,6 +3,7 @@
 
 use crate::alloc_runner;
 use crate::reporter::Reporter;
+use crate::ClientConfig;
 use drivers::Driver;
 use rpc::{QueryOptions, Rpc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,11 +17,20 @@ use tracing::{debug, warn};
 
 /// What every alloc runner of this client shares.
 pub(crate) struct ClientCtx {
+    /// The node as registered (attributes and meta feed interpolation).
     pub(crate) node: Arc<Node>,
-    pub(crate) region: String,
+    /// The client's settings.
+    pub(crate) config: ClientConfig,
+    /// `<data_dir>/alloc`.
     pub(crate) alloc_root: PathBuf,
+    /// Drivers by name.
     pub(crate) drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    /// Where allocation status goes.
     pub(crate) reporter: Reporter,
+    /// The agent's environment minus the denylist, for drivers that pass it on.
+    pub(crate) host_env: BTreeMap<String, String>,
+    /// The client's shutdown token: once cancelled, tasks are stopped but not reported.
+    pub(crate) shutdown: CancellationToken,
 }
 
 struct Running {
@@ -28,6 +38,7 @@ struct Running {
     join: JoinHandle<()>,
 }
 
+/// Watches the node's allocations until `shutdown`, then stops every allocation it runs.
 pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: CancellationToken) {
     let mut runners: BTreeMap<String, Running> = BTreeMap::new();
     // Allocations this client already ran to the end; never started again.
@@ -49,11 +60,18 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: Cancel
                 warn!(error = %e, "watching allocations failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(ctx.config.heartbeat_retry) => {}
                 }
                 continue;
             }
         };
+        if resp.meta.index <= index {
+            // Nothing new (the wait ran out) or the servers' index went back: never spin.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
         index = resp.meta.index;
         runners.retain(|id, r| {
             if r.join.is_finished() {
@@ -63,6 +81,15 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: Cancel
                 true
             }
         });
+        // Allocations the servers no longer list for this node (garbage collected or moved)
+        // are stopped too.
+        let listed: BTreeSet<&str> = resp.value.iter().map(|a| a.id.as_str()).collect();
+        for (id, r) in &runners {
+            if !listed.contains(id.as_str()) {
+                debug!(alloc_id = %id, "allocation no longer assigned; stopping it");
+                r.stop.cancel();
+            }
+        }
         for alloc in resp.value {
             if alloc.server_terminal() {
                 if let Some(r) = runners.get(&alloc.id) {

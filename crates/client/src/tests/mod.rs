@@ -1,229 +1,19 @@
-//! Client tests against an in-memory fake of the servers.
+//! Client tests against an in-memory fake of the servers: real processes through `raw_exec`
+//! and `mock`, status and events as the servers would receive them.
 
-use crate::{Client, ClientConfig};
-use async_trait::async_trait;
-use rpc::{
-    AllocClientUpdate, NodeUpdateResponse, QueryMeta, QueryOptions, QueryResponse, Rpc, RpcError,
-};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+mod fake;
+
+use crate::{Client, ClientConfig, ClientHandle};
+use fake::Fake;
+use rpc::AllocClientUpdate;
+use std::sync::Arc;
 use std::time::Duration;
 use structs::*;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// The fake servers: a node, allocations placed on it, and the reports received.
-#[derive(Default)]
-struct FakeState {
-    node: Option<Node>,
-    allocs: BTreeMap<String, Allocation>,
-    reports: BTreeMap<String, AllocClientUpdate>,
-}
-
-struct Fake {
-    state: Mutex<FakeState>,
-    index: watch::Sender<u64>,
-}
-
-impl Fake {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(FakeState::default()),
-            index: watch::channel(1).0,
-        })
-    }
-    fn place(&self, alloc: Allocation) {
-        self.state
-            .lock()
-            .unwrap()
-            .allocs
-            .insert(alloc.id.clone(), alloc);
-        self.index.send_modify(|i| *i += 1);
-    }
-    fn stop(&self, id: &str) {
-        if let Some(a) = self.state.lock().unwrap().allocs.get_mut(id) {
-            a.desired_status = "stop".into();
-        }
-        self.index.send_modify(|i| *i += 1);
-    }
-    fn report(&self, id: &str) -> Option<AllocClientUpdate> {
-        self.state.lock().unwrap().reports.get(id).cloned()
-    }
-    fn node_id(&self) -> Option<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .node
-            .as_ref()
-            .map(|n| n.id.clone())
-    }
-}
-
-fn nope<T>() -> Result<T, RpcError> {
-    Err(RpcError::internal("not in the fake"))
-}
-
-#[async_trait]
-impl Rpc for Fake {
-    async fn job_register(&self, _: JobRegisterRequest) -> Result<JobRegisterResponse, RpcError> {
-        nope()
-    }
-    async fn job_deregister(
-        &self,
-        _: &str,
-        _: &str,
-        _: bool,
-    ) -> Result<JobDeregisterResponse, RpcError> {
-        nope()
-    }
-    async fn job_plan(&self, _: JobPlanRequest) -> Result<JobPlanResponse, RpcError> {
-        nope()
-    }
-    async fn job_list(
-        &self,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<JobListStub>>, RpcError> {
-        nope()
-    }
-    async fn job_get(&self, _: &str, _: &QueryOptions) -> Result<QueryResponse<Job>, RpcError> {
-        nope()
-    }
-    async fn job_versions(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<Job>>, RpcError> {
-        nope()
-    }
-    async fn job_allocations(
-        &self,
-        _: &str,
-        _: bool,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<AllocListStub>>, RpcError> {
-        nope()
-    }
-    async fn job_evaluations(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<Evaluation>>, RpcError> {
-        nope()
-    }
-    async fn job_summary(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<JobSummary>, RpcError> {
-        nope()
-    }
-    async fn alloc_list(
-        &self,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<AllocListStub>>, RpcError> {
-        nope()
-    }
-    async fn alloc_get(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Allocation>, RpcError> {
-        nope()
-    }
-    async fn node_list(
-        &self,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<NodeListStub>>, RpcError> {
-        nope()
-    }
-    async fn node_get(&self, _: &str, _: &QueryOptions) -> Result<QueryResponse<Node>, RpcError> {
-        nope()
-    }
-    async fn node_allocations(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<Allocation>>, RpcError> {
-        nope()
-    }
-    async fn eval_list(
-        &self,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<Evaluation>>, RpcError> {
-        nope()
-    }
-    async fn eval_get(
-        &self,
-        _: &str,
-        _: &QueryOptions,
-    ) -> Result<QueryResponse<Evaluation>, RpcError> {
-        nope()
-    }
-    async fn status_leader(&self, _: &str) -> Result<String, RpcError> {
-        nope()
-    }
-    async fn status_peers(&self, _: &str) -> Result<Vec<String>, RpcError> {
-        nope()
-    }
-    async fn regions(&self) -> Result<Vec<String>, RpcError> {
-        nope()
-    }
-    async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
-        self.state.lock().unwrap().node = Some(node);
-        Ok(NodeUpdateResponse {
-            heartbeat_ttl: Duration::from_secs(10),
-            index: 1,
-        })
-    }
-    async fn node_heartbeat(&self, _: &str) -> Result<NodeUpdateResponse, RpcError> {
-        Ok(NodeUpdateResponse {
-            heartbeat_ttl: Duration::from_secs(10),
-            index: 1,
-        })
-    }
-    async fn node_client_allocs(
-        &self,
-        _: &str,
-        q: &QueryOptions,
-    ) -> Result<QueryResponse<Vec<Allocation>>, RpcError> {
-        let mut rx = self.index.subscribe();
-        while *rx.borrow_and_update() <= q.min_index {
-            if tokio::time::timeout(Duration::from_secs(5), rx.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let index = *self.index.borrow();
-        let allocs = self
-            .state
-            .lock()
-            .unwrap()
-            .allocs
-            .values()
-            .cloned()
-            .collect();
-        Ok(QueryResponse {
-            value: allocs,
-            meta: QueryMeta {
-                index,
-                known_leader: true,
-                last_contact_ms: 0,
-            },
-        })
-    }
-    async fn alloc_client_update(&self, updates: Vec<AllocClientUpdate>) -> Result<u64, RpcError> {
-        let mut s = self.state.lock().unwrap();
-        for u in updates {
-            s.reports.insert(u.alloc_id.clone(), u);
-        }
-        Ok(1)
-    }
-}
-
+/// Polls `f` until it returns something, failing after a generous deadline.
 async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = f() {
             return v;
@@ -236,26 +26,35 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn alloc(id: &str, job_type: &str, command: &str, restart: Option<RestartPolicy>) -> Allocation {
+fn shell_task(name: &str, script: &str) -> Task {
+    let mut task = mock::job("j", 1).task_groups[0].tasks[0].clone();
+    task.name = name.into();
+    task.driver = "raw_exec".into();
+    task.kill_timeout = 5_000_000_000;
+    task.config = serde_json::json!({"command": "/bin/sh", "args": ["-c", script]})
+        .as_object()
+        .cloned()
+        .unwrap();
+    task
+}
+
+fn alloc_of(
+    id: &str,
+    job_type: &str,
+    tasks: Vec<Task>,
+    restart: Option<RestartPolicy>,
+) -> Allocation {
     let mut job = mock::job("j", 1);
     job.job_type = job_type.into();
     let group = &mut job.task_groups[0];
     group.restart_policy = restart.or(group.restart_policy.take());
-    let task = &mut group.tasks[0];
-    task.driver = "raw_exec".into();
-    task.kill_timeout = 2_000_000_000;
-    task.env
-        .insert("GREETING".into(), "hi from ${NOMAD_JOB_NAME}".into());
-    task.config = serde_json::json!({"command": "/bin/sh", "args": ["-c", command]})
-        .as_object()
-        .cloned()
-        .unwrap();
+    group.tasks = tasks;
     Allocation {
         id: id.into(),
         namespace: "default".into(),
         name: "j.web[0]".into(),
         job_id: "j".into(),
-        task_group: "web".into(),
+        task_group: group.name.clone(),
         desired_status: "run".into(),
         client_status: "pending".into(),
         job: Some(Arc::new(job)),
@@ -263,17 +62,62 @@ fn alloc(id: &str, job_type: &str, command: &str, restart: Option<RestartPolicy>
     }
 }
 
-async fn start(fake: Arc<Fake>) -> (crate::ClientHandle, tempfile::TempDir) {
+/// An allocation of job `j`, group `web`, one raw_exec task `web` running `script`.
+fn alloc(id: &str, job_type: &str, script: &str, restart: Option<RestartPolicy>) -> Allocation {
+    alloc_of(id, job_type, vec![shell_task("web", script)], restart)
+}
+
+fn fail_fast(attempts: i64) -> RestartPolicy {
+    RestartPolicy {
+        attempts,
+        interval: 60_000_000_000,
+        delay: 10_000_000,
+        mode: "fail".into(),
+        render_templates: false,
+    }
+}
+
+async fn start_with(
+    fake: Arc<Fake>,
+    tweak: impl FnOnce(&mut ClientConfig),
+) -> (ClientHandle, tempfile::TempDir, CancellationToken) {
     let dir = tempfile::tempdir().unwrap();
-    let config = ClientConfig {
+    let mut config = ClientConfig {
+        node_name: "node-a".into(),
         data_dir: dir.path().to_path_buf(),
         options: [("driver.raw_exec.enable".to_string(), "1".to_string())].into(),
+        meta: [("rack".to_string(), "r7".to_string())].into(),
+        heartbeat_retry: Duration::from_millis(50),
         ..Default::default()
     };
-    let handle = Client::start(config, fake, CancellationToken::new())
-        .await
-        .unwrap();
+    tweak(&mut config);
+    let token = CancellationToken::new();
+    let handle = Client::start(config, fake, token.clone()).await.unwrap();
+    (handle, dir, token)
+}
+
+async fn start(fake: Arc<Fake>) -> (ClientHandle, tempfile::TempDir) {
+    let (handle, dir, _) = start_with(fake, |_| {}).await;
     (handle, dir)
+}
+
+fn event_types(report: &AllocClientUpdate, task: &str) -> Vec<String> {
+    report.task_states[task]
+        .events
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect()
+}
+
+/// Whether `pid` is a live process (zombies waiting for a reaper count as gone).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
 }
 
 #[tokio::test]
@@ -281,52 +125,57 @@ async fn batch_task_runs_with_nomad_env_and_completes() {
     let fake = Fake::new();
     let (client, dir) = start(fake.clone()).await;
     assert_eq!(fake.node_id().as_deref(), Some(client.node_id()));
-    fake.place(alloc(
-        "a1",
-        "batch",
-        "echo $GREETING $NOMAD_ALLOC_INDEX $NOMAD_TASK_NAME; pwd",
-        None,
-    ));
+    let mut task = shell_task(
+        "web",
+        "echo $GREETING $NOMAD_ALLOC_INDEX $NOMAD_TASK_NAME $NOMAD_JOB_ID $NOMAD_ALLOC_ID; \
+         echo \"$1\"; pwd",
+    );
+    task.env
+        .insert("GREETING".into(), "hi from ${NOMAD_JOB_NAME}".into());
+    // Runtime interpolation reaches the driver config too.
+    task.config.insert(
+        "args".into(),
+        serde_json::json!([
+            "-c",
+            task.config["args"][1],
+            "sh",
+            "${node.unique.name}/${meta.rack}/${attr.kernel.name}/${node.unique.id}"
+        ]),
+    );
+    fake.place(alloc_of("a1", "batch", vec![task], None));
     let done = eventually("complete", || {
         fake.report("a1").filter(|r| r.client_status == "complete")
     })
     .await;
-    let events: Vec<&str> = done.task_states["web"]
-        .events
-        .iter()
-        .map(|e| e.event_type.as_str())
-        .collect();
     assert_eq!(
-        events,
-        vec!["Received", "Task Setup", "Started", "Terminated"]
+        event_types(&done, "web"),
+        ["Received", "Task Setup", "Started", "Terminated"]
     );
+    let state = &done.task_states["web"];
+    assert_eq!((state.state.as_str(), state.failed), ("dead", false));
+    assert!(state.started_at.is_some() && state.finished_at.is_some());
+    assert_eq!(state.events[3].display_message, "Exit Code: 0");
     let log = dir.path().join("alloc/a1/alloc/logs/web.stdout.0");
     let text = eventually("log", || {
         std::fs::read_to_string(&log)
             .ok()
-            .filter(|t| t.lines().count() == 2)
+            .filter(|t| t.lines().count() == 3)
     })
     .await;
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("hi from j 0 web"));
-    assert!(lines.next().unwrap().ends_with("alloc/a1/web"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "hi from j 0 web j a1");
+    assert_eq!(lines[1], format!("node-a/r7/linux/{}", client.node_id()));
+    assert!(lines[2].ends_with("alloc/a1/web"), "{}", lines[2]);
     assert!(dir.path().join("alloc/a1/web/secrets").is_dir());
     assert!(dir.path().join("alloc/a1/alloc/data").is_dir());
     client.shutdown().await;
 }
 
 #[tokio::test]
-async fn failing_task_restarts_then_fails() {
+async fn failing_task_restarts_attempts_times_then_fails() {
     let fake = Fake::new();
     let (client, _dir) = start(fake.clone()).await;
-    let policy = RestartPolicy {
-        attempts: 2,
-        interval: 60_000_000_000,
-        delay: 10_000_000,
-        mode: "fail".into(),
-        render_templates: false,
-    };
-    fake.place(alloc("a2", "batch", "exit 3", Some(policy)));
+    fake.place(alloc("a2", "batch", "exit 3", Some(fail_fast(2))));
     let failed = eventually("failed", || {
         fake.report("a2").filter(|r| r.client_status == "failed")
     })
@@ -334,69 +183,273 @@ async fn failing_task_restarts_then_fails() {
     let state = &failed.task_states["web"];
     assert_eq!(state.restarts, 2);
     assert!(state.failed);
-    let last = state.events.last().unwrap();
-    assert_eq!(last.event_type, "Not Restarting");
-    assert!(state
-        .events
-        .iter()
-        .any(|e| e.event_type == "Terminated" && e.display_message == "Exit Code: 3"));
+    assert_eq!(state.state, "dead");
+    // 11 events happened; Nomad keeps the newest 10.
+    assert_eq!(
+        event_types(&failed, "web"),
+        [
+            "Task Setup",
+            "Started",
+            "Terminated",
+            "Restarting",
+            "Started",
+            "Terminated",
+            "Restarting",
+            "Started",
+            "Terminated",
+            "Not Restarting"
+        ]
+    );
+    let ev = &state.events;
+    assert_eq!(ev[2].display_message, "Exit Code: 3");
+    assert_eq!(ev[2].exit_code, 3);
+    assert_eq!(ev[3].display_message, "Task restarting in 10ms");
+    assert_eq!(ev[3].start_delay, 10_000_000);
+    assert_eq!(
+        ev[9].display_message,
+        "Exceeded allowed attempts 2 in interval 1m0s and mode is \"fail\""
+    );
+    assert!(ev[9].fails_task);
+    assert_eq!(failed.client_description, "Failed tasks");
     client.shutdown().await;
 }
 
 #[tokio::test]
-async fn stopping_an_allocation_kills_its_process_group() {
+async fn stopping_an_allocation_sends_sigint_then_kills_the_group() {
     let fake = Fake::new();
     let (client, dir) = start(fake.clone()).await;
+    // The background sleep ignores SIGINT (as async commands of sh do): only the group kill
+    // after the leader exits takes it down.
     fake.place(alloc(
         "a3",
         "service",
-        "sleep 300 & echo $! > $NOMAD_TASK_DIR/child; wait",
+        "trap 'echo got-int > $NOMAD_TASK_DIR/signal; exit 0' INT; \
+         sleep 300 & echo $! > $NOMAD_TASK_DIR/child; wait",
         None,
     ));
     eventually("running", || {
         fake.report("a3").filter(|r| r.client_status == "running")
     })
     .await;
-    let pid_file = dir.path().join("alloc/a3/web/local/child");
+    let local = dir.path().join("alloc/a3/web/local");
     let child: i32 = eventually("child pid", || {
-        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+        std::fs::read_to_string(local.join("child"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     })
     .await;
+    assert!(alive(child));
     fake.stop("a3");
     let done = eventually("complete", || {
         fake.report("a3").filter(|r| r.client_status == "complete")
     })
     .await;
-    let types: Vec<&str> = done.task_states["web"]
-        .events
-        .iter()
-        .map(|e| e.event_type.as_str())
-        .collect();
-    assert!(types.ends_with(&["Killing", "Killed"]), "{types:?}");
-    let alive = |pid: i32| {
-        // SAFETY: signal 0 only checks whether the process exists.
-        unsafe { libc::kill(pid, 0) == 0 }
-    };
+    let types = event_types(&done, "web");
+    assert!(
+        types.ends_with(&["Killing".into(), "Killed".into()]),
+        "{types:?}"
+    );
+    let killing = &done.task_states["web"].events[types.len() - 2];
+    assert_eq!(
+        killing.display_message,
+        "Sent interrupt. Waiting 5s before force killing"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("signal"))
+            .unwrap()
+            .trim(),
+        "got-int"
+    );
+    assert!(!done.task_states["web"].failed);
     eventually("grandchild gone", || (!alive(child)).then_some(())).await;
     client.shutdown().await;
 }
 
 #[tokio::test]
-async fn missing_driver_fails_the_task() {
+async fn service_tasks_restart_even_after_exit_zero() {
     let fake = Fake::new();
     let (client, _dir) = start(fake.clone()).await;
-    let mut a = alloc("a4", "batch", "true", None);
-    let mut job = (**a.job.as_ref().unwrap()).clone();
-    job.task_groups[0].tasks[0].driver = "docker".into();
-    a.job = Some(Arc::new(job));
-    fake.place(a);
+    fake.place(alloc("a5", "service", "exit 0", Some(fail_fast(1))));
+    let failed = eventually("failed", || {
+        fake.report("a5").filter(|r| r.client_status == "failed")
+    })
+    .await;
+    assert_eq!(failed.task_states["web"].restarts, 1);
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_rotate_and_keep_max_files() {
+    let fake = Fake::new();
+    let (client, dir, _) = start_with(fake.clone(), |c| c.max_log_file_bytes = Some(100)).await;
+    let mut task = shell_task(
+        "web",
+        // 1000 bytes without a newline, then 5 on stderr.
+        "i=0; while [ $i -lt 100 ]; do printf 0123456789; i=$((i+1)); done; printf oops >&2",
+    );
+    task.log_config = Some(LogConfig {
+        max_files: 3,
+        max_file_size_mb: 1,
+        disabled: false,
+    });
+    fake.place(alloc_of("a6", "batch", vec![task], None));
+    eventually("complete", || {
+        fake.report("a6").filter(|r| r.client_status == "complete")
+    })
+    .await;
+    let logs = dir.path().join("alloc/a6/alloc/logs");
+    let names = eventually("rotation to settle", || {
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .ok()?
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let last = std::fs::read(logs.join("web.stdout.9")).ok()?;
+        (names.len() == 4 && last.len() == 100).then_some(names)
+    })
+    .await;
+    assert_eq!(
+        names,
+        [
+            "web.stderr.0",
+            "web.stdout.7",
+            "web.stdout.8",
+            "web.stdout.9"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("web.stdout.8")).unwrap(),
+        "0123456789".repeat(10)
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("web.stderr.0")).unwrap(),
+        "oops"
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_task_takes_its_siblings_down() {
+    let fake = Fake::new();
+    let (client, _dir) = start(fake.clone()).await;
+    fake.place(alloc_of(
+        "a7",
+        "service",
+        vec![
+            shell_task("bad", "exit 1"),
+            shell_task("good", "exec sleep 300"),
+        ],
+        Some(fail_fast(0)),
+    ));
+    let failed = eventually("failed with every task dead", || {
+        fake.report("a7").filter(|r| {
+            r.client_status == "failed" && r.task_states.values().all(|s| s.state == "dead")
+        })
+    })
+    .await;
+    assert_eq!(
+        failed.task_states["bad"]
+            .events
+            .last()
+            .unwrap()
+            .display_message,
+        "Policy allows no restarts"
+    );
+    let good = event_types(&failed, "good");
+    assert!(
+        good.ends_with(&[
+            "Sibling Task Failed".into(),
+            "Killing".into(),
+            "Killed".into()
+        ]),
+        "{good:?}"
+    );
+    assert!(!failed.task_states["good"].failed);
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_driver_and_mock_driver() {
+    let fake = Fake::new();
+    let (client, _dir) = start(fake.clone()).await;
+    let mut docker = shell_task("web", "true");
+    docker.driver = "docker".into();
+    fake.place(alloc_of("a4", "batch", vec![docker], None));
+    let mut mock_task = shell_task("web", "");
+    mock_task.driver = "mock".into();
+    mock_task.config = serde_json::json!({"run_for": "50ms", "exit_code": 0})
+        .as_object()
+        .cloned()
+        .unwrap();
+    fake.place(alloc_of("a8", "batch", vec![mock_task], None));
     let failed = eventually("failed", || {
         fake.report("a4").filter(|r| r.client_status == "failed")
     })
     .await;
+    let last = failed.task_states["web"].events.last().unwrap();
+    assert_eq!(last.event_type, "Driver Failure");
     assert_eq!(
-        failed.task_states["web"].events.last().unwrap().event_type,
-        "Driver Failure"
+        last.display_message,
+        "driver \"docker\" is not available on this client"
     );
+    eventually("mock complete", || {
+        fake.report("a8").filter(|r| r.client_status == "complete")
+    })
+    .await;
     client.shutdown().await;
+}
+
+#[tokio::test]
+async fn heartbeats_and_re_registers_when_the_servers_forget_the_node() {
+    let fake = Fake::with_ttl(Duration::from_millis(200));
+    fake.state.lock().unwrap().forget_node = 1;
+    let (client, dir, _) = start_with(fake.clone(), |_| {}).await;
+    eventually("a re-registration and more heartbeats", || {
+        let s = fake.state.lock().unwrap();
+        (s.registrations >= 2 && s.heartbeats >= 3).then_some(())
+    })
+    .await;
+    let id = client.node_id().to_string();
+    client.shutdown().await;
+    // A restarted client keeps its node ID.
+    let again = Client::start(
+        ClientConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        },
+        fake.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.node_id(), id);
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_tasks_without_reporting_them_finished() {
+    let fake = Fake::new();
+    let (client, dir, token) = start_with(fake.clone(), |_| {}).await;
+    fake.place(alloc(
+        "a9",
+        "service",
+        "echo $$ > $NOMAD_TASK_DIR/pid; exec sleep 300",
+        None,
+    ));
+    eventually("running", || {
+        fake.report("a9").filter(|r| r.client_status == "running")
+    })
+    .await;
+    let pid_file = dir.path().join("alloc/a9/web/local/pid");
+    let pid: i32 = eventually("pid", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    token.cancel();
+    client.shutdown().await;
+    assert!(!alive(pid), "task survived the client's shutdown");
+    // The servers still see it running: a restarted client runs it again.
+    assert_eq!(fake.report("a9").unwrap().client_status, "running");
 }
