@@ -360,4 +360,49 @@ mod tests {
             serde_json::json!({"args": ["-p", "80"], "n": 1})
         );
     }
+
+    #[test]
+    fn interpolation_covers_node_attr_meta_and_nesting() {
+        let mut node = mock::node("n1");
+        node.id = "node-uuid".into();
+        node.datacenter = "dc9".into();
+        node.node_class = "gpu".into();
+        node.node_pool = "batch-pool".into();
+        node.meta.insert("rack".into(), "r7".into());
+        node.attributes
+            .insert("unique.network.ip-address".into(), "10.1.2.3".into());
+        let env = BTreeMap::from([("NOMAD_REGION".to_string(), "eu".to_string())]);
+        let cases = [
+            ("${node.unique.id}", "node-uuid"),
+            ("${node.datacenter}-${node.region}", "dc9-eu"),
+            ("${node.class}/${node.pool}", "gpu/batch-pool"),
+            ("${meta.rack}", "r7"),
+            ("${attr.unique.network.ip-address}:80", "10.1.2.3:80"),
+            ("${env[\"NOMAD_REGION\"]}", "eu"),
+            // Unknown references, missing meta and odd text stay as written.
+            ("${meta.missing}", "${meta.missing}"),
+            ("${attr.nope}", "${attr.nope}"),
+            ("${}", "${}"),
+            ("$${x} ${", "$${x} ${"),
+            ("no refs; unicode ✓ ${meta.rack}✓", "no refs; unicode ✓ r7✓"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(interpolate(input, &env, &node), want, "{input}");
+        }
+        let nested = serde_json::json!({
+            "command": "${meta.rack}",
+            "mounts": [{"target": "/x/${node.class}", "readonly": true}],
+            "labels": {"dc": "${node.datacenter}"},
+            "n": null
+        });
+        assert_eq!(
+            interpolate_value(&nested, &env, &node),
+            serde_json::json!({
+                "command": "r7",
+                "mounts": [{"target": "/x/gpu", "readonly": true}],
+                "labels": {"dc": "dc9"},
+                "n": null
+            })
+        );
+    }
 }

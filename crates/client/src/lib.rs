@@ -2,8 +2,16 @@
 //! its allocations, and runs them (alloc dir, task environment, driver, logs, restart policy),
 //! reporting task states back.
 //!
+//! Map: `node` (identity in `<data_dir>/client/node-id`, register, heartbeat) ->
+//! `watcher` (blocking `node_client_allocs`, one alloc runner per allocation) ->
+//! `alloc_runner` (alloc dir, task states, client status, sibling kills) -> `task_runner`
+//! (`env` + interpolation, driver start, `logs`, `restart` policy, kill) -> `reporter`
+//! (coalesced `alloc_client_update` batches). `fingerprint` builds the registered `Node`.
+//!
 //! Owns: everything that happens on a worker node. Must not: depend on server crates; it
-//! reaches the servers only through `Arc<dyn rpc::Rpc>`.
+//! reaches the servers only through `Arc<dyn rpc::Rpc>`. Not yet: re-attaching to tasks after
+//! a client restart (a restarted client starts the allocations the servers still list as
+//! running again; shutdown stops tasks and leaves their reported status as it was).
 
 mod alloc_dir;
 mod alloc_runner;
