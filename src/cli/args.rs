@@ -1,32 +1,32 @@
-//! Nomad's users type single-dash long flags (`-detach`, `-address=...`); clap wants `--`.
+//! The command line: argv normalisation (Nomad's users type single-dash long flags such as
+//! `-detach` and `-address=...`; clap wants `--`) and the clap command tree.
+
+use crate::agent::AgentArgs;
+use api_client::ApiClient;
+use clap::{Args, Parser, Subcommand};
 
 /// Rewrites `-name` / `-name=value` (two or more letters) to `--name...`, leaving single-letter
-/// shorts (`-f`, `-n 5`), values, and everything after `--` alone.
+/// shorts (`-f`, `-n 5`), negative numbers, `-` (stdin), and everything after `--` alone.
 pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = false;
     for arg in args {
-        if rest {
-            out.push(arg);
-            continue;
-        }
-        if arg == "--" {
+        if rest || arg == "--" {
             rest = true;
             out.push(arg);
             continue;
         }
-        let is_long_single = arg.starts_with('-')
-            && !arg.starts_with("--")
-            && arg
-                .get(1..)
-                .map(|name| name.split('=').next().unwrap_or(""))
-                .is_some_and(|name| {
-                    name.len() >= 2
-                        && name
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                });
+        let name = arg
+            .strip_prefix('-')
+            .filter(|a| !a.starts_with('-'))
+            .map(|a| a.split('=').next().unwrap_or_default());
+        let is_long_single = name.is_some_and(|name| {
+            name.len() >= 2
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
         if is_long_single {
             out.push(format!("-{arg}"));
         } else {
@@ -36,12 +36,199 @@ pub(crate) fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// Flags every API command takes.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct Global {
+    /// The agent's HTTP address (env CARAVAN_ADDR, then NOMAD_ADDR; default http://127.0.0.1:4646).
+    #[arg(long, global = true)]
+    pub(crate) address: Option<String>,
+    /// The region to send the request to (env CARAVAN_REGION, then NOMAD_REGION).
+    #[arg(long, global = true)]
+    pub(crate) region: Option<String>,
+    /// The namespace (env CARAVAN_NAMESPACE, then NOMAD_NAMESPACE).
+    #[arg(long, global = true)]
+    pub(crate) namespace: Option<String>,
+}
+
+fn env2(a: &str, b: &str) -> Option<String> {
+    std::env::var(a)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var(b).ok())
+        .filter(|v| !v.is_empty())
+}
+
+impl Global {
+    /// The API client for these flags.
+    pub(crate) fn client(&self) -> ApiClient {
+        self.client_in_region(None)
+    }
+
+    /// The API client; a job's `region` (`job_region`) is used when `-region` was not given.
+    pub(crate) fn client_in_region(&self, job_region: Option<&str>) -> ApiClient {
+        let address = self
+            .address
+            .clone()
+            .or_else(|| env2("CARAVAN_ADDR", "NOMAD_ADDR"))
+            .unwrap_or_else(|| "http://127.0.0.1:4646".into());
+        let region = self
+            .region
+            .clone()
+            .or_else(|| {
+                job_region
+                    .filter(|r| !r.is_empty() && *r != "global")
+                    .map(str::to_string)
+            })
+            .or_else(|| env2("CARAVAN_REGION", "NOMAD_REGION"));
+        let namespace = self
+            .namespace
+            .clone()
+            .or_else(|| env2("CARAVAN_NAMESPACE", "NOMAD_NAMESPACE"));
+        ApiClient::new(&address, region).with_namespace(namespace)
+    }
+}
+
+/// `caravan agent`'s own flags. The agent is parsed on its own because its `-region` names the
+/// region it serves, not the one a request goes to.
+#[derive(Debug, Parser)]
+#[command(name = "caravan agent", about = "Runs a Caravan agent")]
+pub(crate) struct AgentCli {
+    #[command(flatten)]
+    pub(crate) args: AgentArgs,
+}
+
+impl AgentCli {
+    /// Parses the (normalised) arguments that follow `agent`.
+    pub(crate) fn parse_rest(rest: &[String]) -> Result<AgentArgs, clap::Error> {
+        let argv = std::iter::once("caravan agent".to_string()).chain(rest.iter().cloned());
+        Ok(AgentCli::try_parse_from(argv)?.args)
+    }
+}
+
+/// What follows `agent` when it is not the first argument (handed to `AgentCli`).
+#[derive(Debug, Args)]
+pub(crate) struct AgentPassthrough {
+    /// The agent's flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+}
+
+/// `caravan ...`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "caravan",
+    about = "Caravan: a Nomad-compatible workload scheduler",
+    disable_version_flag = true
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The top-level commands (Nomad's, with its aliases).
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs a Caravan agent (`caravan agent -help` lists its flags).
+    Agent(AgentPassthrough),
+    /// Interacts with jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Runs a new job or updates an existing one (alias of `job run`).
+    Run(super::job_run::RunArgs),
+    /// Dry-runs a job update (alias of `job plan`).
+    Plan(super::job_plan::PlanArgs),
+    /// Stops a job (alias of `job stop`).
+    Stop(super::job_stop::StopArgs),
+    /// Lists jobs, or shows a job, allocation, node or evaluation by ID prefix.
+    Status(super::job_status::StatusArgs),
+    /// Creates an example job file (alias of `job init`).
+    Init(super::job_init::InitArgs),
+    /// Prints a registered job as JSON (alias of `job inspect`).
+    Inspect(super::job_misc::InspectArgs),
+    /// Checks a job file for errors (alias of `job validate`).
+    Validate(super::jobfile::FileArgs),
+    /// Interacts with allocations.
+    #[command(subcommand)]
+    Alloc(AllocCommand),
+    /// Streams an allocation's logs (alias of `alloc logs`).
+    Logs(super::alloc_logs::LogsArgs),
+    /// Interacts with nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Interacts with evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Interacts with servers.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Prints the version.
+    Version,
+}
+
+/// `caravan job ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Runs a new job or updates an existing one.
+    Run(super::job_run::RunArgs),
+    /// Dry-runs a job update and shows the diff.
+    Plan(super::job_plan::PlanArgs),
+    /// Shows a job, or lists jobs.
+    Status(super::job_status::StatusArgs),
+    /// Stops a job.
+    Stop(super::job_stop::StopArgs),
+    /// Creates an example job file.
+    Init(super::job_init::InitArgs),
+    /// Prints a registered job as JSON.
+    Inspect(super::job_misc::InspectArgs),
+    /// Checks a job file for errors.
+    Validate(super::jobfile::FileArgs),
+}
+
+/// `caravan alloc ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AllocCommand {
+    /// Shows an allocation.
+    Status(super::alloc_status::StatusArgs),
+    /// Streams an allocation's logs.
+    Logs(super::alloc_logs::LogsArgs),
+}
+
+/// `caravan node ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Lists nodes, or shows one.
+    Status(super::node_status::StatusArgs),
+}
+
+/// `caravan eval ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvalCommand {
+    /// Shows an evaluation.
+    Status(super::eval::EvalStatusArgs),
+    /// Lists evaluations.
+    List(super::eval::EvalListArgs),
+}
+
+/// `caravan server ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Lists the servers.
+    Members(super::server_members::MembersArgs),
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::*;
+    use clap::CommandFactory;
 
     fn n(args: &[&str]) -> Vec<String> {
         normalize(args.iter().map(|s| s.to_string()))
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(n(args)).unwrap()
     }
 
     #[test]
@@ -81,6 +268,75 @@ mod tests {
             n(&["x", "-check-index", "5"]),
             vec!["x", "--check-index", "5"]
         );
-        assert_eq!(n(&["x", "-1"]), vec!["x", "-1"]);
+        assert_eq!(n(&["x", "-1", "-var=a=-b"]), vec!["x", "-1", "--var=a=-b"]);
+        assert_eq!(
+            n(&["x", "-hcl2-strict=false"]),
+            vec!["x", "--hcl2-strict=false"]
+        );
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn nomad_style_command_lines_parse() {
+        let cli = parse(&[
+            "caravan",
+            "job",
+            "run",
+            "-detach",
+            "-check-index",
+            "5",
+            "-var",
+            "x=1",
+            "-address=http://10.0.0.1:4646",
+            "web.nomad.hcl",
+        ]);
+        assert_eq!(cli.global.address.as_deref(), Some("http://10.0.0.1:4646"));
+        assert!(matches!(cli.command, Command::Job(JobCommand::Run(_))));
+
+        let cli = parse(&[
+            "caravan", "logs", "-stderr", "-f", "-tail", "-n", "20", "ab12",
+        ]);
+        assert!(matches!(cli.command, Command::Logs(_)));
+        let cli = parse(&["caravan", "-region", "eu", "status"]);
+        assert_eq!(cli.global.region.as_deref(), Some("eu"));
+        assert!(matches!(cli.command, Command::Status(_)));
+    }
+
+    #[test]
+    fn agent_flags_parse_on_their_own() {
+        AgentCli::command().debug_assert();
+        let a = AgentCli::parse_rest(&n(&["-dev", "-region", "eu", "-dc", "dc2"])).unwrap();
+        assert!(a.dev);
+        assert_eq!(a.region.as_deref(), Some("eu"));
+        assert_eq!(a.dc.as_deref(), Some("dc2"));
+        assert!(AgentCli::parse_rest(&n(&["-bogus"])).is_err());
+        let cli = parse(&["caravan", "-address=x", "agent", "-dev"]);
+        match cli.command {
+            Command::Agent(p) => assert_eq!(p.args, vec!["--dev"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn job_region_applies_only_without_the_flag() {
+        let g = Global {
+            address: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(g.client_in_region(Some("eu")).region(), Some("eu"));
+        assert_eq!(
+            g.client_in_region(Some("global")).region(),
+            g.client().region()
+        );
+        let g = Global {
+            region: Some("us".into()),
+            ..g
+        };
+        assert_eq!(g.client_in_region(Some("eu")).region(), Some("us"));
+        assert_eq!(g.client().address(), "http://127.0.0.1:1");
     }
 }

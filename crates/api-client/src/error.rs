@@ -6,7 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ApiError {
     /// The agent could not be reached.
-    #[error("Error querying {address}: {reason} (is the agent running?)")]
+    #[error("cannot reach the agent at {address}: {reason} (is the agent running?)")]
     Connect {
         /// The agent address tried.
         address: String,

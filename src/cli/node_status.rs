@@ -1,0 +1,237 @@
+//! `caravan node status [-verbose] [-json] [NODE]`: the node list, or one node's key/values,
+//! events, allocated resources and allocations.
+
+use super::format::{header, id, kv, mib, now_ns, or_none, rfc3339, table, when_at};
+use super::{prefix, Global};
+use anyhow::Context;
+use api_client::{ApiClient, Query};
+use clap::Args;
+use structs::{Allocation, Node, NodeListStub};
+
+/// Flags of `node status`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StatusArgs {
+    /// Show full IDs and exact times.
+    #[arg(long)]
+    verbose: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// The node ID or a prefix; lists nodes when omitted.
+    node: Option<String>,
+}
+
+/// `node status`.
+pub(crate) fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
+    let c = g.client();
+    if let Some(p) = &a.node {
+        let id = prefix::node(&c, p)?;
+        return show(&c, &id, a.verbose, a.json);
+    }
+    let nodes = c
+        .nodes(&Query::default())
+        .context("Error querying node status")?
+        .value;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+    } else {
+        print!("{}", render_list(&nodes, a.verbose));
+    }
+    Ok(0)
+}
+
+/// The node list, or `No nodes registered`.
+fn render_list(nodes: &[NodeListStub], verbose: bool) -> String {
+    if nodes.is_empty() {
+        return "No nodes registered\n".into();
+    }
+    let mut rows = vec![header(&[
+        "ID",
+        "Node Pool",
+        "DC",
+        "Name",
+        "Class",
+        "Drain",
+        "Eligibility",
+        "Status",
+    ])];
+    for n in nodes {
+        rows.push(vec![
+            id(&n.id, verbose),
+            n.node_pool.clone(),
+            n.datacenter.clone(),
+            n.name.clone(),
+            or_none(&n.node_class),
+            n.drain.to_string(),
+            n.scheduling_eligibility.clone(),
+            n.status.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Prints one node (also used by `caravan status ID`).
+pub(crate) fn show(c: &ApiClient, node_id: &str, verbose: bool, json: bool) -> anyhow::Result<i32> {
+    let node = c.node(node_id).context("Error querying node info")?.value;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&node)?);
+        return Ok(0);
+    }
+    let allocs = c
+        .node_allocations(node_id)
+        .context("Error querying node allocations")?
+        .value;
+    print!("{}", render(&node, &allocs, verbose, now_ns()));
+    Ok(0)
+}
+
+fn render(node: &Node, allocs: &[Allocation], verbose: bool, now: i64) -> String {
+    let drivers: Vec<&str> = node
+        .drivers
+        .iter()
+        .filter(|(_, d)| d.detected && d.healthy)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut out = kv(&[
+        ("ID", id(&node.id, verbose)),
+        ("Name", node.name.clone()),
+        ("Node Pool", node.node_pool.clone()),
+        ("Class", or_none(&node.node_class)),
+        ("DC", node.datacenter.clone()),
+        ("Drain", node.drain.to_string()),
+        ("Eligibility", node.scheduling_eligibility.clone()),
+        ("Status", node.status.clone()),
+        ("Drivers", drivers.join(",")),
+    ]);
+
+    if !node.events.is_empty() {
+        out.push_str("\nNode Events\n");
+        let mut rows = vec![header(&["Time", "Subsystem", "Message"])];
+        for e in node.events.iter().rev().take(10) {
+            rows.push(vec![
+                rfc3339(e.timestamp),
+                e.subsystem.clone(),
+                e.message.clone(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+
+    let live: Vec<&Allocation> = allocs.iter().filter(|a| !a.terminal()).collect();
+    let cpu: i64 = live.iter().map(|a| a.allocated_resources.cpu()).sum();
+    let mem: i64 = live.iter().map(|a| a.allocated_resources.memory_mb()).sum();
+    let disk: i64 = live
+        .iter()
+        .map(|a| a.allocated_resources.shared.disk_mb)
+        .sum();
+    let r = &node.node_resources;
+    out.push_str("\nAllocated Resources\n");
+    out.push_str(&table(&[
+        header(&["CPU", "Memory", "Disk"]),
+        vec![
+            format!("{cpu}/{} MHz", r.cpu.cpu_shares),
+            format!("{}/{}", mib(mem), mib(r.memory.memory_mb)),
+            format!("{}/{}", mib(disk), mib(r.disk.disk_mb)),
+        ],
+    ]));
+
+    out.push_str("\nAllocations\n");
+    if allocs.is_empty() {
+        out.push_str("No allocations placed\n");
+        return out;
+    }
+    let mut sorted: Vec<&Allocation> = allocs.iter().collect();
+    sorted.sort_by_key(|a| std::cmp::Reverse(a.create_index));
+    let time = |ns: i64| when_at(now, ns, verbose);
+    let mut rows = vec![header(&[
+        "ID",
+        "Node ID",
+        "Task Group",
+        "Version",
+        "Desired",
+        "Status",
+        "Created",
+        "Modified",
+    ])];
+    for a in sorted {
+        rows.push(vec![
+            id(&a.id, verbose),
+            id(&a.node_id, verbose),
+            a.task_group.clone(),
+            a.job_version().to_string(),
+            a.desired_status.clone(),
+            a.client_status.clone(),
+            time(a.create_time),
+            time(a.modify_time),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use structs::AllocatedTaskResources;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+    const SEC: i64 = 1_000_000_000;
+
+    fn node() -> Node {
+        let mut n = structs::mock::node("171a583b-0000-0000-0000-000000000000");
+        n.name = "dev".into();
+        n.datacenter = "dc1".into();
+        n.node_resources.cpu.cpu_shares = 4000;
+        n.node_resources.memory.memory_mb = 7885;
+        n.node_resources.disk.disk_mb = 51200;
+        n
+    }
+
+    #[test]
+    fn renders_a_node_with_resources_and_allocations() {
+        let n = node();
+        let mut a = Allocation {
+            id: "8ba85cef-0000-0000-0000-000000000000".into(),
+            node_id: n.id.clone(),
+            task_group: "cache".into(),
+            desired_status: "run".into(),
+            client_status: "running".into(),
+            create_time: NOW - 12 * SEC,
+            modify_time: NOW - 3 * SEC,
+            ..Default::default()
+        };
+        let mut res = AllocatedTaskResources::default();
+        res.cpu.cpu_shares = 500;
+        res.memory.memory_mb = 256;
+        a.allocated_resources.tasks.insert("redis".into(), res);
+        a.allocated_resources.shared.disk_mb = 300;
+        let text = render(&n, &[a], false, NOW);
+        assert!(text.starts_with("ID          = 171a583b\nName        = dev\nNode Pool   = default\nClass       = <none>\nDC          = dc1\n"), "{text}");
+        assert!(text.contains(
+            "\nAllocated Resources\nCPU           Memory           Disk\n500/4000 MHz  256 MiB/7.7 GiB  300 MiB/50.0 GiB\n"
+        ), "{text}");
+        assert!(text.ends_with(
+            "\nAllocations\nID        Node ID   Task Group  Version  Desired  Status   Created  Modified\n\
+             8ba85cef  171a583b  cache       0        run      running  12s ago  3s ago\n"
+        ), "{text}");
+    }
+
+    #[test]
+    fn lists_nodes() {
+        assert_eq!(render_list(&[], false), "No nodes registered\n");
+        let stub = NodeListStub {
+            id: "171a583b-0000-0000-0000-000000000000".into(),
+            node_pool: "default".into(),
+            datacenter: "dc1".into(),
+            name: "dev".into(),
+            scheduling_eligibility: "eligible".into(),
+            status: "ready".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render_list(&[stub], false),
+            "ID        Node Pool  DC   Name  Class   Drain  Eligibility  Status\n\
+             171a583b  default    dc1  dev   <none>  false  eligible     ready\n"
+        );
+    }
+}
