@@ -1,7 +1,7 @@
 //! `caravan alloc status [-short] [-verbose] [-json] ALLOC`: Nomad's key/values, then per task
 //! `Task "x" is "running"`, its resources, `Task Events` and `Recent Events` (newest first).
 
-use super::format::{header, id, kv, now_ns, or_none, rfc3339, table, when_at};
+use super::format::{header, id, kv, now_ns, or_none, rfc3339, table, when_at, whole_seconds};
 use super::{prefix, Global};
 use anyhow::Context;
 use api_client::ApiClient;
@@ -161,7 +161,12 @@ fn render_task(alloc: &Allocation, name: &str) -> String {
     let Some(state) = state else {
         return out;
     };
-    let na = |t: &Option<String>| t.clone().filter(|t| !t.is_empty()).unwrap_or("N/A".into());
+    let na = |t: &Option<String>| {
+        t.as_deref()
+            .filter(|t| !t.is_empty() && !t.starts_with("0001-"))
+            .map(whole_seconds)
+            .unwrap_or_else(|| "N/A".into())
+    };
     out.push_str("\nTask Events:\n");
     out.push_str(&kv(&[
         ("Started At", na(&state.started_at)),
@@ -221,7 +226,7 @@ mod tests {
             "redis".into(),
             TaskState {
                 state: "running".into(),
-                started_at: Some("2023-11-14T22:13:10Z".into()),
+                started_at: Some("2023-11-14T22:13:10.123456789Z".into()),
                 events: vec![
                     event("Received", 11, "Task received by client"),
                     event("Started", 10, "Task started by client"),

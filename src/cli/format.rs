@@ -62,6 +62,22 @@ pub(crate) fn rfc3339(ns: i64) -> String {
     structs::time::rfc3339(ns)
 }
 
+/// An RFC 3339 string without its fractional seconds (`2023-11-14T22:13:20.123Z` ->
+/// `2023-11-14T22:13:20Z`), as Nomad shows times.
+pub(crate) fn whole_seconds(t: &str) -> String {
+    match t.find('.') {
+        Some(dot) => {
+            let rest = &t[dot + 1..];
+            let zone = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .map(|i| &rest[i..])
+                .unwrap_or("");
+            format!("{}{zone}", &t[..dot])
+        }
+        None => t.to_string(),
+    }
+}
+
 /// Nomad's relative time (`12s ago`, `5m3s ago`, `2h1m ago`, `3d2h ago`) as seen at `now`.
 pub(crate) fn ago_at(now: i64, ns: i64) -> String {
     if ns <= 0 {
@@ -210,6 +226,18 @@ mod tests {
         assert_eq!(ago_at(now, now - (3 * 86_400 + 2 * 3600) * s), "3d2h ago");
         assert_eq!(ago_at(now, now + 5 * s), "0s ago");
         assert_eq!(ago_at(now, 0), "<none>");
+        assert_eq!(
+            whole_seconds("2023-11-14T22:13:20.123456Z"),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            whole_seconds("2023-11-14T22:13:20+01:00"),
+            "2023-11-14T22:13:20+01:00"
+        );
+        assert_eq!(
+            whole_seconds("2023-11-14T22:13:20.5+01:00"),
+            "2023-11-14T22:13:20+01:00"
+        );
         assert_eq!(when_at(now, now, true), "2023-11-14T22:13:20Z");
         assert_eq!(when_at(now, now - s, false), "1s ago");
     }
