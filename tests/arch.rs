@@ -18,7 +18,7 @@ use std::process::Command;
 /// Package name -> names of its normal (non-dev, non-build) dependencies, for the whole graph.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
