@@ -175,16 +175,27 @@ impl<'a> Placer<'a> {
                 continue;
             }
             let port_seed = self.rng.next_u64();
-            let usage = self.usage_of(&node).clone();
-            match fit_group(&node, &usage, group, port_seed) {
+            // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
+            // the port set is never copied per candidate.
+            let (fit, used_cpu, used_memory_mb) = {
+                let usage = self.usage_of(&node);
+                (
+                    fit_group(&node, usage, group, port_seed),
+                    usage.cpu,
+                    usage.memory_mb,
+                )
+            };
+            match fit {
                 Err(dim) => {
                     metric.nodes_exhausted += 1;
                     *metric.dimension_exhausted.entry(dim).or_insert(0) += 1;
                 }
                 Ok(resources) => {
-                    let mut after = usage;
-                    after.cpu += resources.cpu();
-                    after.memory_mb += resources.memory_mb();
+                    let after = NodeUsage {
+                        cpu: used_cpu + resources.cpu(),
+                        memory_mb: used_memory_mb + resources.memory_mb(),
+                        ..Default::default()
+                    };
                     let mut score = binpack_score(&node, &after);
                     let collisions = self
                         .job_groups_on_node
@@ -284,16 +295,18 @@ pub(crate) fn fit_group(
         return Err("disk".into());
     }
     let ip = node.ip();
-    let mut taken = usage.ports.clone();
+    // Ports this group takes, checked alongside the node's (never copying the node's set).
+    let mut chosen = BTreeSet::new();
+    let free = |v: &i64, chosen: &BTreeSet<i64>| !usage.ports.contains(v) && !chosen.contains(v);
     for net in group.all_networks() {
         for p in &net.reserved_ports {
-            if taken.contains(&p.value) {
+            if !free(&p.value, &chosen) {
                 return Err(format!(
                     "network: reserved port collision {}={}",
                     p.label, p.value
                 ));
             }
-            taken.insert(p.value);
+            chosen.insert(p.value);
             res.shared.ports.push(AllocatedPortMapping {
                 label: p.label.clone(),
                 value: p.value,
@@ -316,9 +329,9 @@ pub(crate) fn fit_group(
             let start = rng.below(span) as i64;
             let value = (0..span as i64)
                 .map(|k| lo + (start + k) % span as i64)
-                .find(|v| !taken.contains(v))
+                .find(|v| free(v, &chosen))
                 .ok_or_else(|| "network: dynamic port selection failed".to_string())?;
-            taken.insert(value);
+            chosen.insert(value);
             res.shared.ports.push(AllocatedPortMapping {
                 label: p.label.clone(),
                 value,
@@ -358,25 +371,20 @@ pub(crate) fn place_all(
             .or_insert_with(|| Feasibility::new(job, group));
         match placer.place_one(job, group, feas, distinct_hosts(job, group)) {
             Ok((node, resources, metric)) => {
-                let alloc = Allocation {
-                    id: structs::derive_uuid(&ctx.seed, n as u64),
-                    namespace: job.namespace.clone(),
-                    eval_id: eval.id.clone(),
-                    name: format!("{}.{}[{}]", job.id, group.name, req.index),
-                    node_id: node.id.clone(),
-                    node_name: node.name.clone(),
-                    job_id: job.id.clone(),
-                    job: Some(job.clone()),
-                    task_group: group.name.clone(),
-                    allocated_resources: resources,
-                    metrics: metric,
-                    desired_status: ALLOC_DESIRED_RUN.into(),
-                    client_status: ALLOC_CLIENT_PENDING.into(),
-                    previous_allocation: req.previous.map(|p| p.id.clone()).unwrap_or_default(),
-                    create_time: ctx.now,
-                    modify_time: ctx.now,
-                    ..Default::default()
-                };
+                let mut alloc = new_alloc(
+                    NewAlloc {
+                        job,
+                        group,
+                        node: &node,
+                        eval,
+                        ctx,
+                        placement: n as u64,
+                        index: req.index,
+                        previous: req.previous.map(|p| p.id.clone()).unwrap_or_default(),
+                    },
+                    resources,
+                );
+                alloc.metrics = metric;
                 out.plan
                     .node_allocation
                     .entry(node.id.clone())
@@ -388,6 +396,43 @@ pub(crate) fn place_all(
                 *out.queued.entry(group.name.clone()).or_insert(0) += 1;
             }
         }
+    }
+}
+
+/// Where a new allocation goes and what it replaces.
+pub(crate) struct NewAlloc<'a> {
+    pub(crate) job: &'a Arc<Job>,
+    pub(crate) group: &'a TaskGroup,
+    pub(crate) node: &'a Node,
+    pub(crate) eval: &'a Evaluation,
+    pub(crate) ctx: &'a SchedCtx,
+    /// The placement's number within this run (its ID is derived from the seed and this).
+    pub(crate) placement: u64,
+    /// The `[index]` in `<job>.<group>[index]`.
+    pub(crate) index: u64,
+    /// The allocation this one replaces (empty for none).
+    pub(crate) previous: String,
+}
+
+/// A new pending allocation, as service, batch and system placement all create it.
+pub(crate) fn new_alloc(p: NewAlloc<'_>, resources: AllocatedResources) -> Allocation {
+    Allocation {
+        id: structs::derive_uuid(&p.ctx.seed, p.placement),
+        namespace: p.job.namespace.clone(),
+        eval_id: p.eval.id.clone(),
+        name: format!("{}.{}[{}]", p.job.id, p.group.name, p.index),
+        node_id: p.node.id.clone(),
+        node_name: p.node.name.clone(),
+        job_id: p.job.id.clone(),
+        job: Some(p.job.clone()),
+        task_group: p.group.name.clone(),
+        allocated_resources: resources,
+        desired_status: ALLOC_DESIRED_RUN.into(),
+        client_status: ALLOC_CLIENT_PENDING.into(),
+        previous_allocation: p.previous,
+        create_time: p.ctx.now,
+        modify_time: p.ctx.now,
+        ..Default::default()
     }
 }
 

@@ -2,14 +2,14 @@
 
 use crate::feasible::Feasibility;
 use crate::fit::NodeUsage;
-use crate::place::{fit_group, node_in_scope};
+use crate::place::{fit_group, new_alloc, node_in_scope, NewAlloc};
 use crate::rank::SeededRng;
 use crate::reconcile::{tasks_updated, STOP_JOB_STOPPED, STOP_NOT_NEEDED, STOP_UPDATING};
 use crate::{annotate, SchedCtx, SchedOutcome};
 use state::StateStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use structs::{Allocation, Evaluation, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN};
+use structs::{Allocation, Evaluation};
 
 pub(crate) fn compute_system(
     snap: &StateStore,
@@ -109,27 +109,19 @@ pub(crate) fn compute_system(
             }
             match fit_group(node, &usage, group, rng.next_u64()) {
                 Ok(resources) => {
-                    let alloc = Allocation {
-                        id: structs::derive_uuid(&ctx.seed, placed),
-                        namespace: job.namespace.clone(),
-                        eval_id: eval.id.clone(),
-                        name: format!("{}.{}[0]", job.id, group.name),
-                        node_id: node.id.clone(),
-                        node_name: node.name.clone(),
-                        job_id: job.id.clone(),
-                        job: Some(job.clone()),
-                        task_group: group.name.clone(),
-                        allocated_resources: resources,
-                        desired_status: ALLOC_DESIRED_RUN.into(),
-                        client_status: ALLOC_CLIENT_PENDING.into(),
-                        previous_allocation: existing
-                            .first()
-                            .map(|a| a.id.clone())
-                            .unwrap_or_default(),
-                        create_time: ctx.now,
-                        modify_time: ctx.now,
-                        ..Default::default()
-                    };
+                    let alloc = new_alloc(
+                        NewAlloc {
+                            job: &job,
+                            group,
+                            node,
+                            eval,
+                            ctx,
+                            placement: placed,
+                            index: 0,
+                            previous: existing.first().map(|a| a.id.clone()).unwrap_or_default(),
+                        },
+                        resources,
+                    );
                     placed += 1;
                     let d = annotate(&mut out.annotations.desired_tg_updates, &group.name);
                     if existing.is_empty() {
