@@ -8,11 +8,13 @@
 mod allocs;
 mod command;
 mod evals;
+mod image;
 mod jobs;
 mod nodes;
 mod summary;
 
 pub use command::{ClientAllocUpdate, Command, PlanResult};
+pub use image::StateImage;
 
 use imbl::{OrdMap, OrdSet};
 use std::collections::BTreeMap;
@@ -45,7 +47,9 @@ pub enum StateError {
 }
 
 /// Tables whose index blocking queries watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Table {
     /// Jobs and job versions.
     Jobs,

@@ -1,0 +1,36 @@
+//! Consensus for one region: openraft glue.
+//!
+//! - [`TypeConfig`]: what Raft entries carry ([`Payload`]: an encoded `state::Command`, or a
+//!   whole-state restore), what applying them answers ([`Applied`]), and the node type
+//!   ([`ServerNode`]: name and RPC address).
+//! - Log storage behind openraft's `RaftLogStorage` trait, twice: [`RedbLogStore`] (durable:
+//!   every append is an fsync'd redb commit before it is acknowledged) and [`MemLogStore`] (the
+//!   in-memory twin for tests). Both pass `openraft::testing::Suite`.
+//! - [`StateMachine`]: applies committed entries to a `state::StateStore` that readers see
+//!   through [`StateHandle`]; snapshots are images of the store ([`snapshot`]), kept in a
+//!   [`SnapshotStore`] (a directory, or memory).
+//! - [`network`]: Raft RPCs between servers over the `rpc` crate's gRPC transport.
+//!
+//! The server crate decides when to bootstrap, forwards to the leader and runs leader duties;
+//! this crate only makes entries durable, replicated and applied.
+
+mod log_mem;
+mod log_redb;
+pub mod network;
+pub mod snapshot;
+mod state_machine;
+mod types;
+
+pub use log_mem::MemLogStore;
+pub use log_redb::{RedbLogStore, StoreOpenError};
+pub use snapshot::SnapshotStore;
+pub use state_machine::{StateHandle, StateMachine};
+pub use types::{Applied, ApplyError, ApplyErrorKind, Payload, ServerNode, TypeConfig};
+
+/// The Raft handle of a region server.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+pub use openraft;
+
+#[cfg(test)]
+mod suite_tests;

@@ -1,0 +1,1 @@
+//! Raft RPCs between servers (filled in below).

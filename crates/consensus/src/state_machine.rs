@@ -1,0 +1,302 @@
+//! The Raft state machine: committed entries applied to a `state::StateStore`.
+//!
+//! Readers (endpoints, the scheduler, blocking queries) use [`StateHandle`]: O(1) snapshots of
+//! the store and a watch of its index. The state machine swaps in a new store once per applied
+//! batch.
+
+use crate::snapshot::{self, Meta, SnapshotError, SnapshotStore};
+use crate::{Applied, ApplyError, ApplyErrorKind, Payload, ServerNode, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
+    StoredMembership,
+};
+use state::{Command, StateError, StateStore};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use tokio::sync::watch;
+
+/// Read access to the applied state.
+pub struct StateHandle {
+    state: RwLock<StateStore>,
+    index_tx: watch::Sender<u64>,
+}
+
+impl StateHandle {
+    fn new(state: StateStore) -> Self {
+        let (index_tx, _) = watch::channel(state.latest_index());
+        Self {
+            state: RwLock::new(state),
+            index_tx,
+        }
+    }
+
+    /// An immutable snapshot of the current state (O(1)).
+    pub fn snapshot(&self) -> StateStore {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .snapshot()
+    }
+
+    /// Subscribes to changes of the state index.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.index_tx.subscribe()
+    }
+
+    fn replace(&self, next: StateStore) {
+        let index = next.latest_index();
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = next;
+        self.index_tx.send_if_modified(|i| {
+            let changed = *i != index;
+            *i = index;
+            changed
+        });
+    }
+}
+
+/// The state machine openraft drives.
+pub struct StateMachine {
+    handle: Arc<StateHandle>,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, ServerNode>,
+    snapshots: SnapshotStore,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::read_state_machine(AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    /// A state machine starting from the snapshot in `snapshots`, if there is one.
+    pub fn open(snapshots: SnapshotStore) -> Result<Self, SnapshotError> {
+        let (state, last_applied, membership) = match snapshots.load()? {
+            Some(bytes) => {
+                let (meta, image) = snapshot::decode(&bytes)?;
+                let state = StateStore::from_image(image).map_err(SnapshotError::Decode)?;
+                snapshots.set_current_meta(meta.clone());
+                (state, meta.last_log_id, meta.last_membership)
+            }
+            None => (StateStore::new(), None, StoredMembership::default()),
+        };
+        Ok(Self {
+            handle: Arc::new(StateHandle::new(state)),
+            last_applied,
+            membership,
+            snapshots,
+            snapshot_seq: Arc::default(),
+        })
+    }
+
+    /// The read side, shared with the server.
+    pub fn handle(&self) -> Arc<StateHandle> {
+        self.handle.clone()
+    }
+
+    /// The current state as snapshot bytes (for `operator snapshot save`).
+    pub fn export(handle: &StateHandle, meta: &Meta) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::encode(meta, &handle.snapshot().to_image())
+    }
+}
+
+fn apply_command(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
+    let mut out = Applied {
+        index,
+        ..Applied::default()
+    };
+    let cmd: Command = match serde_json::from_slice(bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(index, error = %e, "cannot decode a committed command");
+            out.error = Some(ApplyError {
+                kind: ApplyErrorKind::Invalid,
+                message: format!("cannot decode command at index {index}: {e}"),
+            });
+            return out;
+        }
+    };
+    match state.apply(index, cmd) {
+        Ok(o) => out.job_modify_index = o.job_modify_index,
+        Err(e) => {
+            let kind = match e {
+                StateError::NotFound { .. } => ApplyErrorKind::NotFound,
+                StateError::Conflict(_) => ApplyErrorKind::Conflict,
+                StateError::StaleIndex { .. } => ApplyErrorKind::Invalid,
+            };
+            out.error = Some(ApplyError {
+                kind,
+                message: e.to_string(),
+            });
+        }
+    }
+    out
+}
+
+fn apply_restore(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
+    let mut out = Applied {
+        index,
+        ..Applied::default()
+    };
+    let restored = snapshot::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|(_, image)| StateStore::from_image(image));
+    match restored {
+        Ok(s) => *state = s.restored_at(index.max(state.latest_index() + 1)),
+        Err(message) => {
+            out.error = Some(ApplyError {
+                kind: ApplyErrorKind::Invalid,
+                message: format!("cannot restore snapshot: {message}"),
+            })
+        }
+    }
+    out
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, ServerNode>), StorageError<u64>> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut state = self.handle.snapshot();
+        let mut replies = Vec::new();
+        for entry in entries {
+            let index = entry.log_id.index;
+            self.last_applied = Some(entry.log_id);
+            let applied = match entry.payload {
+                EntryPayload::Blank => Applied {
+                    index,
+                    ..Applied::default()
+                },
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Applied {
+                        index,
+                        ..Applied::default()
+                    }
+                }
+                EntryPayload::Normal(Payload::Command(bytes)) => {
+                    apply_command(&mut state, index, &bytes)
+                }
+                EntryPayload::Normal(Payload::Restore(bytes)) => {
+                    apply_restore(&mut state, index, &bytes)
+                }
+            };
+            replies.push(applied);
+        }
+        self.handle.replace(state);
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            state: self.handle.snapshot(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            snapshots: self.snapshots.clone(),
+            seq: self.snapshot_seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let bytes = snapshot.into_inner();
+        let snapshots = self.snapshots.clone();
+        let meta_owned = meta.clone();
+        let state = tokio::task::spawn_blocking(move || -> Result<StateStore, String> {
+            let (_, image) = snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+            let state = StateStore::from_image(image)?;
+            snapshots
+                .save(&meta_owned, &bytes)
+                .map_err(|e| e.to_string())?;
+            Ok(state)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(|e| {
+            StorageError::from(StorageIOError::write_snapshot(
+                Some(meta.signature()),
+                AnyError::error(e),
+            ))
+        })?;
+        self.handle.replace(state);
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        let Some(meta) = self.snapshots.current_meta() else {
+            return Ok(None);
+        };
+        let bytes = self.snapshots.load().map_err(sm_err)?;
+        Ok(bytes.map(|b| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(b)),
+        }))
+    }
+}
+
+/// Builds a snapshot from an O(1) copy of the state, off the Raft core's thread.
+pub struct SnapshotBuilder {
+    state: StateStore,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, ServerNode>,
+    snapshots: SnapshotStore,
+    seq: u64,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.seq),
+            None => format!("0-0-{}", self.seq),
+        };
+        let meta = Meta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
+        let state = self.state.clone();
+        let snapshots = self.snapshots.clone();
+        let meta2 = meta.clone();
+        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SnapshotError> {
+            let bytes = snapshot::encode(&meta2, &state.to_image())?;
+            snapshots.save(&meta2, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(|e| {
+            StorageError::from(StorageIOError::write_snapshot(
+                Some(meta.signature()),
+                AnyError::error(e.to_string()),
+            ))
+        })?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
