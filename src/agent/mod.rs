@@ -94,13 +94,16 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
     let mut server = None;
     let mut rpc_task = None;
     let rpc: Arc<dyn rpc::Rpc> = if settings.server_enabled {
-        let handle = server::ServerHandle::start(settings.server_config(), server_token.clone());
         let listener = tokio::net::TcpListener::bind(settings.rpc_bind())
             .await
             .with_context(|| format!("binding RPC to {}", settings.rpc_bind()))?;
+        let handle = server::ServerHandle::start(settings.server_config(), server_token.clone())
+            .await
+            .context("starting the server")?;
         let local: Arc<dyn rpc::Rpc> = handle.rpc();
         rpc_task = Some(tokio::spawn(rpc::grpc_server::serve(
             local.clone(),
+            Some(handle.peer_handler()),
             listener,
             server_token.clone(),
         )));

@@ -209,10 +209,60 @@ impl AgentSettings {
                 .num_schedulers
                 .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(defaults.num_schedulers),
-            min_heartbeat_ttl: dur(s.min_heartbeat_ttl, defaults.min_heartbeat_ttl),
-            heartbeat_grace: dur(s.heartbeat_grace, defaults.heartbeat_grace),
+            min_heartbeat_ttl: dur(s.min_heartbeat_ttl.clone(), defaults.min_heartbeat_ttl),
+            heartbeat_grace: dur(s.heartbeat_grace.clone(), defaults.heartbeat_grace),
+            // -dev keeps Raft in memory, as Nomad's dev mode does.
+            data_dir: match (&s.data_dir, &self._dev_dir) {
+                (Some(d), _) => Some(PathBuf::from(d)),
+                (None, Some(_)) => None,
+                (None, None) => Some(self.data_dir.join("server")),
+            },
+            bootstrap_expect: s
+                .bootstrap_expect
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1)
+                .max(1),
+            retry_join: self.retry_join(&s),
+            retry_interval: dur(
+                s.server_join
+                    .as_ref()
+                    .and_then(|j| j.retry_interval.clone())
+                    .or(s.retry_interval.clone()),
+                defaults.retry_interval,
+            ),
+            raft: raft_settings(&s),
+            serf_port: self.ports.2,
+            build: structs::VERSION.into(),
             ..defaults
         }
+    }
+
+    /// `server_join { retry_join, start_join }` (and their older top-level forms) as RPC
+    /// addresses; a bare host gets the RPC port 4647.
+    fn retry_join(&self, s: &crate::config::ServerConfig) -> Vec<String> {
+        let join = s.server_join.clone().unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for list in [
+            join.retry_join,
+            join.start_join,
+            s.retry_join.clone(),
+            s.start_join.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for addr in list {
+                let addr = if addr.contains(':') {
+                    addr
+                } else {
+                    format!("{addr}:4647")
+                };
+                if !out.contains(&addr) {
+                    out.push(addr);
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn client_config(&self) -> client::ClientConfig {
@@ -284,4 +334,28 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "caravan".into())
+}
+
+/// Raft timing from `raft_multiplier` (1 = the fastest, for LANs; Nomad's scale up to 10) and
+/// compaction from `raft_snapshot_threshold` / `raft_trailing_logs`.
+fn raft_settings(s: &crate::config::ServerConfig) -> server::RaftSettings {
+    let defaults = server::RaftSettings::default();
+    let m = s
+        .raft_multiplier
+        .and_then(|m| u64::try_from(m).ok())
+        .unwrap_or(1)
+        .clamp(1, 10);
+    server::RaftSettings {
+        heartbeat_ms: defaults.heartbeat_ms * m,
+        election_min_ms: defaults.election_min_ms * m,
+        election_max_ms: defaults.election_max_ms * m,
+        snapshot_threshold: s
+            .raft_snapshot_threshold
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(defaults.snapshot_threshold),
+        trailing_logs: s
+            .raft_trailing_logs
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(defaults.trailing_logs),
+    }
 }

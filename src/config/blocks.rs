@@ -60,6 +60,12 @@ pub struct ServerConfig {
     pub raft_protocol: Option<i64>,
     /// Raft timing multiplier.
     pub raft_multiplier: Option<i64>,
+    /// Snapshot the state after this many Raft entries (8192).
+    pub raft_snapshot_threshold: Option<i64>,
+    /// Raft entries kept behind a snapshot (10240).
+    pub raft_trailing_logs: Option<i64>,
+    /// Minimum time between snapshots (accepted; snapshots follow the threshold).
+    pub raft_snapshot_interval: Option<String>,
     /// Region that owns ACL policies and namespaces.
     pub authoritative_region: Option<String>,
     /// GC thresholds (Go durations).

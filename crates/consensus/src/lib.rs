@@ -14,15 +14,21 @@
 //! The server crate decides when to bootstrap, forwards to the leader and runs leader duties;
 //! this crate only makes entries durable, replicated and applied.
 
+// openraft's storage traits fix their error type (`StorageError`, over 200 bytes); helpers
+// that feed them return it as is.
+#![allow(clippy::result_large_err)]
+
 mod log_mem;
 mod log_redb;
 pub mod network;
+mod node;
 pub mod snapshot;
 mod state_machine;
 mod types;
 
 pub use log_mem::MemLogStore;
 pub use log_redb::{RedbLogStore, StoreOpenError};
+pub use node::{Leadership, Peer, RaftNode, RaftSettings, StartError, Storage, WriteError};
 pub use snapshot::SnapshotStore;
 pub use state_machine::{StateHandle, StateMachine};
 pub use types::{Applied, ApplyError, ApplyErrorKind, Payload, ServerNode, TypeConfig};

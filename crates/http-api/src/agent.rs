@@ -89,22 +89,60 @@ fn local_member(a: &AgentInfo) -> Value {
     })
 }
 
-/// `GET /v1/agent/members`: the server members known to this agent (for now, itself when it is
-/// a server).
-pub(crate) async fn members(State(s): State<AppState>, p: Params) -> Response {
+/// `GET /v1/agent/members`: the servers of this agent's region (from its Raft configuration,
+/// each probed just now), as Nomad's gossip members. Gossip federation adds other regions.
+pub(crate) async fn members(State(s): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let a = &s.agent;
-    let members: Vec<Value> = if a.server {
-        vec![local_member(a)]
-    } else {
-        Vec::new()
-    };
+    let servers = s.rpc.region_members(&a.region).await?;
+    let members: Vec<Value> = servers.iter().map(member_json).collect();
     let body = json!({
         "ServerName": a.node_name,
         "ServerRegion": a.region,
         "ServerDC": a.datacenter,
         "Members": members,
     });
-    json(&p, &body)
+    Ok(json(&p, &body))
+}
+
+/// A region server as a Nomad gossip member.
+fn member_json(m: &rpc::ServerMember) -> Value {
+    let (ip, port) = m
+        .rpc_addr
+        .rsplit_once(':')
+        .unwrap_or((m.rpc_addr.as_str(), ""));
+    let mut tags = serde_json::Map::new();
+    for (k, v) in [
+        ("role", "nomad".to_string()),
+        ("region", m.region.clone()),
+        ("dc", m.datacenter.clone()),
+        ("build", m.build.clone()),
+        ("vsn", "1".to_string()),
+        ("raft_vsn", "3".to_string()),
+        ("id", m.id.clone()),
+        ("rpc_addr", ip.to_string()),
+        ("port", port.to_string()),
+    ] {
+        tags.insert(k.to_string(), Value::String(v));
+    }
+    if m.bootstrap_expect > 0 {
+        tags.insert(
+            "expect".into(),
+            Value::String(m.bootstrap_expect.to_string()),
+        );
+    }
+    json!({
+        "Name": format!("{}.{}", m.name, m.region),
+        "Addr": ip,
+        "Port": m.serf_port,
+        "Tags": tags,
+        "Status": m.status,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
 }
 
 /// `GET /v1/agent/health`: 200 when every part this agent runs can reach the servers of its
@@ -184,18 +222,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn members_lists_the_local_server() {
+    async fn members_lists_the_servers_of_the_region() {
         let rpc = Arc::new(FakeRpc::default());
         let r = call(&app(&rpc, None), Method::GET, "/v1/agent/members", None).await;
         let v: Value = r.json();
         assert_eq!(v["ServerName"], "local");
         assert_eq!(v["ServerRegion"], "global");
         assert_eq!(v["ServerDC"], "dc1");
-        assert_eq!(v["Members"][0]["Name"], "local.global");
+        assert_eq!(v["Members"][0]["Name"], "s1.global");
+        assert_eq!(v["Members"][0]["Addr"], "127.0.0.1");
+        assert_eq!(v["Members"][0]["Port"], 4648);
+        assert_eq!(v["Members"][0]["Status"], "alive");
         assert_eq!(v["Members"][0]["Tags"]["region"], "global");
         assert_eq!(v["Members"][0]["Tags"]["dc"], "dc1");
+        assert_eq!(v["Members"][0]["Tags"]["rpc_addr"], "127.0.0.1");
+        assert_eq!(v["Members"][0]["Tags"]["port"], "4647");
+        assert_eq!(v["Members"][0]["Tags"]["expect"], "3");
         assert_eq!(v["Members"][0]["Tags"]["build"], structs::VERSION);
-        assert_eq!(v["Members"].as_array().unwrap().len(), 1);
+        assert_eq!(v["Members"][1]["Status"], "failed");
+        assert_eq!(v["Members"].as_array().unwrap().len(), 2);
+        assert_eq!(*rpc.last_region.lock().unwrap(), "global");
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use rpc::{ClientFs, Rpc};
 use std::net::SocketAddr;
@@ -30,6 +30,7 @@ mod evals;
 mod jobs;
 mod logs;
 mod nodes;
+mod operator;
 mod parse;
 mod query;
 #[cfg(test)]
@@ -40,6 +41,8 @@ mod testing;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The largest request body accepted (job submissions with inline templates can be large).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest snapshot `PUT /v1/operator/snapshot` accepts.
+const MAX_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024 * 1024;
 
 /// What the agent serving the API says about itself (`/v1/agent/self`, `/v1/agent/members`,
 /// `/v1/agent/health`), and the defaults of `?region=`.
@@ -149,6 +152,18 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .route("/v1/status/leader", get(agent::leader))
         .route("/v1/status/peers", get(agent::peers))
         .route("/v1/regions", get(agent::regions))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(operator::raft_configuration),
+        )
+        .route("/v1/operator/raft/peer", delete(operator::remove_peer))
+        .route(
+            "/v1/operator/snapshot",
+            get(operator::snapshot_save)
+                .put(operator::snapshot_restore)
+                .post(operator::snapshot_restore)
+                .layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "Invalid method").into_response()

@@ -39,6 +39,10 @@ pub(crate) struct FakeRpc {
     pub(crate) last_region: Mutex<String>,
     /// When set, status calls fail with this error.
     pub(crate) status_error: Mutex<Option<RpcError>>,
+    /// Peers removed through the operator API.
+    pub(crate) removed_peers: Mutex<Vec<rpc::PeerRef>>,
+    /// Snapshots restored through the operator API.
+    pub(crate) restored: Mutex<Vec<Vec<u8>>>,
 }
 
 impl FakeRpc {
@@ -288,6 +292,53 @@ impl Rpc for FakeRpc {
     }
     async fn regions(&self) -> Result<Vec<String>, RpcError> {
         Ok(vec!["us".into(), "global".into(), "us".into()])
+    }
+    async fn region_members(&self, region: &str) -> Result<Vec<rpc::ServerMember>, RpcError> {
+        self.status(region)?;
+        Ok(["s1", "s2"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| rpc::ServerMember {
+                name: name.to_string(),
+                id: format!("{}", i + 1),
+                rpc_addr: format!("127.0.0.{}:4647", i + 1),
+                serf_port: 4648,
+                status: if i == 0 { "alive" } else { "failed" }.into(),
+                leader: i == 0,
+                build: structs::VERSION.into(),
+                datacenter: "dc1".into(),
+                region: region.to_string(),
+                bootstrap_expect: 3,
+            })
+            .collect())
+    }
+    async fn raft_configuration(&self, region: &str) -> Result<rpc::RaftConfiguration, RpcError> {
+        self.status(region)?;
+        Ok(rpc::RaftConfiguration {
+            index: INDEX,
+            servers: vec![rpc::RaftServer {
+                id: "11".into(),
+                node: format!("s1.{region}"),
+                address: "127.0.0.1:4647".into(),
+                leader: true,
+                voter: true,
+                raft_protocol: "3".into(),
+            }],
+        })
+    }
+    async fn raft_remove_peer(&self, region: &str, peer: rpc::PeerRef) -> Result<(), RpcError> {
+        self.status(region)?;
+        self.removed_peers.lock().unwrap().push(peer);
+        Ok(())
+    }
+    async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError> {
+        self.status(region)?;
+        Ok(b"CRVNSNP1 fake".to_vec())
+    }
+    async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
+        self.status(region)?;
+        self.restored.lock().unwrap().push(snapshot);
+        Ok(INDEX + 1)
     }
     async fn node_register(&self, _node: Node) -> Result<NodeUpdateResponse, RpcError> {
         Err(RpcError::internal("not used by the HTTP API"))

@@ -1,6 +1,7 @@
 //! Serves an `Rpc` implementation over gRPC (the `Caravan.Call` envelope), so agents in other
 //! processes (client-only agents, later other servers) can call it.
 
+use crate::peer::{PeerHandler, PeerRequest, PeerResponse, PEER_PATH};
 use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH};
 use crate::{QueryMeta, Rpc, RpcError};
 use serde::Serialize;
@@ -22,15 +23,17 @@ pub struct RpcTransportError(String);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Serves `rpc` on `listener` until `shutdown` is cancelled.
+/// Serves `rpc` (and, on servers, peer calls) on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     rpc: Arc<dyn Rpc>,
+    peer: Option<Arc<dyn PeerHandler>>,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RpcTransportError> {
     tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .serve_with_incoming_shutdown(
-            CaravanService { rpc },
+            CaravanService { rpc, peer },
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown.cancelled_owned(),
         )
@@ -41,6 +44,7 @@ pub async fn serve(
 #[derive(Clone)]
 struct CaravanService {
     rpc: Arc<dyn Rpc>,
+    peer: Option<Arc<dyn PeerHandler>>,
 }
 
 impl tonic::server::NamedService for CaravanService {
@@ -57,6 +61,17 @@ impl Service<http::Request<Body>> for CaravanService {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() == PEER_PATH {
+            if let Some(peer) = self.peer.clone() {
+                let handler = PeerCallHandler { peer };
+                return Box::pin(async move {
+                    let mut grpc = tonic::server::Grpc::new(
+                        ProstCodec::<PeerResponse, PeerRequest>::default(),
+                    );
+                    Ok(grpc.unary(handler, req).await)
+                });
+            }
+        }
         if req.uri().path() != CALL_PATH {
             return Box::pin(async {
                 let mut resp = http::Response::new(Body::default());
@@ -111,6 +126,38 @@ impl Service<tonic::Request<CallRequest>> for CallHandler {
                         ..Default::default()
                     },
                     Err(e) => error_response(e),
+                },
+            };
+            Ok(tonic::Response::new(resp))
+        })
+    }
+}
+
+struct PeerCallHandler {
+    peer: Arc<dyn PeerHandler>,
+}
+
+impl Service<tonic::Request<PeerRequest>> for PeerCallHandler {
+    type Response = tonic::Response<PeerResponse>;
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::Request<PeerRequest>) -> Self::Future {
+        let peer = self.peer.clone();
+        Box::pin(async move {
+            let req = req.into_inner();
+            let resp = match peer.handle(&req.kind, req.body).await {
+                Ok(body) => PeerResponse {
+                    body,
+                    ..Default::default()
+                },
+                Err(error) => PeerResponse {
+                    error,
+                    ..Default::default()
                 },
             };
             Ok(tonic::Response::new(resp))
@@ -177,5 +224,16 @@ async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), Rpc
             query!(rpc.node_client_allocs(&node_id, &q.into()))
         }
         Call::AllocClientUpdate(updates) => plain(&rpc.alloc_client_update(updates).await?),
+        Call::RegionMembers { region } => plain(&rpc.region_members(&region).await?),
+        Call::RaftConfiguration { region } => plain(&rpc.raft_configuration(&region).await?),
+        Call::RaftRemovePeer { region, peer } => plain(&rpc.raft_remove_peer(&region, peer).await?),
+        Call::SnapshotSave { region } => {
+            let bytes = rpc.snapshot_save(&region).await?;
+            plain(&crate::wire::encode_bytes(&bytes))
+        }
+        Call::SnapshotRestore { region, snapshot } => {
+            let bytes = crate::wire::decode_bytes(&snapshot)?;
+            plain(&rpc.snapshot_restore(&region, bytes).await?)
+        }
     }
 }

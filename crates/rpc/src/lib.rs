@@ -18,9 +18,12 @@ use structs::{
 
 mod error;
 pub mod grpc_server;
+mod operator;
+pub mod peer;
 pub mod remote;
 mod wire;
 pub use error::{ErrorCode, RpcError};
+pub use operator::{PeerRef, RaftConfiguration, RaftServer, ServerMember};
 
 /// Options of a read: region, namespace, `?prefix=`, and blocking (`?index=&wait=`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -175,6 +178,18 @@ pub trait Rpc: Send + Sync + 'static {
     async fn status_peers(&self, region: &str) -> Result<Vec<String>, RpcError>;
     /// Every known region.
     async fn regions(&self) -> Result<Vec<String>, RpcError>;
+    /// The servers of a region with their status.
+    async fn region_members(&self, region: &str) -> Result<Vec<ServerMember>, RpcError>;
+
+    // ---- operator ----
+    /// The region's Raft configuration.
+    async fn raft_configuration(&self, region: &str) -> Result<RaftConfiguration, RpcError>;
+    /// Removes a server from the region's Raft configuration.
+    async fn raft_remove_peer(&self, region: &str, peer: PeerRef) -> Result<(), RpcError>;
+    /// The region's whole state as a snapshot file.
+    async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError>;
+    /// Replaces the region's state with a snapshot file; returns the index it applied at.
+    async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError>;
 
     // ---- client agent ----
     /// Registers or re-registers a client node (fingerprint included).

@@ -3,8 +3,8 @@
 
 use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH};
 use crate::{
-    AllocClientUpdate, ErrorCode, NodeUpdateResponse, QueryMeta, QueryOptions, QueryResponse, Rpc,
-    RpcError,
+    AllocClientUpdate, ErrorCode, NodeUpdateResponse, PeerRef, QueryMeta, QueryOptions,
+    QueryResponse, RaftConfiguration, Rpc, RpcError, ServerMember,
 };
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -284,6 +284,40 @@ impl Rpc for RemoteRpc {
     }
     async fn regions(&self) -> Result<Vec<String>, RpcError> {
         self.value(Call::Regions).await
+    }
+    async fn region_members(&self, region: &str) -> Result<Vec<ServerMember>, RpcError> {
+        self.value(Call::RegionMembers {
+            region: region.into(),
+        })
+        .await
+    }
+    async fn raft_configuration(&self, region: &str) -> Result<RaftConfiguration, RpcError> {
+        self.value(Call::RaftConfiguration {
+            region: region.into(),
+        })
+        .await
+    }
+    async fn raft_remove_peer(&self, region: &str, peer: PeerRef) -> Result<(), RpcError> {
+        self.value(Call::RaftRemovePeer {
+            region: region.into(),
+            peer,
+        })
+        .await
+    }
+    async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError> {
+        let encoded: String = self
+            .value(Call::SnapshotSave {
+                region: region.into(),
+            })
+            .await?;
+        crate::wire::decode_bytes(&encoded)
+    }
+    async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
+        self.value(Call::SnapshotRestore {
+            region: region.into(),
+            snapshot: crate::wire::encode_bytes(&snapshot),
+        })
+        .await
     }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         self.value(Call::NodeRegister(Box::new(node))).await

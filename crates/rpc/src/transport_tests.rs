@@ -130,6 +130,34 @@ impl Rpc for Fake {
     async fn regions(&self) -> Result<Vec<String>, RpcError> {
         Ok(vec!["global".into()])
     }
+    async fn region_members(&self, _: &str) -> Result<Vec<ServerMember>, RpcError> {
+        nope()
+    }
+    async fn raft_configuration(&self, region: &str) -> Result<RaftConfiguration, RpcError> {
+        Ok(RaftConfiguration {
+            index: 3,
+            servers: vec![RaftServer {
+                id: "1".into(),
+                node: format!("s1.{region}"),
+                address: "127.0.0.1:4647".into(),
+                leader: true,
+                voter: true,
+                raft_protocol: "3".into(),
+            }],
+        })
+    }
+    async fn raft_remove_peer(&self, _: &str, peer: PeerRef) -> Result<(), RpcError> {
+        match peer {
+            PeerRef::Id(id) if id == "1" => Ok(()),
+            other => Err(RpcError::not_found(format!("{other:?}"))),
+        }
+    }
+    async fn snapshot_save(&self, _: &str) -> Result<Vec<u8>, RpcError> {
+        Ok((0..=255u8).collect())
+    }
+    async fn snapshot_restore(&self, _: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
+        Ok(snapshot.len() as u64)
+    }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         self.nodes.lock().unwrap().push(node);
         Ok(NodeUpdateResponse {
@@ -179,7 +207,7 @@ async fn start() -> (Arc<Fake>, String, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let token = CancellationToken::new();
-    tokio::spawn(serve(fake.clone(), listener, token.clone()));
+    tokio::spawn(serve(fake.clone(), None, listener, token.clone()));
     (fake, addr, token)
 }
 
@@ -299,5 +327,26 @@ async fn garbage_bodies_get_bad_request() {
         "{}",
         resp.message
     );
+    token.cancel();
+}
+
+#[tokio::test]
+async fn operator_calls_and_binary_snapshots_cross_the_wire() {
+    let (_fake, addr, token) = start().await;
+    let remote = RemoteRpc::new(vec![addr], "global".into());
+    let config = remote.raft_configuration("eu").await.unwrap();
+    assert_eq!(config.servers[0].node, "s1.eu");
+    remote
+        .raft_remove_peer("eu", PeerRef::Id("1".into()))
+        .await
+        .unwrap();
+    let err = remote
+        .raft_remove_peer("eu", PeerRef::Address("x:1".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    let bytes = remote.snapshot_save("eu").await.unwrap();
+    assert_eq!(bytes, (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(remote.snapshot_restore("eu", bytes).await.unwrap(), 256);
     token.cancel();
 }

@@ -1,7 +1,7 @@
 //! The gRPC envelope (`proto/caravan.proto`) and the calls it carries. Bodies are JSON of the
 //! `structs` types; the envelope carries the method, region, index and error code.
 
-use crate::{AllocClientUpdate, ErrorCode, QueryOptions};
+use crate::{AllocClientUpdate, ErrorCode, PeerRef, QueryOptions};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use structs::{JobPlanRequest, JobRegisterRequest, Node};
@@ -172,6 +172,24 @@ pub(crate) enum Call {
         q: WireQuery,
     },
     AllocClientUpdate(Vec<AllocClientUpdate>),
+    RegionMembers {
+        region: String,
+    },
+    RaftConfiguration {
+        region: String,
+    },
+    RaftRemovePeer {
+        region: String,
+        peer: PeerRef,
+    },
+    SnapshotSave {
+        region: String,
+    },
+    SnapshotRestore {
+        region: String,
+        /// Base64 of the snapshot file.
+        snapshot: String,
+    },
 }
 
 impl Call {
@@ -201,6 +219,11 @@ impl Call {
             Call::NodeHeartbeat { .. } => "node_heartbeat",
             Call::NodeClientAllocs { .. } => "node_client_allocs",
             Call::AllocClientUpdate(_) => "alloc_client_update",
+            Call::RegionMembers { .. } => "region_members",
+            Call::RaftConfiguration { .. } => "raft_configuration",
+            Call::RaftRemovePeer { .. } => "raft_remove_peer",
+            Call::SnapshotSave { .. } => "snapshot_save",
+            Call::SnapshotRestore { .. } => "snapshot_restore",
         }
     }
 
@@ -229,4 +252,18 @@ impl Call {
             _ => Duration::ZERO,
         }
     }
+}
+
+/// Binary payloads (snapshots) travel as base64 inside the JSON bodies.
+pub(crate) fn encode_bytes(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Inverse of [`encode_bytes`].
+pub(crate) fn decode_bytes(s: &str) -> Result<Vec<u8>, crate::RpcError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| crate::RpcError::bad_request(format!("invalid base64 payload: {e}")))
 }

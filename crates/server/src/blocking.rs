@@ -43,8 +43,8 @@ impl Shared {
                     value,
                     meta: QueryMeta {
                         index,
-                        known_leader: true,
-                        last_contact_ms: 0,
+                        known_leader: self.raft.current_leadership().leader.is_some(),
+                        last_contact_ms: self.raft.last_contact_ms(),
                     },
                 });
             }

@@ -11,7 +11,12 @@ use tokio_util::sync::CancellationToken;
 enum BrokerInput {
     Enqueue(Box<Evaluation>),
     Dequeue(oneshot::Sender<Evaluation>),
-    Ack { eval_id: String, job: JobKey },
+    Ack {
+        eval_id: String,
+        job: JobKey,
+    },
+    /// Leadership gained (true) or lost (false, which also drops everything queued).
+    SetEnabled(bool),
 }
 
 type JobKey = (String, String);
@@ -43,6 +48,11 @@ impl BrokerHandle {
         rx.await.ok()
     }
 
+    /// Enables the broker on the leader, or disables and flushes it when leadership is lost.
+    pub(crate) async fn set_enabled(&self, enabled: bool) {
+        let _ = self.tx.send(BrokerInput::SetEnabled(enabled)).await;
+    }
+
     /// Marks an evaluation done, releasing its job's next evaluation.
     pub(crate) async fn ack(&self, eval: &Evaluation) {
         let _ = self
@@ -70,6 +80,8 @@ pub(crate) struct Broker {
     known: BTreeSet<String>,
     /// Workers waiting for work.
     idle: VecDeque<oneshot::Sender<Evaluation>>,
+    /// Only the leader's broker hands out work.
+    enabled: bool,
 }
 
 /// A heap entry; ordering is by the tuple's first fields only.
@@ -104,6 +116,7 @@ impl Broker {
             busy_jobs: BTreeSet::new(),
             known: BTreeSet::new(),
             idle: VecDeque::new(),
+            enabled: false,
         };
         (BrokerHandle { tx }, broker)
     }
@@ -119,6 +132,16 @@ impl Broker {
                 },
             };
             match input {
+                BrokerInput::SetEnabled(enabled) => {
+                    self.enabled = enabled;
+                    if !enabled {
+                        self.ready.clear();
+                        self.waiting.clear();
+                        self.busy_jobs.clear();
+                        self.known.clear();
+                    }
+                }
+                BrokerInput::Enqueue(_) if !self.enabled => {}
                 BrokerInput::Enqueue(eval) => self.enqueue(*eval),
                 BrokerInput::Dequeue(tx) => self.idle.push_back(tx),
                 BrokerInput::Ack { eval_id, job } => {
@@ -195,6 +218,8 @@ mod tests {
         let token = CancellationToken::new();
         let (h, b) = Broker::new(token.clone());
         let task = tokio::spawn(b.run());
+        h.enqueue(eval("x1", "x", 99)).await; // ignored: not enabled yet
+        h.set_enabled(true).await;
         h.enqueue(eval("a1", "a", 50)).await;
         h.enqueue(eval("a2", "a", 50)).await;
         h.enqueue(eval("b1", "b", 90)).await;
@@ -212,6 +237,22 @@ mod tests {
         assert!(!pending.is_finished());
         h.ack(&second).await;
         assert_eq!(pending.await.unwrap().unwrap().id, "a2");
+        // Losing leadership drops what is queued.
+        h.enqueue(eval("c1", "c", 50)).await;
+        h.set_enabled(false).await;
+        h.set_enabled(true).await;
+        let waiting = tokio::spawn({
+            let h = h.clone();
+            async move { h.dequeue().await }
+        });
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "c1 was flushed with the old leadership"
+        );
+        h.enqueue(eval("d1", "d", 50)).await;
+        assert_eq!(waiting.await.unwrap().unwrap().id, "d1");
         token.cancel();
         task.await.unwrap();
     }

@@ -17,6 +17,10 @@ use tracing::{info, warn};
 pub(crate) enum HeartbeatInput {
     /// The node heartbeated; it must do so again within the TTL.
     Reset { node_id: String, ttl: Duration },
+    /// Leadership gained: track these nodes with these deadlines from now.
+    Enable(Vec<(String, Duration)>),
+    /// Leadership lost: track nothing.
+    Disable,
 }
 
 /// The handle endpoints use.
@@ -29,6 +33,16 @@ impl HeartbeatHandle {
     pub(crate) fn new() -> (Self, mpsc::Receiver<HeartbeatInput>) {
         let (tx, rx) = mpsc::channel(4096);
         (Self { tx }, rx)
+    }
+
+    /// Starts tracking on the leader: each node must heartbeat within its duration.
+    pub(crate) async fn enable(&self, nodes: Vec<(String, Duration)>) {
+        let _ = self.tx.send(HeartbeatInput::Enable(nodes)).await;
+    }
+
+    /// Stops tracking (leadership lost).
+    pub(crate) async fn disable(&self) {
+        let _ = self.tx.send(HeartbeatInput::Disable).await;
     }
 
     /// Records a heartbeat. Never blocks: a full channel drops it (the next one will land).
@@ -58,6 +72,7 @@ impl Shared {
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<HeartbeatInput>) {
     let mut deadlines: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut enabled = false;
     let mut tick = interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -65,7 +80,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<HeartbeatInp
             _ = shared.shutdown.cancelled() => return,
             input = rx.recv() => match input {
                 Some(HeartbeatInput::Reset { node_id, ttl }) => {
-                    deadlines.insert(node_id, Instant::now() + ttl + shared.config.heartbeat_grace);
+                    if enabled {
+                        deadlines.insert(node_id, Instant::now() + ttl + shared.config.heartbeat_grace);
+                    }
+                }
+                Some(HeartbeatInput::Enable(nodes)) => {
+                    enabled = true;
+                    let now = Instant::now();
+                    deadlines = nodes.into_iter().map(|(id, d)| (id, now + d)).collect();
+                }
+                Some(HeartbeatInput::Disable) => {
+                    enabled = false;
+                    deadlines.clear();
                 }
                 None => return,
             },

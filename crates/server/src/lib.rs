@@ -1,28 +1,39 @@
-//! The region server: RPC endpoints over the state store, the eval broker, scheduler workers,
-//! the plan applier, heartbeat tracking and blocked-eval unblocking.
+//! The region server: RPC endpoints over the replicated state, forwarding to the leader, region
+//! bootstrap and join, and the leader's duties: the eval broker, scheduler workers, the plan
+//! applier, heartbeat tracking and blocked-eval unblocking.
 //!
-//! Every change to region state goes through [`log::StateLog::apply`] as a `state::Command`:
-//! today a local, serial log; with Raft (a later issue) the same commands are replicated and the
-//! leader runs the broker, workers and applier. The scheduler itself is the pure `scheduler`
-//! crate; this crate owns the submit-and-retry loop around it.
+//! Every change to region state is a `state::Command` committed through Raft
+//! ([`log::StateLog::apply`] over `consensus::RaftNode`). Writes and consistent reads run on
+//! the leader (`forward.rs`); `?stale` reads run anywhere. The scheduler itself is the pure
+//! `scheduler` crate; this crate owns the submit-and-retry loop around it.
 //!
 //! Tasks: one owns the broker (`broker.rs`), one the plan queue (`plan_apply.rs`), one the
-//! heartbeat timers (`heartbeat.rs`), and `num_schedulers` workers (`worker.rs`). All obey one
-//! shutdown token.
+//! heartbeat timers (`heartbeat.rs`), `num_schedulers` workers (`worker.rs`), one follows
+//! leadership and starts or stops the leader duties (`leader.rs`), and one forms or joins the
+//! region (`bootstrap.rs`). All obey one shutdown token.
 
 mod blocking;
+mod bootstrap;
 mod broker;
 mod endpoints;
+mod forward;
 mod heartbeat;
+mod leader;
 mod log;
+mod peer;
 mod plan_apply;
 mod worker;
 
-use std::sync::Arc;
+use consensus::{RaftNode, ServerNode, Storage};
+use rpc::peer::{PeerClient, PeerHandler};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use consensus::{RaftSettings, StartError};
 pub use endpoints::ServerRpc;
 
 /// Server settings (Nomad's names in comments).
@@ -44,6 +55,22 @@ pub struct ServerConfig {
     pub max_heartbeats_per_second: f64,
     /// Extra time past the TTL before a node is marked down (`heartbeat_grace`, 10s).
     pub heartbeat_grace: Duration,
+    /// The server directory for the Raft log and snapshots (`<data_dir>/server`); None keeps
+    /// them in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Servers expected before the region bootstraps (`bootstrap_expect`).
+    pub bootstrap_expect: u32,
+    /// RPC addresses of other servers to form or join the region with
+    /// (`server_join { retry_join }`).
+    pub retry_join: Vec<String>,
+    /// Pause between join attempts (`server_join { retry_interval }`, 30s in Nomad; 1s here).
+    pub retry_interval: Duration,
+    /// Raft timing and compaction.
+    pub raft: RaftSettings,
+    /// Gossip port, reported in `server members`.
+    pub serf_port: u16,
+    /// Version reported in `server members`.
+    pub build: String,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +86,13 @@ impl Default for ServerConfig {
             min_heartbeat_ttl: Duration::from_secs(10),
             max_heartbeats_per_second: 50.0,
             heartbeat_grace: Duration::from_secs(10),
+            data_dir: None,
+            bootstrap_expect: 1,
+            retry_join: Vec::new(),
+            retry_interval: Duration::from_secs(1),
+            raft: RaftSettings::default(),
+            serf_port: 4648,
+            build: String::new(),
         }
     }
 }
@@ -66,6 +100,9 @@ impl Default for ServerConfig {
 /// Everything the endpoints and background tasks share.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
+    pub(crate) raft: Arc<RaftNode>,
+    pub(crate) peers: PeerClient,
+    pub(crate) forwarders: Mutex<HashMap<String, Arc<rpc::remote::RemoteRpc>>>,
     pub(crate) log: log::StateLog,
     pub(crate) broker: broker::BrokerHandle,
     pub(crate) plans: plan_apply::PlanQueueHandle,
@@ -76,12 +113,30 @@ pub(crate) struct Shared {
 /// A running server: its RPC surface and its tasks.
 pub struct ServerHandle {
     rpc: Arc<ServerRpc>,
+    shared: Arc<Shared>,
     tasks: JoinSet<()>,
 }
 
 impl ServerHandle {
-    /// Starts the server's tasks. They stop when `shutdown` is cancelled.
-    pub fn start(config: ServerConfig, shutdown: CancellationToken) -> Self {
+    /// Opens the Raft store and starts the server's tasks. They stop when `shutdown` is
+    /// cancelled. Fails when the stored data cannot be used (corrupt, another region's).
+    pub async fn start(
+        config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let storage = match &config.data_dir {
+            Some(dir) => Storage::Durable {
+                dir: dir.clone(),
+                region: config.region.clone(),
+            },
+            None => Storage::Memory,
+        };
+        let peers = PeerClient::new();
+        let node = ServerNode {
+            name: config.node_name.clone(),
+            rpc_addr: config.rpc_addr.clone(),
+        };
+        let raft = Arc::new(RaftNode::start(storage, node, &config.raft, peers.clone()).await?);
         let mut tasks = JoinSet::new();
         let (broker, broker_task) = broker::Broker::new(shutdown.clone());
         tasks.spawn(broker_task.run());
@@ -90,7 +145,10 @@ impl ServerHandle {
         let workers = config.num_schedulers.max(1);
         let shared = Arc::new(Shared {
             config,
-            log: log::StateLog::new(),
+            log: log::StateLog::new(raft.clone()),
+            raft,
+            peers,
+            forwarders: Mutex::default(),
             broker,
             plans,
             heartbeats,
@@ -101,10 +159,13 @@ impl ServerHandle {
         for _ in 0..workers {
             tasks.spawn(worker::run(shared.clone()));
         }
-        Self {
-            rpc: Arc::new(ServerRpc::new(shared)),
+        tasks.spawn(leader::run(shared.clone()));
+        tasks.spawn(bootstrap::run(shared.clone()));
+        Ok(Self {
+            rpc: Arc::new(ServerRpc::new(shared.clone())),
+            shared,
             tasks,
-        }
+        })
     }
 
     /// The RPC endpoints, for the HTTP API and a local client.
@@ -112,9 +173,22 @@ impl ServerHandle {
         self.rpc.clone()
     }
 
-    /// Waits for every task to finish (after the shutdown token is cancelled).
+    /// The receiving end of server-to-server calls (Raft, join), for the gRPC listener.
+    pub fn peer_handler(&self) -> Arc<dyn PeerHandler> {
+        Arc::new(peer::ServerPeer {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// This server's Raft node ID.
+    pub fn raft_id(&self) -> u64 {
+        self.shared.raft.id()
+    }
+
+    /// Waits for every task to finish (after the shutdown token is cancelled), then stops Raft.
     pub async fn join(mut self) {
         while self.tasks.join_next().await.is_some() {}
+        self.shared.raft.shutdown().await;
     }
 }
 

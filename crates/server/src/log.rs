@@ -1,58 +1,63 @@
-//! The log that changes region state. Today it applies commands serially in memory; the Raft
-//! issue replaces this with openraft, keeping `apply`'s contract: a command is applied at the
-//! next index, or rejected with the store unchanged.
+//! The write path to region state: every command is committed through Raft
+//! ([`consensus::RaftNode`]) and applied by every server's state machine. Reads take O(1)
+//! snapshots of the applied state.
 
-use rpc::RpcError;
-use state::{ApplyOutcome, Command, StateError, StateStore};
-use std::sync::{PoisonError, RwLock};
-use tokio::sync::{watch, Mutex};
+use consensus::{ApplyErrorKind, RaftNode, StateHandle, WriteError};
+use rpc::{ErrorCode, RpcError};
+use state::{ApplyOutcome, Command, StateStore};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 /// The state store plus its write path and a change signal for blocking queries.
 pub(crate) struct StateLog {
-    state: RwLock<StateStore>,
-    /// Serialises writers so indexes are assigned in order.
-    write: Mutex<()>,
-    /// The latest applied index; blocking queries wait on changes.
-    index_tx: watch::Sender<u64>,
+    raft: Arc<RaftNode>,
+    state: Arc<StateHandle>,
 }
 
 impl StateLog {
-    pub(crate) fn new() -> Self {
-        let (index_tx, _) = watch::channel(0);
-        Self {
-            state: RwLock::new(StateStore::new()),
-            write: Mutex::new(()),
-            index_tx,
-        }
+    pub(crate) fn new(raft: Arc<RaftNode>) -> Self {
+        let state = raft.state();
+        Self { raft, state }
     }
 
     /// An immutable snapshot of the current state (O(1)).
     pub(crate) fn snapshot(&self) -> StateStore {
-        self.state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .snapshot()
+        self.state.snapshot()
     }
 
     /// Subscribes to index changes.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.index_tx.subscribe()
+        self.state.subscribe()
     }
 
-    /// Applies a command at the next index.
+    /// Commits a command; returns the index it applied at and its outcome, or why it was
+    /// rejected (the state is then unchanged).
     pub(crate) async fn apply(&self, cmd: Command) -> Result<(u64, ApplyOutcome), RpcError> {
-        let _writer = self.write.lock().await;
-        let (index, outcome) = {
-            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            let index = state.latest_index() + 1;
-            let outcome = state.apply(index, cmd).map_err(|e| match e {
-                StateError::NotFound { .. } => RpcError::not_found(e.to_string()),
-                StateError::Conflict(_) => RpcError::conflict(e.to_string()),
-                StateError::StaleIndex { .. } => RpcError::internal(e.to_string()),
-            })?;
-            (index, outcome)
-        };
-        self.index_tx.send_replace(index);
-        Ok((index, outcome))
+        let applied = self.raft.write(&cmd).await.map_err(write_error)?;
+        match applied.error {
+            None => Ok((
+                applied.index,
+                ApplyOutcome {
+                    job_modify_index: applied.job_modify_index,
+                },
+            )),
+            Some(e) => Err(match e.kind {
+                ApplyErrorKind::NotFound => RpcError::not_found(e.message),
+                ApplyErrorKind::Conflict => RpcError::conflict(e.message),
+                ApplyErrorKind::Invalid => RpcError::internal(e.message),
+            }),
+        }
+    }
+}
+
+/// Maps a failed Raft write to the error callers see.
+pub(crate) fn write_error(e: WriteError) -> RpcError {
+    match e {
+        WriteError::NotLeader { leader } => {
+            let mut err = RpcError::new(ErrorCode::NoLeader, "not the leader; retry the request");
+            err.leader_hint = leader.map(|l| l.rpc_addr);
+            err
+        }
+        WriteError::Raft(msg) => RpcError::new(ErrorCode::Unavailable, msg),
     }
 }

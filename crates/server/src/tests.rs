@@ -8,14 +8,15 @@ use structs::{mock, Constraint, JobRegisterRequest};
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
-fn start(cfg: impl FnOnce(&mut ServerConfig)) -> (ServerHandle, CancellationToken) {
+async fn start(cfg: impl FnOnce(&mut ServerConfig)) -> (ServerHandle, CancellationToken) {
     let mut config = ServerConfig {
         num_schedulers: 2,
         ..Default::default()
     };
     cfg(&mut config);
     let token = CancellationToken::new();
-    (ServerHandle::start(config, token.clone()), token)
+    let server = ServerHandle::start(config, token.clone()).await.unwrap();
+    (server, token)
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -49,7 +50,7 @@ async fn live_allocs(rpc: &dyn Rpc, job: &str) -> usize {
 
 #[tokio::test]
 async fn register_places_and_stop_stops() {
-    let (server, token) = start(|_| {});
+    let (server, token) = start(|_| {}).await;
     let rpc = server.rpc();
     rpc.node_register(mock::node("n1")).await.unwrap();
     let resp = rpc
@@ -93,7 +94,7 @@ async fn register_places_and_stop_stops() {
 
 #[tokio::test]
 async fn blocked_eval_places_when_a_matching_node_joins() {
-    let (server, token) = start(|_| {});
+    let (server, token) = start(|_| {}).await;
     let rpc = server.rpc();
     rpc.node_register(mock::node("n1")).await.unwrap();
     let mut job = mock::job("win", 1);
@@ -136,7 +137,8 @@ async fn missed_heartbeat_marks_node_down_and_replaces_allocs() {
     let (server, token) = start(|c| {
         c.min_heartbeat_ttl = Duration::from_millis(200);
         c.heartbeat_grace = Duration::from_millis(100);
-    });
+    })
+    .await;
     let rpc = server.rpc();
     rpc.node_register(mock::node("n1")).await.unwrap();
     rpc.job_register(register(mock::job("web", 1)))
@@ -184,7 +186,7 @@ async fn missed_heartbeat_marks_node_down_and_replaces_allocs() {
 
 #[tokio::test]
 async fn check_index_conflicts_and_blocking_queries_wake() {
-    let (server, token) = start(|_| {});
+    let (server, token) = start(|_| {}).await;
     let rpc = server.rpc();
     let first = rpc
         .job_register(register(mock::job("web", 0)))
@@ -245,7 +247,7 @@ async fn check_index_conflicts_and_blocking_queries_wake() {
 
 #[tokio::test]
 async fn plan_reports_diff_and_placements_without_changing_state() {
-    let (server, token) = start(|_| {});
+    let (server, token) = start(|_| {}).await;
     let rpc = server.rpc();
     rpc.node_register(mock::node("n1")).await.unwrap();
     let plan = rpc

@@ -192,6 +192,21 @@ impl Rpc for Fake {
     async fn regions(&self) -> Result<Vec<String>, RpcError> {
         nope()
     }
+    async fn region_members(&self, _: &str) -> Result<Vec<rpc::ServerMember>, RpcError> {
+        nope()
+    }
+    async fn raft_configuration(&self, _: &str) -> Result<rpc::RaftConfiguration, RpcError> {
+        nope()
+    }
+    async fn raft_remove_peer(&self, _: &str, _: rpc::PeerRef) -> Result<(), RpcError> {
+        nope()
+    }
+    async fn snapshot_save(&self, _: &str) -> Result<Vec<u8>, RpcError> {
+        nope()
+    }
+    async fn snapshot_restore(&self, _: &str, _: Vec<u8>) -> Result<u64, RpcError> {
+        nope()
+    }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         let mut s = self.state.lock().unwrap();
         s.node = Some(node);

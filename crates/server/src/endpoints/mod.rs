@@ -1,13 +1,19 @@
-//! The `Rpc` implementation: one file per resource, this file only routes trait calls.
+//! The `Rpc` implementation: one file per resource; this file only routes trait calls, to the
+//! local handler or (writes and non-stale reads on a follower) to the leader.
 
 mod allocs;
 mod client;
 mod jobs;
+mod operator;
 mod status;
 
+use crate::forward::Route;
 use crate::Shared;
 use async_trait::async_trait;
-use rpc::{AllocClientUpdate, NodeUpdateResponse, QueryOptions, QueryResponse, Rpc, RpcError};
+use rpc::{
+    AllocClientUpdate, NodeUpdateResponse, PeerRef, QueryOptions, QueryResponse, RaftConfiguration,
+    Rpc, RpcError, ServerMember,
+};
 use std::sync::Arc;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
@@ -30,6 +36,16 @@ pub(crate) fn has_prefix(id: &str, q: &QueryOptions) -> bool {
     q.prefix.is_empty() || id.starts_with(&q.prefix)
 }
 
+/// Runs `$local` here, or `$remote` with the leader's client bound to `$r`.
+macro_rules! routed {
+    ($self:ident, $stale:expr, |$r:ident| $remote:expr, $local:expr) => {
+        match $self.shared.route($stale).await? {
+            Route::Leader($r) => $remote,
+            Route::Local => $local,
+        }
+    };
+}
+
 /// The namespace of a query (`default` when unset).
 pub(crate) fn namespace(q: &QueryOptions) -> &str {
     if q.namespace.is_empty() {
@@ -42,7 +58,12 @@ pub(crate) fn namespace(q: &QueryOptions) -> &str {
 #[async_trait]
 impl Rpc for ServerRpc {
     async fn job_register(&self, req: JobRegisterRequest) -> Result<JobRegisterResponse, RpcError> {
-        jobs::register(&self.shared, req).await
+        routed!(
+            self,
+            false,
+            |r| r.job_register(req).await,
+            jobs::register(&self.shared, req).await
+        )
     }
     async fn job_deregister(
         &self,
@@ -50,30 +71,55 @@ impl Rpc for ServerRpc {
         job_id: &str,
         purge: bool,
     ) -> Result<JobDeregisterResponse, RpcError> {
-        jobs::deregister(&self.shared, namespace, job_id, purge).await
+        routed!(
+            self,
+            false,
+            |r| r.job_deregister(namespace, job_id, purge).await,
+            jobs::deregister(&self.shared, namespace, job_id, purge).await
+        )
     }
     async fn job_plan(&self, req: JobPlanRequest) -> Result<JobPlanResponse, RpcError> {
-        jobs::plan(&self.shared, req)
+        routed!(
+            self,
+            false,
+            |r| r.job_plan(req).await,
+            jobs::plan(&self.shared, req)
+        )
     }
     async fn job_list(
         &self,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<JobListStub>>, RpcError> {
-        jobs::list(&self.shared, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_list(q).await,
+            jobs::list(&self.shared, q).await
+        )
     }
     async fn job_get(
         &self,
         job_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Job>, RpcError> {
-        jobs::get(&self.shared, job_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_get(job_id, q).await,
+            jobs::get(&self.shared, job_id, q).await
+        )
     }
     async fn job_versions(
         &self,
         job_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<Job>>, RpcError> {
-        jobs::versions(&self.shared, job_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_versions(job_id, q).await,
+            jobs::versions(&self.shared, job_id, q).await
+        )
     }
     async fn job_allocations(
         &self,
@@ -81,67 +127,117 @@ impl Rpc for ServerRpc {
         all: bool,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AllocListStub>>, RpcError> {
-        jobs::allocations(&self.shared, job_id, all, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_allocations(job_id, all, q).await,
+            jobs::allocations(&self.shared, job_id, all, q).await
+        )
     }
     async fn job_evaluations(
         &self,
         job_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<Evaluation>>, RpcError> {
-        jobs::evaluations(&self.shared, job_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_evaluations(job_id, q).await,
+            jobs::evaluations(&self.shared, job_id, q).await
+        )
     }
     async fn job_summary(
         &self,
         job_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<JobSummary>, RpcError> {
-        jobs::summary(&self.shared, job_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.job_summary(job_id, q).await,
+            jobs::summary(&self.shared, job_id, q).await
+        )
     }
     async fn alloc_list(
         &self,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<AllocListStub>>, RpcError> {
-        allocs::list(&self.shared, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.alloc_list(q).await,
+            allocs::list(&self.shared, q).await
+        )
     }
     async fn alloc_get(
         &self,
         alloc_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Allocation>, RpcError> {
-        allocs::get(&self.shared, alloc_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.alloc_get(alloc_id, q).await,
+            allocs::get(&self.shared, alloc_id, q).await
+        )
     }
     async fn node_list(
         &self,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<NodeListStub>>, RpcError> {
-        allocs::node_list(&self.shared, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.node_list(q).await,
+            allocs::node_list(&self.shared, q).await
+        )
     }
     async fn node_get(
         &self,
         node_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Node>, RpcError> {
-        allocs::node_get(&self.shared, node_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.node_get(node_id, q).await,
+            allocs::node_get(&self.shared, node_id, q).await
+        )
     }
     async fn node_allocations(
         &self,
         node_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<Allocation>>, RpcError> {
-        allocs::node_allocations(&self.shared, node_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.node_allocations(node_id, q).await,
+            allocs::node_allocations(&self.shared, node_id, q).await
+        )
     }
     async fn eval_list(
         &self,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<Evaluation>>, RpcError> {
-        allocs::eval_list(&self.shared, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.eval_list(q).await,
+            allocs::eval_list(&self.shared, q).await
+        )
     }
     async fn eval_get(
         &self,
         eval_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Evaluation>, RpcError> {
-        allocs::eval_get(&self.shared, eval_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.eval_get(eval_id, q).await,
+            allocs::eval_get(&self.shared, eval_id, q).await
+        )
     }
     async fn status_leader(&self, region: &str) -> Result<String, RpcError> {
         status::leader(&self.shared, region)
@@ -153,19 +249,74 @@ impl Rpc for ServerRpc {
         Ok(vec![self.shared.config.region.clone()])
     }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
-        client::node_register(&self.shared, node).await
+        routed!(
+            self,
+            false,
+            |r| r.node_register(node).await,
+            client::node_register(&self.shared, node).await
+        )
     }
     async fn node_heartbeat(&self, node_id: &str) -> Result<NodeUpdateResponse, RpcError> {
-        client::node_heartbeat(&self.shared, node_id).await
+        routed!(
+            self,
+            false,
+            |r| r.node_heartbeat(node_id).await,
+            client::node_heartbeat(&self.shared, node_id).await
+        )
     }
     async fn node_client_allocs(
         &self,
         node_id: &str,
         q: &QueryOptions,
     ) -> Result<QueryResponse<Vec<Allocation>>, RpcError> {
-        client::node_client_allocs(&self.shared, node_id, q).await
+        routed!(
+            self,
+            q.stale,
+            |r| r.node_client_allocs(node_id, q).await,
+            client::node_client_allocs(&self.shared, node_id, q).await
+        )
     }
     async fn alloc_client_update(&self, updates: Vec<AllocClientUpdate>) -> Result<u64, RpcError> {
-        client::alloc_client_update(&self.shared, updates).await
+        routed!(
+            self,
+            false,
+            |r| r.alloc_client_update(updates).await,
+            client::alloc_client_update(&self.shared, updates).await
+        )
+    }
+    async fn region_members(&self, region: &str) -> Result<Vec<ServerMember>, RpcError> {
+        operator::members(&self.shared, region).await
+    }
+    async fn raft_configuration(&self, region: &str) -> Result<RaftConfiguration, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.raft_configuration(region).await,
+            operator::raft_configuration(&self.shared, region)
+        )
+    }
+    async fn raft_remove_peer(&self, region: &str, peer: PeerRef) -> Result<(), RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.raft_remove_peer(region, peer).await,
+            operator::remove_peer(&self.shared, region, peer).await
+        )
+    }
+    async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.snapshot_save(region).await,
+            operator::snapshot_save(&self.shared, region).await
+        )
+    }
+    async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.snapshot_restore(region, snapshot).await,
+            operator::snapshot_restore(&self.shared, region, snapshot).await
+        )
     }
 }

@@ -1,0 +1,82 @@
+//! Leader duties: on gaining leadership, wait for every committed entry to be applied, then
+//! enable the eval broker with the pending evaluations from state and re-arm heartbeat timers
+//! (with a grace period) for every live node; on losing it, disable both.
+
+use crate::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use structs::{EVAL_STATUS_PENDING, NODE_STATUS_DOWN};
+use tracing::{info, warn};
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut leadership = shared.raft.leadership();
+    let mut leading = false;
+    loop {
+        let is_self = leadership.borrow_and_update().is_self;
+        if is_self && !leading {
+            match shared.raft.barrier().await {
+                Ok(()) => {
+                    establish(&shared).await;
+                    leading = true;
+                }
+                Err(e) => {
+                    warn!(error = %e, "leadership barrier failed; retrying");
+                    tokio::select! {
+                        _ = shared.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                    continue;
+                }
+            }
+        } else if !is_self && leading {
+            revoke(&shared).await;
+            leading = false;
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            changed = leadership.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Queues every pending evaluation of the current state, oldest first.
+pub(crate) async fn requeue_pending(shared: &Shared) -> usize {
+    let snap = shared.log.snapshot();
+    let mut pending: Vec<_> = snap
+        .evals()
+        .filter(|e| e.status == EVAL_STATUS_PENDING)
+        .cloned()
+        .collect();
+    pending.sort_by_key(|e| e.create_index);
+    let n = pending.len();
+    for eval in pending {
+        shared.broker.enqueue((*eval).clone()).await;
+    }
+    n
+}
+
+async fn establish(shared: &Shared) {
+    let snap = shared.log.snapshot();
+    let grace = shared.heartbeat_ttl() + shared.config.heartbeat_grace;
+    let nodes: Vec<(String, Duration)> = snap
+        .nodes()
+        .filter(|n| n.status != NODE_STATUS_DOWN)
+        .map(|n| (n.id.clone(), grace))
+        .collect();
+    shared.broker.set_enabled(true).await;
+    let pending = requeue_pending(shared).await;
+    info!(
+        pending_evals = pending,
+        nodes = nodes.len(),
+        index = snap.latest_index(),
+        "cluster leadership acquired; leader duties started"
+    );
+    shared.heartbeats.enable(nodes).await;
+    shared.unblock_evals().await;
+}
+
+async fn revoke(shared: &Shared) {
+    info!("cluster leadership lost; leader duties stopped");
+    shared.broker.set_enabled(false).await;
+    shared.heartbeats.disable().await;
+}
