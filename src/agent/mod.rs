@@ -72,7 +72,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{},h2=info,hyper=info,tower=info",
+            "{},h2=info,hyper=info,tower=info,openraft=warn",
             level.to_ascii_lowercase()
         ))
     });

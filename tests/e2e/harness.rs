@@ -187,25 +187,34 @@ impl Drop for Agent {
 
 /// A minimal HTTP/1.1 request over std (no client library): (status, body).
 pub(crate) fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
+    try_http(url, method, body, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Like [`http`], but a connection or read failure is an error, not a test failure.
+pub(crate) fn try_http(
+    url: &str,
+    method: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    let addr: std::net::SocketAddr = host.parse().expect("host:port");
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .expect("send");
+    )?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
+    stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .split_whitespace()
@@ -221,7 +230,7 @@ pub(crate) fn http(url: &str, method: &str, body: Option<&str>) -> (u16, String)
     } else {
         body.to_string()
     };
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {

@@ -241,6 +241,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.handle.replace(state);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_log_index = meta.last_log_id.map_or(0, |l| l.index),
+            "installed a snapshot from the leader"
+        );
         Ok(())
     }
 

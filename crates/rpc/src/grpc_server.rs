@@ -21,6 +21,10 @@ use tonic::codegen::{http, Service};
 #[error("RPC server: {0}")]
 pub struct RpcTransportError(String);
 
+/// Largest message either side accepts: Raft batches and snapshot restores can be large, and
+/// agents are trusted peers (gRPC's 4 MiB default would cap a state restore).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 * 1024 - 1;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Serves `rpc` (and, on servers, peer calls) on `listener` until `shutdown` is cancelled.
@@ -67,7 +71,9 @@ impl Service<http::Request<Body>> for CaravanService {
                 return Box::pin(async move {
                     let mut grpc = tonic::server::Grpc::new(
                         ProstCodec::<PeerResponse, PeerRequest>::default(),
-                    );
+                    )
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
                     Ok(grpc.unary(handler, req).await)
                 });
             }
@@ -89,7 +95,9 @@ impl Service<http::Request<Body>> for CaravanService {
         };
         Box::pin(async move {
             let mut grpc =
-                tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default());
+                tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default())
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
             Ok(grpc.unary(handler, req).await)
         })
     }

@@ -101,7 +101,9 @@ impl PeerClient {
             reason,
         };
         let channel = self.channel(addr)?;
-        let mut grpc = tonic::client::Grpc::new(channel);
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES);
         grpc.ready().await.map_err(|e| unreachable(e.to_string()))?;
         let mut request = tonic::Request::new(PeerRequest {
             kind: kind.to_string(),

@@ -51,7 +51,9 @@ impl RemoteRpc {
         req: CallRequest,
         timeout: Duration,
     ) -> Result<CallResponse, tonic::Status> {
-        let mut grpc = tonic::client::Grpc::new(channel);
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES);
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;

@@ -180,9 +180,9 @@ impl ServerHandle {
         })
     }
 
-    /// This server's Raft node ID.
-    pub fn raft_id(&self) -> u64 {
-        self.shared.raft.id()
+    /// This server's Raft member (benchmarks and tools drive it directly).
+    pub fn raft(&self) -> Arc<RaftNode> {
+        self.shared.raft.clone()
     }
 
     /// Waits for every task to finish (after the shutdown token is cancelled), then stops Raft.

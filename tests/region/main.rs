@@ -1,0 +1,444 @@
+//! Region tests: 3-server regions of real `caravan` processes on 127.X.Y.n addresses, with
+//! `kill -9`, restarts, forwarding, snapshot catch-up, and bad input.
+
+#![allow(
+    clippy::disallowed_types,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    dead_code
+)]
+
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+mod cluster;
+
+use cluster::{job_json, Cluster};
+use harness::eventually;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Job IDs the server at `i` lists (a stale read: what that server has applied).
+fn jobs_on(c: &Cluster, i: usize) -> BTreeMap<String, u64> {
+    c.servers[i]
+        .get_json("/v1/jobs?stale=true")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|j| {
+            (
+                j["ID"].as_str().unwrap_or_default().to_string(),
+                j["JobModifyIndex"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn register(c: &Cluster, i: usize, id: &str) -> Result<u64, String> {
+    match c.servers[i].request("PUT", "/v1/jobs", Some(&job_json(id, 1))) {
+        Ok((200, body)) => {
+            let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            v["JobModifyIndex"]
+                .as_u64()
+                .filter(|i| *i > 0)
+                .ok_or_else(|| format!("no JobModifyIndex in {body}"))
+        }
+        Ok((status, body)) => Err(format!("{status}: {body}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[test]
+fn three_servers_bootstrap_once_elect_one_leader_and_forward_writes() {
+    let c = Cluster::start(3, 3, "");
+    let leader = c.wait_leader(30);
+    // Every server lists the same three voters.
+    for s in &c.servers {
+        let peers = s.get_json("/v1/status/peers").expect("peers");
+        let mut want: Vec<String> = c.servers.iter().map(|s| s.rpc_addr()).collect();
+        want.sort();
+        assert_eq!(peers, serde_json::json!(want), "{}", s.name);
+    }
+    let config = c.servers[0]
+        .get_json("/v1/operator/raft/configuration")
+        .expect("raft configuration");
+    let servers = config["Servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 3);
+    assert_eq!(servers.iter().filter(|s| s["Leader"] == true).count(), 1);
+    assert!(servers.iter().all(|s| s["Voter"] == true));
+    // Exactly one server bootstrapped the region's configuration... and each logged it once.
+    for s in &c.servers {
+        let n = s.log_text().matches("bootstrapping the region").count();
+        assert!(n <= 1, "{} bootstrapped {n} times", s.name);
+    }
+
+    // A write to a follower is forwarded to the leader and visible everywhere.
+    let follower = (leader + 1) % 3;
+    let index = register(&c, follower, "forwarded").expect("register via a follower");
+    for i in 0..3 {
+        eventually(10, "the job on every server", || {
+            (jobs_on(&c, i).get("forwarded") == Some(&index)).then_some(())
+        });
+    }
+    // A consistent read through a follower answers with the leader's view and index headers.
+    let (status, body) = c.servers[follower]
+        .request("GET", "/v1/job/forwarded", None)
+        .expect("read via follower");
+    assert_eq!(status, 200, "{body}");
+    let raw = harness::try_http(
+        &c.servers[follower].url("/v1/jobs?stale=true"),
+        "GET",
+        None,
+        Duration::from_secs(5),
+    );
+    assert!(raw.is_ok());
+
+    // server members: three alive servers, one leader.
+    let out = c.servers[follower].cli(&["server", "members"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.lines().filter(|l| l.contains(" alive ")).count(), 3, "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains(" true ")).count(), 1, "{text}");
+}
+
+#[test]
+fn leader_kill9_under_writes_loses_no_acknowledged_registration() {
+    let mut c = Cluster::start(3, 3, "");
+    let first_leader = c.wait_leader(30);
+    // Writers register unique jobs through every server, recording what was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let urls: Vec<String> = c.servers.iter().map(|s| s.url("/v1/jobs")).collect();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let stop = stop.clone();
+            let acked = acked.clone();
+            let urls = urls.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = format!("w{w}-{n}");
+                    let url = &urls[(n as usize + w) % urls.len()];
+                    if let Ok((200, body)) = harness::try_http(
+                        url,
+                        "PUT",
+                        Some(&job_json(&id, 1)),
+                        Duration::from_secs(10),
+                    ) {
+                        let v: Value = serde_json::from_str(&body).expect("json");
+                        let index = v["JobModifyIndex"].as_u64().expect("index");
+                        acked.lock().unwrap().push((id, index));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = acked.lock().unwrap().len();
+    c.servers[first_leader].kill9();
+    let new_leader = c.wait_leader(20);
+    assert_ne!(new_leader, first_leader);
+    // Writes succeed again after the failover.
+    let after_kill = acked.lock().unwrap().len();
+    eventually(20, "writes after failover", || {
+        (acked.lock().unwrap().len() > after_kill + 20).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(before > 10, "too few writes before the kill: {before}");
+
+    // History check: every acknowledged registration is present with the index it was
+    // acknowledged at, and no two acknowledged writes share an index (no fork).
+    let present = jobs_on(&c, new_leader);
+    let mut seen = BTreeSet::new();
+    for (id, index) in &acked {
+        assert!(seen.insert(*index), "two acknowledged writes at index {index}");
+        assert_eq!(
+            present.get(id),
+            Some(index),
+            "acknowledged job {id} (index {index}) is missing or changed after failover"
+        );
+    }
+    // The surviving follower converges to the same state.
+    let other = (0..3)
+        .find(|i| *i != first_leader && *i != new_leader)
+        .expect("a follower");
+    eventually(10, "the follower to converge", || {
+        (jobs_on(&c, other) == present).then_some(())
+    });
+    eprintln!("acknowledged writes: {} ({} before the kill)", acked.len(), before);
+}
+
+#[test]
+fn follower_restarted_catches_up_by_log_and_by_snapshot_install() {
+    let mut c = Cluster::start(
+        3,
+        3,
+        "raft_snapshot_threshold = 16\n  raft_trailing_logs = 4",
+    );
+    let leader = c.wait_leader(30);
+    let follower = (leader + 1) % 3;
+
+    // Catch-up from the log: a short outage.
+    c.servers[follower].kill9();
+    for n in 0..5 {
+        register(&c, leader, &format!("a{n}")).expect("register");
+    }
+    c.servers[follower].start();
+    eventually(20, "catch-up by log", || {
+        (jobs_on(&c, follower).len() == 5).then_some(())
+    });
+
+    // Catch-up by snapshot: a long outage, during which the leader compacts its log.
+    c.servers[follower].kill9();
+    for n in 0..80 {
+        register(&c, leader, &format!("b{n}")).expect("register");
+    }
+    c.servers[follower].start();
+    let want = jobs_on(&c, leader);
+    assert_eq!(want.len(), 85);
+    eventually(30, "catch-up by snapshot", || {
+        (jobs_on(&c, follower) == want).then_some(())
+    });
+    let log = c.servers[follower].log_text();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "the follower did not install a snapshot:\n{log}"
+    );
+    assert!(c.servers[follower]
+        .data_dir
+        .join("server/snapshots/snapshot.bin")
+        .exists());
+}
+
+#[test]
+fn whole_region_restart_recovers_state_and_scheduling_continues() {
+    let mut c = Cluster::start(3, 3, "raft_snapshot_threshold = 32");
+    let leader = c.wait_leader(30);
+    // Enough writes that part of the state is in a snapshot and part only in the log.
+    let mut acked = BTreeMap::new();
+    for n in 0..50 {
+        let id = format!("j{n}");
+        let index = register(&c, (leader + n) % 3, &id).expect("register");
+        acked.insert(id, index);
+    }
+    let evals_before = c.servers[leader]
+        .get_json("/v1/evaluations")
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+    assert!(evals_before >= 50);
+
+    // kill -9 all three, then a clean stop/start of the same data.
+    for s in &mut c.servers {
+        s.kill9();
+    }
+    for s in &mut c.servers {
+        s.start();
+    }
+    let leader = c.wait_leader(30);
+    let present = jobs_on(&c, leader);
+    for (id, index) in &acked {
+        assert_eq!(present.get(id), Some(index), "{id} lost after kill -9 of every server");
+    }
+    let evals_after = c.servers[leader]
+        .get_json("/v1/evaluations")
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+    assert!(evals_after >= evals_before, "{evals_after} < {evals_before}");
+    for s in &c.servers {
+        let n = s.log_text().matches("bootstrapping the region").count();
+        assert!(n <= 1, "{} bootstrapped again after restart", s.name);
+    }
+
+    for s in &mut c.servers {
+        s.stop();
+    }
+    for s in &mut c.servers {
+        s.start();
+    }
+    let leader = c.wait_leader(30);
+    assert_eq!(jobs_on(&c, leader).len(), 50);
+
+    // Scheduling continues: a client joins and the blocked jobs are placed on it.
+    c.add_client();
+    eventually(60, "allocations running after the restart", || {
+        let allocs = c.servers[leader].get_json("/v1/allocations")?;
+        let running = allocs
+            .as_array()?
+            .iter()
+            .filter(|a| a["ClientStatus"] == "running")
+            .count();
+        (running >= 10).then_some(())
+    });
+}
+
+#[test]
+fn client_keeps_its_allocations_across_a_leader_change() {
+    let mut c = Cluster::start(3, 3, "");
+    let leader = c.wait_leader(30);
+    c.add_client();
+    eventually(30, "the client node", || {
+        let nodes = c.servers[leader].get_json("/v1/nodes")?;
+        (nodes.as_array()?.iter().any(|n| n["Status"] == "ready")).then_some(())
+    });
+    register(&c, leader, "steady").expect("register");
+    let alloc_id = eventually(30, "the allocation running", || {
+        let allocs = c.servers[leader].get_json("/v1/job/steady/allocations")?;
+        allocs
+            .as_array()?
+            .iter()
+            .find(|a| a["ClientStatus"] == "running")
+            .and_then(|a| a["ID"].as_str().map(str::to_string))
+    });
+    c.servers[leader].kill9();
+    let leader = c.wait_leader(20);
+    // Past a heartbeat TTL (10 s) plus grace: the node stays ready, the allocation keeps
+    // running, and nothing was replaced.
+    std::thread::sleep(Duration::from_secs(12));
+    let node = c.servers[leader].get_json("/v1/nodes").expect("nodes");
+    assert_eq!(node[0]["Status"], "ready", "{}", c.logs());
+    let allocs = c.servers[leader]
+        .get_json("/v1/job/steady/allocations")
+        .expect("allocs");
+    let allocs = allocs.as_array().expect("array");
+    assert_eq!(allocs.len(), 1, "{allocs:?}");
+    assert_eq!(allocs[0]["ID"], alloc_id.as_str());
+    assert_eq!(allocs[0]["ClientStatus"], "running");
+    // And the new leader schedules onto it.
+    register(&c, leader, "after").expect("register after failover");
+    eventually(30, "a new allocation after failover", || {
+        let allocs = c.servers[leader].get_json("/v1/job/after/allocations")?;
+        (allocs.as_array()?.iter().any(|a| a["ClientStatus"] == "running")).then_some(())
+    });
+}
+
+#[test]
+fn snapshot_save_and_restore_through_the_api() {
+    let c = Cluster::start(3, 3, "");
+    let leader = c.wait_leader(30);
+    register(&c, leader, "kept").expect("register");
+    let follower = (leader + 1) % 3;
+    let (status, snapshot) = c.servers[follower]
+        .request("GET", "/v1/operator/snapshot", None)
+        .expect("save");
+    assert_eq!(status, 200);
+    assert!(snapshot.starts_with("CRVNSNP1"));
+    register(&c, leader, "dropped").expect("register");
+    assert_eq!(jobs_on(&c, leader).len(), 2);
+    // Save and restore through the CLI, as an operator would.
+    let file = tempfile::NamedTempFile::new().expect("tmp");
+    let out = c.servers[follower].cli(&[
+        "operator",
+        "snapshot",
+        "save",
+        file.path().to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    register(&c, leader, "after-save").expect("register");
+    let out = c.servers[follower].cli(&[
+        "operator",
+        "snapshot",
+        "restore",
+        file.path().to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for i in 0..3 {
+        eventually(10, "the restored state everywhere", || {
+            let jobs = jobs_on(&c, i);
+            (jobs.contains_key("kept") && jobs.contains_key("dropped") && !jobs.contains_key("after-save"))
+                .then_some(())
+        });
+    }
+    // A corrupt file is refused and changes nothing.
+    let bad = tempfile::NamedTempFile::new().expect("tmp");
+    let mut bytes = std::fs::read(file.path()).expect("read");
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x5a;
+    std::fs::write(bad.path(), &bytes).expect("write");
+    let out = c.servers[leader].cli(&[
+        "operator",
+        "snapshot",
+        "restore",
+        bad.path().to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checksum") || err.contains("corrupt"), "{err}");
+    assert!(jobs_on(&c, leader).contains_key("kept"));
+}
+
+#[test]
+fn mismatched_bootstrap_expect_refuses_to_bootstrap() {
+    let mut c = Cluster::start(2, 2, "");
+    // Rewrite s2 to expect 3 and restart it before anything bootstraps.
+    c.servers[1].kill9();
+    let _ = std::fs::remove_dir_all(&c.servers[1].data_dir);
+    let text = std::fs::read_to_string(c.servers[1].data_dir.parent().unwrap().join("agent.hcl"))
+        .expect("config");
+    c.servers[1].configure(
+        &text
+            .split_once("server {")
+            .map(|(_, rest)| format!("server {{{}", rest.replace("bootstrap_expect = 2", "bootstrap_expect = 3")))
+            .expect("server block"),
+    );
+    c.servers[1].start();
+    let expected = "every server of a region must expect the same number";
+    eventually(20, "the mismatch reported", || {
+        (c.servers.iter().any(|s| s.log_text().contains(expected))).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for s in &c.servers {
+        assert!(s.leader().is_none(), "{} elected a leader: {}", s.name, c.logs());
+    }
+}
+
+#[test]
+fn data_dir_of_another_region_and_corrupt_log_are_refused() {
+    let mut c = Cluster::start(1, 1, "");
+    c.wait_leader(30);
+    register(&c, 0, "j").expect("register");
+    c.servers[0].stop();
+
+    // The same data dir under another region name.
+    let config = c.servers[0].data_dir.parent().unwrap().join("agent.hcl");
+    let original = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("region = \"eu\"\n{original}")).expect("write");
+    c.servers[0].start();
+    let code = eventually(20, "the agent to exit", || c.servers[0].exited());
+    assert_ne!(code, Some(0));
+    let log = c.servers[0].log_text();
+    assert!(
+        log.contains("belongs to region \"global\"") && log.contains("\"eu\""),
+        "{log}"
+    );
+    c.servers[0].kill9();
+    std::fs::write(&config, &original).expect("restore config");
+
+    // A truncated log file.
+    let db = c.servers[0].data_dir.join("server/raft.redb");
+    let len = std::fs::metadata(&db).expect("raft.redb").len();
+    let f = std::fs::OpenOptions::new().write(true).open(&db).expect("open");
+    f.set_len(len / 3).expect("truncate");
+    drop(f);
+    c.servers[0].start();
+    let code = eventually(20, "the agent to exit", || c.servers[0].exited());
+    assert_ne!(code, Some(0));
+    let log = c.servers[0].log_text();
+    assert!(log.contains("raft.redb"), "the error does not name the file:\n{log}");
+    c.servers[0].kill9();
+
+    // Garbage instead of a database.
+    std::fs::write(&db, b"this is not a database, just some garbage bytes").expect("write");
+    c.servers[0].start();
+    let code = eventually(20, "the agent to exit", || c.servers[0].exited());
+    assert_ne!(code, Some(0));
+    assert!(c.servers[0].log_text().contains("cannot open Raft log"));
+}
