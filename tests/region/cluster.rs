@@ -199,6 +199,15 @@ fn loopback_net() -> String {
 impl Cluster {
     /// `n` servers expecting `expect`, each with `extra` inside its `server {}` block, started.
     pub(crate) fn start(n: usize, expect: usize, extra: &str) -> Cluster {
+        let mut cluster = Self::configure(n, expect, extra);
+        for s in &mut cluster.servers {
+            s.start();
+        }
+        cluster
+    }
+
+    /// Like [`Cluster::start`], but nothing is started yet (data dirs can be prepared first).
+    pub(crate) fn configure(n: usize, expect: usize, extra: &str) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         let net = loopback_net();
         let servers: Vec<Node> = (1..=n)
@@ -214,16 +223,12 @@ impl Cluster {
                 join.join(", ")
             ));
         }
-        let mut cluster = Cluster {
+        Cluster {
             servers,
             clients: Vec::new(),
             net,
             root,
-        };
-        for s in &mut cluster.servers {
-            s.start();
         }
-        cluster
     }
 
     /// Adds a client agent joined to every server, with raw_exec enabled, and starts it.

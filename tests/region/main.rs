@@ -100,9 +100,21 @@ fn three_servers_bootstrap_once_elect_one_leader_and_forward_writes() {
     // server members: three alive servers, one leader.
     let out = c.servers[follower].cli(&["server", "members"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(text.lines().filter(|l| l.contains(" alive ")).count(), 3, "{text}");
-    assert_eq!(text.lines().filter(|l| l.contains(" true ")).count(), 1, "{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" alive ")).count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" true ")).count(),
+        1,
+        "{text}"
+    );
 }
 
 #[test]
@@ -160,7 +172,10 @@ fn leader_kill9_under_writes_loses_no_acknowledged_registration() {
     let present = jobs_on(&c, new_leader);
     let mut seen = BTreeSet::new();
     for (id, index) in &acked {
-        assert!(seen.insert(*index), "two acknowledged writes at index {index}");
+        assert!(
+            seen.insert(*index),
+            "two acknowledged writes at index {index}"
+        );
         assert_eq!(
             present.get(id),
             Some(index),
@@ -174,7 +189,11 @@ fn leader_kill9_under_writes_loses_no_acknowledged_registration() {
     eventually(10, "the follower to converge", || {
         (jobs_on(&c, other) == present).then_some(())
     });
-    eprintln!("acknowledged writes: {} ({} before the kill)", acked.len(), before);
+    eprintln!(
+        "acknowledged writes: {} ({} before the kill)",
+        acked.len(),
+        before
+    );
 }
 
 #[test]
@@ -246,13 +265,20 @@ fn whole_region_restart_recovers_state_and_scheduling_continues() {
     let leader = c.wait_leader(30);
     let present = jobs_on(&c, leader);
     for (id, index) in &acked {
-        assert_eq!(present.get(id), Some(index), "{id} lost after kill -9 of every server");
+        assert_eq!(
+            present.get(id),
+            Some(index),
+            "{id} lost after kill -9 of every server"
+        );
     }
     let evals_after = c.servers[leader]
         .get_json("/v1/evaluations")
         .and_then(|v| v.as_array().map(Vec::len))
         .unwrap_or(0);
-    assert!(evals_after >= evals_before, "{evals_after} < {evals_before}");
+    assert!(
+        evals_after >= evals_before,
+        "{evals_after} < {evals_before}"
+    );
     for s in &c.servers {
         let n = s.log_text().matches("bootstrapping the region").count();
         assert!(n <= 1, "{} bootstrapped again after restart", s.name);
@@ -316,7 +342,11 @@ fn client_keeps_its_allocations_across_a_leader_change() {
     register(&c, leader, "after").expect("register after failover");
     eventually(30, "a new allocation after failover", || {
         let allocs = c.servers[leader].get_json("/v1/job/after/allocations")?;
-        (allocs.as_array()?.iter().any(|a| a["ClientStatus"] == "running")).then_some(())
+        (allocs
+            .as_array()?
+            .iter()
+            .any(|a| a["ClientStatus"] == "running"))
+        .then_some(())
     });
 }
 
@@ -341,7 +371,11 @@ fn snapshot_save_and_restore_through_the_api() {
         "save",
         file.path().to_str().expect("path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     register(&c, leader, "after-save").expect("register");
     let out = c.servers[follower].cli(&[
         "operator",
@@ -349,12 +383,18 @@ fn snapshot_save_and_restore_through_the_api() {
         "restore",
         file.path().to_str().expect("path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for i in 0..3 {
         eventually(10, "the restored state everywhere", || {
             let jobs = jobs_on(&c, i);
-            (jobs.contains_key("kept") && jobs.contains_key("dropped") && !jobs.contains_key("after-save"))
-                .then_some(())
+            (jobs.contains_key("kept")
+                && jobs.contains_key("dropped")
+                && !jobs.contains_key("after-save"))
+            .then_some(())
         });
     }
     // A corrupt file is refused and changes nothing.
@@ -386,7 +426,12 @@ fn mismatched_bootstrap_expect_refuses_to_bootstrap() {
     c.servers[1].configure(
         &text
             .split_once("server {")
-            .map(|(_, rest)| format!("server {{{}", rest.replace("bootstrap_expect = 2", "bootstrap_expect = 3")))
+            .map(|(_, rest)| {
+                format!(
+                    "server {{{}",
+                    rest.replace("bootstrap_expect = 2", "bootstrap_expect = 3")
+                )
+            })
             .expect("server block"),
     );
     c.servers[1].start();
@@ -396,7 +441,12 @@ fn mismatched_bootstrap_expect_refuses_to_bootstrap() {
     });
     std::thread::sleep(Duration::from_secs(2));
     for s in &c.servers {
-        assert!(s.leader().is_none(), "{} elected a leader: {}", s.name, c.logs());
+        assert!(
+            s.leader().is_none(),
+            "{} elected a leader: {}",
+            s.name,
+            c.logs()
+        );
     }
 }
 
@@ -425,14 +475,20 @@ fn data_dir_of_another_region_and_corrupt_log_are_refused() {
     // A truncated log file.
     let db = c.servers[0].data_dir.join("server/raft.redb");
     let len = std::fs::metadata(&db).expect("raft.redb").len();
-    let f = std::fs::OpenOptions::new().write(true).open(&db).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .expect("open");
     f.set_len(len / 3).expect("truncate");
     drop(f);
     c.servers[0].start();
     let code = eventually(20, "the agent to exit", || c.servers[0].exited());
     assert_ne!(code, Some(0));
     let log = c.servers[0].log_text();
-    assert!(log.contains("raft.redb"), "the error does not name the file:\n{log}");
+    assert!(
+        log.contains("raft.redb"),
+        "the error does not name the file:\n{log}"
+    );
     c.servers[0].kill9();
 
     // Garbage instead of a database.

@@ -1,12 +1,17 @@
 //! Snapshot files: the state store's image plus the Raft metadata it was taken at.
 //!
-//! Layout: `CRVNSNP1` | meta length (u32 LE) | meta JSON | image CRC-32 (u32 LE) | image JSON.
-//! The metadata can be read without parsing the image; the checksum catches a corrupt or
-//! truncated image before it replaces anything. The same bytes are what Raft sends to a
+//! Layout: `CRVNSNP2` | meta length (u32 LE) | meta JSON | body CRC-32 (u32 LE) | body.
+//! The metadata can be read without parsing the body; the checksum catches a corrupt or
+//! truncated body before it replaces anything. The same bytes are what Raft sends to a
 //! follower that fell behind and what `operator snapshot save` writes.
+//!
+//! The body is bincode: a restart with a million allocations must decode in seconds, which
+//! JSON cannot do. Jobs (whose task `config` is free-form JSON) are stored as JSON inside it;
+//! allocations are split into chunks that decode on all cores.
 
 use crate::ServerNode;
 use openraft::SnapshotMeta;
+use serde::{Deserialize, Serialize};
 use state::StateImage;
 use std::fs::{self, File};
 use std::io::Write;
@@ -14,7 +19,146 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 
-const MAGIC: &[u8; 8] = b"CRVNSNP1";
+const MAGIC: &[u8; 8] = b"CRVNSNP2";
+
+/// Allocations per independently decoded chunk.
+const ALLOC_CHUNK: usize = 50_000;
+
+/// The body: the image with jobs as JSON and allocations in bincode chunks.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    latest_index: u64,
+    table_index: Vec<(state::Table, u64)>,
+    /// JSON of `(jobs, job_versions)`.
+    #[serde(with = "serde_bytes")]
+    jobs: Vec<u8>,
+    summaries: Vec<structs::JobSummary>,
+    nodes: Vec<structs::Node>,
+    evals: Vec<structs::Evaluation>,
+    /// Each: bincode of `Vec<ChunkAlloc>`.
+    alloc_chunks: Vec<serde_bytes::ByteBuf>,
+}
+
+/// An allocation in a chunk: its job is a tracked version (`version`), or is carried as JSON.
+#[derive(Serialize, Deserialize)]
+struct ChunkAlloc {
+    version: Option<u64>,
+    job: Option<serde_bytes::ByteBuf>,
+    alloc: structs::Allocation,
+}
+
+/// What [`ChunkAlloc`] encodes from, without copying allocations whose job is already stripped.
+#[derive(Serialize)]
+struct ChunkAllocRef<'a> {
+    version: Option<u64>,
+    job: Option<serde_bytes::ByteBuf>,
+    alloc: std::borrow::Cow<'a, structs::Allocation>,
+}
+
+type JobsPart = (Vec<structs::Job>, Vec<(state::JobKey, Vec<structs::Job>)>);
+
+fn encode_body(image: &StateImage) -> Result<Vec<u8>, SnapshotError> {
+    let err = |e: &dyn std::fmt::Display| SnapshotError::Decode(e.to_string());
+    let jobs = serde_json::to_vec(&(&image.jobs, &image.job_versions)).map_err(|e| err(&e))?;
+    let mut alloc_chunks = Vec::new();
+    for chunk in image.allocs.chunks(ALLOC_CHUNK) {
+        let mut items = Vec::with_capacity(chunk.len());
+        for (version, alloc) in chunk {
+            let (job, alloc) = match &alloc.job {
+                Some(j) => {
+                    let json = serde_json::to_vec(j.as_ref()).map_err(|e| err(&e))?;
+                    let mut copy = alloc.clone();
+                    copy.job = None;
+                    (
+                        Some(serde_bytes::ByteBuf::from(json)),
+                        std::borrow::Cow::Owned(copy),
+                    )
+                }
+                None => (None, std::borrow::Cow::Borrowed(alloc)),
+            };
+            items.push(ChunkAllocRef {
+                version: *version,
+                job,
+                alloc,
+            });
+        }
+        alloc_chunks.push(serde_bytes::ByteBuf::from(
+            bincode::serialize(&items).map_err(|e| err(&e))?,
+        ));
+    }
+    let body = Body {
+        latest_index: image.latest_index,
+        table_index: image.table_index.clone(),
+        jobs,
+        summaries: image.summaries.clone(),
+        nodes: image.nodes.clone(),
+        evals: image.evals.clone(),
+        alloc_chunks,
+    };
+    bincode::serialize(&body).map_err(|e| err(&e))
+}
+
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<(Option<u64>, structs::Allocation)>, SnapshotError> {
+    let err = |e: &dyn std::fmt::Display| SnapshotError::Decode(e.to_string());
+    let items: Vec<ChunkAlloc> = bincode::deserialize(bytes).map_err(|e| err(&e))?;
+    items
+        .into_iter()
+        .map(|c| {
+            let mut alloc = c.alloc;
+            if let Some(job) = c.job {
+                let job: structs::Job = serde_json::from_slice(&job).map_err(|e| err(&e))?;
+                alloc.job = Some(Arc::new(job));
+            }
+            Ok((c.version, alloc))
+        })
+        .collect()
+}
+
+fn decode_body(bytes: &[u8]) -> Result<StateImage, SnapshotError> {
+    let err = |e: &dyn std::fmt::Display| SnapshotError::Decode(e.to_string());
+    let body: Body = bincode::deserialize(bytes).map_err(|e| err(&e))?;
+    let (jobs, job_versions): JobsPart = serde_json::from_slice(&body.jobs).map_err(|e| err(&e))?;
+    // Decode the allocation chunks on every core.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = body.alloc_chunks.len().div_ceil(threads).max(1);
+    let decoded: Vec<Result<Vec<_>, SnapshotError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = body
+            .alloc_chunks
+            .chunks(per)
+            .map(|group| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for c in group {
+                        out.extend(decode_chunk(c)?);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SnapshotError::Decode("decoder thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut allocs = Vec::new();
+    for part in decoded {
+        allocs.extend(part?);
+    }
+    Ok(StateImage {
+        latest_index: body.latest_index,
+        table_index: body.table_index,
+        jobs,
+        job_versions,
+        summaries: body.summaries,
+        nodes: body.nodes,
+        allocs,
+        evals: body.evals,
+    })
+}
 const FILE_NAME: &str = "snapshot.bin";
 
 /// Raft metadata of a snapshot.
@@ -50,15 +194,15 @@ pub enum SnapshotError {
 /// Encodes a snapshot.
 pub fn encode(meta: &Meta, image: &StateImage) -> Result<Vec<u8>, SnapshotError> {
     let meta_json = serde_json::to_vec(meta).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-    let image_json = serde_json::to_vec(image).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    let body = encode_body(image)?;
     let meta_len = u32::try_from(meta_json.len())
         .map_err(|_| SnapshotError::Format("metadata too large".into()))?;
-    let mut out = Vec::with_capacity(16 + meta_json.len() + image_json.len());
+    let mut out = Vec::with_capacity(16 + meta_json.len() + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&meta_len.to_le_bytes());
     out.extend_from_slice(&meta_json);
-    out.extend_from_slice(&crc32fast::hash(&image_json).to_le_bytes());
-    out.extend_from_slice(&image_json);
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -94,8 +238,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Meta, StateImage), SnapshotError> {
         });
     }
     let meta = serde_json::from_slice(meta).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-    let image = serde_json::from_slice(image).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-    Ok((meta, image))
+    Ok((meta, decode_body(image)?))
 }
 
 /// Where the current snapshot is kept: a directory (durable) or memory (the test twin).

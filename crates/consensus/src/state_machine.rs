@@ -74,8 +74,18 @@ impl StateMachine {
     pub fn open(snapshots: SnapshotStore) -> Result<Self, SnapshotError> {
         let (state, last_applied, membership) = match snapshots.load()? {
             Some(bytes) => {
+                let started = tokio::time::Instant::now();
                 let (meta, image) = snapshot::decode(&bytes)?;
+                let decoded = started.elapsed();
                 let state = StateStore::from_image(image).map_err(SnapshotError::Decode)?;
+                tracing::info!(
+                    bytes = bytes.len(),
+                    allocs = state.allocs().count(),
+                    last_log_index = meta.last_log_id.map_or(0, |l| l.index),
+                    decode_ms = decoded.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "state restored from the snapshot on disk"
+                );
                 snapshots.set_current_meta(meta.clone());
                 (state, meta.last_log_id, meta.last_membership)
             }

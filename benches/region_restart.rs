@@ -1,0 +1,278 @@
+//! Cold restart of a 3-server region with a large state: time from starting the three server
+//! processes to serving a consistent read of the full state.
+//!
+//! Setup (not timed): a state of `ALLOCS` allocations (default 1,000,000) on 1,000 nodes and
+//! 100 jobs is built in process and written into each server's data dir exactly as a region
+//! leaves it after compaction: the snapshot file, and a Raft log purged up to it. Then, `RUNS`
+//! times (default 3): start the servers, wait until a leader answers a consistent read of an
+//! allocation and the job summaries, report the time, stop the servers (SIGINT).
+//!
+//! Run: `cargo bench --bench region_restart` (`ALLOCS=100000` for a quick run).
+
+#![allow(
+    clippy::disallowed_types,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    dead_code
+)]
+
+#[path = "../tests/region/cluster.rs"]
+mod cluster;
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+
+use consensus::openraft::storage::RaftLogStorage;
+use consensus::openraft::{CommittedLeaderId, LogId, Membership, StoredMembership, Vote};
+use consensus::{snapshot, RedbLogStore, ServerNode, SnapshotStore};
+use state::{Command, PlanResult, StateStore};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use structs::{
+    mock, AllocatedCpuResources, AllocatedMemoryResources, AllocatedResources,
+    AllocatedTaskResources, Allocation, TaskEvent, TaskState,
+};
+
+// The same allocator as the `caravan` binary, so in-process decode figures match the agent's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A state with `allocs` running allocations, built through `StateStore::apply` as a region
+/// would have built it.
+fn build_state(allocs: usize) -> StateStore {
+    let mut s = StateStore::new();
+    let mut index = 0;
+    let nodes = 1000;
+    for i in 0..nodes {
+        index += 1;
+        s.apply(
+            index,
+            Command::NodeRegister {
+                node: Box::new(mock::node(&format!("node-{i:04}"))),
+                now: 1,
+            },
+        )
+        .unwrap();
+    }
+    let jobs = 100;
+    let per_job = allocs / jobs;
+    for j in 0..jobs {
+        index += 1;
+        let job = mock::job(&format!("job-{j}"), per_job as i64);
+        s.apply(
+            index,
+            Command::JobRegister {
+                job: Box::new(job),
+                eval: None,
+                enforce_index: None,
+                now: 1,
+            },
+        )
+        .unwrap();
+        let job = s.job_by_id("default", &format!("job-{j}")).unwrap().clone();
+        for chunk in (0..per_job).collect::<Vec<_>>().chunks(10_000) {
+            let batch: Vec<Allocation> = chunk.iter().map(|k| alloc(&job, *k)).collect();
+            index += 1;
+            s.apply(
+                index,
+                Command::PlanApply(PlanResult {
+                    allocs_upserted: batch,
+                    now: 2,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+    }
+    s
+}
+
+fn alloc(job: &Arc<structs::Job>, k: usize) -> Allocation {
+    let mut tasks = BTreeMap::new();
+    tasks.insert(
+        "web".to_string(),
+        AllocatedTaskResources {
+            cpu: AllocatedCpuResources { cpu_shares: 500 },
+            memory: AllocatedMemoryResources {
+                memory_mb: 256,
+                memory_max_mb: 0,
+            },
+        },
+    );
+    let mut task_states = BTreeMap::new();
+    task_states.insert(
+        "web".to_string(),
+        TaskState {
+            state: "running".into(),
+            started_at: Some("2026-11-22T10:00:00Z".into()),
+            events: ["Received", "Task Setup", "Started"]
+                .iter()
+                .map(|t| TaskEvent {
+                    event_type: t.to_string(),
+                    time: 1_700_000_000_000_000_000,
+                    display_message: format!("{t} event"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+    );
+    Allocation {
+        id: structs::derive_uuid(&job.id, k as u64),
+        namespace: "default".into(),
+        eval_id: structs::derive_uuid("eval", 0),
+        name: format!("{}.web[{k}]", job.id),
+        node_id: format!("node-{:04}", k % 1000),
+        node_name: format!("node-{:04}", k % 1000),
+        job_id: job.id.clone(),
+        job: Some(job.clone()),
+        task_group: "web".into(),
+        allocated_resources: AllocatedResources {
+            tasks,
+            ..Default::default()
+        },
+        desired_status: "run".into(),
+        client_status: "running".into(),
+        task_states,
+        ..Default::default()
+    }
+}
+
+/// Writes each server's data dir as compaction leaves it: the snapshot, and a log purged up to
+/// the snapshot's last entry with that entry committed.
+fn seed(c: &cluster::Cluster, mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stores = Vec::new();
+    let mut members = BTreeMap::new();
+    for s in &c.servers {
+        let dir = s.data_dir.join("server");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (log, id) = RedbLogStore::open(&dir.join("raft.redb"), "global").unwrap();
+        members.insert(
+            id,
+            ServerNode {
+                name: s.name.clone(),
+                rpc_addr: s.rpc_addr(),
+            },
+        );
+        stores.push((log, dir));
+    }
+    let first = *members.keys().next().unwrap();
+    let voters: BTreeSet<u64> = members.keys().copied().collect();
+    let log_id = LogId::new(CommittedLeaderId::new(1, first), 10_000);
+    let meta = snapshot::Meta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(
+            Some(LogId::new(CommittedLeaderId::new(1, first), 1)),
+            Membership::new(vec![voters], members.clone()),
+        ),
+        snapshot_id: "seeded".into(),
+    };
+    let bytes = bytes_for(&meta);
+    for (mut log, dir) in stores {
+        SnapshotStore::dir(&dir.join("snapshots"))
+            .unwrap()
+            .save(&meta, &bytes)
+            .unwrap();
+        rt.block_on(async {
+            log.save_vote(&Vote::new_committed(1, first)).await.unwrap();
+            log.purge(log_id).await.unwrap();
+            log.save_committed(Some(log_id)).await.unwrap();
+        });
+    }
+}
+
+fn main() {
+    let allocs = env("ALLOCS", 1_000_000);
+    let runs = env("RUNS", 3);
+    let t = Instant::now();
+    let state = build_state(allocs);
+    eprintln!("built a state of {allocs} allocations in {:?}", t.elapsed());
+    let probe = state.allocs().next().unwrap().id.clone();
+
+    let mut c = cluster::Cluster::configure(3, 3, "");
+    let mut size = 0;
+    let mut encode = Duration::ZERO;
+    seed(&c, |meta| {
+        let t = Instant::now();
+        let bytes = snapshot::encode(meta, &state.to_image()).unwrap();
+        encode = t.elapsed();
+        size = bytes.len();
+        bytes
+    });
+    let t = Instant::now();
+    let bytes = SnapshotStore::dir(&c.servers[0].data_dir.join("server/snapshots"))
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    let (_, image) = snapshot::decode(&bytes).unwrap();
+    let decoded = t.elapsed();
+    let t = Instant::now();
+    let back = StateStore::from_image(image).unwrap();
+    let rebuilt = t.elapsed();
+    assert_eq!(back.allocs().count(), allocs);
+    drop((bytes, back, state));
+    eprintln!(
+        "snapshot: {:.1} MB; encode {encode:?}; read+decode {decoded:?}; rebuild {rebuilt:?}",
+        size as f64 / 1e6
+    );
+
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let t = Instant::now();
+        for s in &mut c.servers {
+            s.start();
+        }
+        let path = format!("/v1/allocation/{probe}");
+        loop {
+            let served = c.servers.iter().any(|s| {
+                s.get_json(&path).is_some()
+                    && s.get_json("/v1/job/job-99/summary").is_some_and(|v| {
+                        v["Summary"]["web"]["Running"].as_u64() == Some((allocs / 100) as u64)
+                    })
+            });
+            if served {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(300),
+                "not serving after 300 s:\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = t.elapsed();
+        eprintln!("run {run}: serving after {took:?}");
+        times.push(took);
+        for s in &mut c.servers {
+            s.stop();
+        }
+    }
+    if std::env::var_os("LOGS").is_some() {
+        eprintln!("{}", c.logs());
+    }
+    if std::env::var_os("KEEP").is_some() {
+        eprintln!("keeping {}", c.servers[0].data_dir.display());
+        std::mem::forget(c);
+    }
+    times.sort();
+    println!(
+        "cold restart of 3 servers with {allocs} allocations: serving after p50 {:?} (min {:?}, max {:?}) over {runs} runs; snapshot {:.1} MB, decode {decoded:?}, rebuild {rebuilt:?}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        size as f64 / 1e6
+    );
+}
