@@ -163,6 +163,9 @@ pub(crate) enum Command {
     /// Interacts with servers.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Operator tools: the Raft configuration and state snapshots.
+    #[command(subcommand)]
+    Operator(super::operator::OperatorCommand),
     /// Prints the version.
     Version,
 }

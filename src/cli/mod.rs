@@ -16,6 +16,7 @@ mod job_stop;
 mod jobfile;
 mod monitor;
 mod node_status;
+mod operator;
 mod prefix;
 mod server_members;
 #[cfg(test)]
@@ -81,6 +82,7 @@ pub fn main() -> i32 {
         Command::Eval(EvalCommand::Status(a)) => eval::status(g, &a),
         Command::Eval(EvalCommand::List(a)) => eval::list(g, &a),
         Command::Server(ServerCommand::Members(a)) => server_members::members(g, &a),
+        Command::Operator(cmd) => operator::run(g, &cmd),
         Command::Version => version::version(),
     };
     match result {

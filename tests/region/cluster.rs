@@ -231,6 +231,30 @@ impl Cluster {
         }
     }
 
+    /// Adds (and starts) one more server expecting `expect`, joining through every existing
+    /// server; returns its index.
+    pub(crate) fn add_server(&mut self, expect: usize, extra: &str) -> usize {
+        let i = self.servers.len() + 1;
+        let node = Node::new(
+            self.root.path(),
+            &format!("s{i}"),
+            &format!("{}.{i}", self.net),
+        );
+        let join: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("\"{}\"", s.rpc_addr()))
+            .collect();
+        node.configure(&format!(
+            "server {{\n  enabled = true\n  bootstrap_expect = {expect}\n  {extra}\n  server_join {{\n    retry_join = [{}]\n  }}\n}}\n",
+            join.join(", ")
+        ));
+        self.servers.push(node);
+        let node = self.servers.last_mut().expect("just pushed");
+        node.start();
+        self.servers.len() - 1
+    }
+
     /// Adds a client agent joined to every server, with raw_exec enabled, and starts it.
     pub(crate) fn add_client(&mut self) -> usize {
         let i = self.clients.len() + 1;

@@ -97,6 +97,27 @@ fn three_servers_bootstrap_once_elect_one_leader_and_forward_writes() {
     );
     assert!(raw.is_ok());
 
+    // operator raft list-peers: three voters, one leader.
+    let out = c.servers[follower].cli(&["operator", "raft", "list-peers"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("Node "), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" leader ")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" follower ")).count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains(&c.servers[leader].rpc_addr()), "{text}");
+
     // server members: three alive servers, one leader.
     let out = c.servers[follower].cli(&["server", "members"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -360,7 +381,7 @@ fn snapshot_save_and_restore_through_the_api() {
         .request("GET", "/v1/operator/snapshot", None)
         .expect("save");
     assert_eq!(status, 200);
-    assert!(snapshot.starts_with("CRVNSNP1"));
+    assert!(snapshot.starts_with("CRVNSNP2"));
     register(&c, leader, "dropped").expect("register");
     assert_eq!(jobs_on(&c, leader).len(), 2);
     // Save and restore through the CLI, as an operator would.
@@ -497,4 +518,73 @@ fn data_dir_of_another_region_and_corrupt_log_are_refused() {
     let code = eventually(20, "the agent to exit", || c.servers[0].exited());
     assert_ne!(code, Some(0));
     assert!(c.servers[0].log_text().contains("cannot open Raft log"));
+}
+
+#[test]
+fn a_new_server_joins_catches_up_by_snapshot_and_a_dead_one_is_removed() {
+    let extra = "raft_snapshot_threshold = 16\n  raft_trailing_logs = 4";
+    let mut c = Cluster::start(3, 3, extra);
+    let leader = c.wait_leader(30);
+    for n in 0..60 {
+        register(&c, leader, &format!("j{n}")).expect("register");
+    }
+    // A fourth server finds the region through retry_join and is added by the leader; the log
+    // it would need was compacted, so it catches up from a snapshot.
+    let new = c.add_server(3, extra);
+    let want = jobs_on(&c, leader);
+    eventually(30, "the new server to catch up", || {
+        (jobs_on(&c, new) == want).then_some(())
+    });
+    assert!(
+        c.servers[new]
+            .log_text()
+            .contains("installed a snapshot from the leader"),
+        "{}",
+        c.servers[new].log_text()
+    );
+    assert!(!c.servers[new]
+        .log_text()
+        .contains("bootstrapping the region"));
+    eventually(30, "four voters", || {
+        let config = c.servers[leader].get_json("/v1/operator/raft/configuration")?;
+        let servers = config["Servers"].as_array()?;
+        (servers.len() == 4 && servers.iter().all(|s| s["Voter"] == true)).then_some(())
+    });
+
+    // A dead follower is removed with the CLI; the region keeps its quorum and takes writes.
+    let victim = (0..3).find(|i| *i != leader).expect("a follower");
+    let victim_addr = c.servers[victim].rpc_addr();
+    c.servers[victim].kill9();
+    let out = c.servers[leader].cli(&[
+        "operator",
+        "raft",
+        "remove-peer",
+        &format!("-peer-address={victim_addr}"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Removed peer with address"), "{text}");
+    let peers = c.servers[leader]
+        .get_json("/v1/status/peers")
+        .expect("peers");
+    assert_eq!(peers.as_array().map(Vec::len), Some(3), "{peers}");
+    assert!(!peers.to_string().contains(&victim_addr));
+    register(&c, leader, "after-removal").expect("write after removal");
+    // Removing it again is a clear error.
+    let out = c.servers[leader].cli(&[
+        "operator",
+        "raft",
+        "remove-peer",
+        &format!("-peer-address={victim_addr}"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Failed to remove raft peer") && err.contains("no server"),
+        "{err}"
+    );
 }

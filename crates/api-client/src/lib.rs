@@ -9,9 +9,11 @@ mod client;
 mod cluster;
 mod error;
 mod jobs;
+mod operator;
 #[cfg(test)]
 mod test_server;
 
 pub use client::{ApiClient, Indexed, Query};
 pub use cluster::LogsRequest;
 pub use error::ApiError;
+pub use operator::{RaftConfiguration, RaftServer};

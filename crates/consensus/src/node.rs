@@ -49,9 +49,13 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         Self {
+            // openraft 0.9 lets a follower elect only after the leader's lease
+            // (election_max_ms) plus a random election timeout. Shorter timeouts replace a dead
+            // leader faster but call spurious elections when a loaded machine delays
+            // heartbeats; `raft_multiplier` scales all three.
             heartbeat_ms: 50,
-            election_min_ms: 200,
-            election_max_ms: 400,
+            election_min_ms: 150,
+            election_max_ms: 300,
             snapshot_threshold: 8192,
             trailing_logs: 10240,
         }

@@ -50,11 +50,19 @@ impl StateLog {
     }
 }
 
+const NOT_LEADER: &str = "not the leader; retry the request";
+
+/// Whether `e` says a write reached a server that was no longer the leader, so nothing was
+/// appended and the request can be sent to the new leader.
+pub(crate) fn is_not_leader(e: &RpcError) -> bool {
+    e.code == ErrorCode::NoLeader && e.message == NOT_LEADER
+}
+
 /// Maps a failed Raft write to the error callers see.
 pub(crate) fn write_error(e: WriteError) -> RpcError {
     match e {
         WriteError::NotLeader { leader } => {
-            let mut err = RpcError::new(ErrorCode::NoLeader, "not the leader; retry the request");
+            let mut err = RpcError::new(ErrorCode::NoLeader, NOT_LEADER);
             err.leader_hint = leader.map(|l| l.rpc_addr);
             err
         }

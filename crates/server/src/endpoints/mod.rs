@@ -37,13 +37,28 @@ pub(crate) fn has_prefix(id: &str, q: &QueryOptions) -> bool {
 }
 
 /// Runs `$local` here, or `$remote` with the leader's client bound to `$r`.
+/// A request that failed because leadership moved before its write was appended (nothing was
+/// committed) is routed again, to the new leader, a few times within the hold timeout.
 macro_rules! routed {
-    ($self:ident, $stale:expr, |$r:ident| $remote:expr, $local:expr) => {
-        match $self.shared.route($stale).await? {
-            Route::Leader($r) => $remote,
-            Route::Local => $local,
+    ($self:ident, $stale:expr, |$r:ident| $remote:expr, $local:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match $self.shared.route($stale).await? {
+                Route::Leader($r) => $remote,
+                Route::Local => $local,
+            };
+            match result {
+                Err(e) if crate::log::is_not_leader(&e) && attempt < 4 => {
+                    tracing::debug!(
+                        attempt,
+                        "leadership moved during a request; routing it again"
+                    );
+                }
+                other => break other,
+            }
         }
-    };
+    }};
 }
 
 /// The namespace of a query (`default` when unset).
@@ -61,8 +76,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.job_register(req).await,
-            jobs::register(&self.shared, req).await
+            |r| r.job_register(req.clone()).await,
+            jobs::register(&self.shared, req.clone()).await
         )
     }
     async fn job_deregister(
@@ -82,8 +97,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.job_plan(req).await,
-            jobs::plan(&self.shared, req)
+            |r| r.job_plan(req.clone()).await,
+            jobs::plan(&self.shared, req.clone())
         )
     }
     async fn job_list(
@@ -252,8 +267,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.node_register(node).await,
-            client::node_register(&self.shared, node).await
+            |r| r.node_register(node.clone()).await,
+            client::node_register(&self.shared, node.clone()).await
         )
     }
     async fn node_heartbeat(&self, node_id: &str) -> Result<NodeUpdateResponse, RpcError> {
@@ -280,8 +295,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.alloc_client_update(updates).await,
-            client::alloc_client_update(&self.shared, updates).await
+            |r| r.alloc_client_update(updates.clone()).await,
+            client::alloc_client_update(&self.shared, updates.clone()).await
         )
     }
     async fn region_members(&self, region: &str) -> Result<Vec<ServerMember>, RpcError> {
@@ -299,8 +314,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.raft_remove_peer(region, peer).await,
-            operator::remove_peer(&self.shared, region, peer).await
+            |r| r.raft_remove_peer(region, peer.clone()).await,
+            operator::remove_peer(&self.shared, region, peer.clone()).await
         )
     }
     async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError> {
@@ -315,8 +330,8 @@ impl Rpc for ServerRpc {
         routed!(
             self,
             false,
-            |r| r.snapshot_restore(region, snapshot).await,
-            operator::snapshot_restore(&self.shared, region, snapshot).await
+            |r| r.snapshot_restore(region, snapshot.clone()).await,
+            operator::snapshot_restore(&self.shared, region, snapshot.clone()).await
         )
     }
 }
