@@ -36,7 +36,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let c = cluster::Cluster::start(3, 3, "");
+    let servers: usize = std::env::var("SERVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let c = cluster::Cluster::start(servers, servers, "");
     let leader = c.wait_leader(30);
     let leader_rpc = c.servers[leader].rpc_addr();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -46,7 +50,9 @@ fn main() {
         .unwrap();
     // gRPC channels are created in the runtime's context.
     let _entered = rt.enter();
-    println!("3-server region over loopback, durable store; writes to the leader over gRPC");
+    println!(
+        "{servers}-server region over loopback, durable store; writes to the leader over gRPC"
+    );
     for clients in [1usize, 16, 256] {
         let rpc = Arc::new(RemoteRpc::new(vec![leader_rpc.clone()], "global".into()));
         let (count, mut lat) = rt.block_on(async {
@@ -83,6 +89,9 @@ fn main() {
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
         );
+    }
+    if std::env::var_os("LOGS").is_some() {
+        eprintln!("{}", c.logs());
     }
 }
 

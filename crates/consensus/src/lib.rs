@@ -18,8 +18,10 @@
 // that feed them return it as is.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 mod log_mem;
 mod log_redb;
+mod log_writer;
 pub mod network;
 mod node;
 pub mod snapshot;
@@ -31,7 +33,9 @@ pub use log_redb::{RedbLogStore, StoreOpenError};
 pub use node::{Leadership, Peer, RaftNode, RaftSettings, StartError, Storage, WriteError};
 pub use snapshot::SnapshotStore;
 pub use state_machine::{StateHandle, StateMachine};
-pub use types::{Applied, ApplyError, ApplyErrorKind, Payload, ServerNode, TypeConfig};
+pub use types::{
+    Applied, ApplyError, ApplyErrorKind, EntryApplied, Payload, ServerNode, TypeConfig,
+};
 
 /// The Raft handle of a region server.
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -1,8 +1,14 @@
 //! The durable Raft log: one redb database (`<data_dir>/server/raft.redb`) holding the log
 //! entries, the vote, the committed log id, the last purged log id and the server's identity
-//! (its Raft node ID and region). Every write is a redb commit, which fsyncs before it returns,
-//! and only then does openraft hear that the entries are flushed.
+//! (its Raft node ID and region).
+//!
+//! Group commit: `append` hands entries to one writer thread ([`crate::log_writer`]) and
+//! returns; the writer puts everything queued since its last commit into one redb transaction,
+//! commits (redb fsyncs before the commit returns) and only then tells openraft those entries
+//! are flushed. Entries between append and commit are readable from a pending map. Votes,
+//! truncation and purges wait for their own commit.
 
+use crate::log_writer::{Op, Pending, Writer};
 use crate::TypeConfig;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -50,10 +56,12 @@ pub enum StoreOpenError {
     },
 }
 
-/// The durable Raft log. Clones share the database.
+/// The durable Raft log. Clones share the database and the writer.
 #[derive(Clone)]
 pub struct RedbLogStore {
     db: Arc<Database>,
+    pending: Pending,
+    writer: Arc<Writer>,
 }
 
 impl Debug for RedbLogStore {
@@ -62,7 +70,7 @@ impl Debug for RedbLogStore {
     }
 }
 
-fn io_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
+pub(crate) fn io_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
     StorageIOError::write_logs(AnyError::new(&e)).into()
 }
 
@@ -70,13 +78,17 @@ fn read_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
     StorageIOError::read_logs(AnyError::new(&e)).into()
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError<u64>> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError<u64>> {
     bincode::serialize(v).map_err(io_err)
 }
 
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StorageError<u64>> {
     bincode::deserialize(b).map_err(read_err)
 }
+
+pub(crate) const LOG_TABLE: TableDefinition<u64, &[u8]> = LOGS;
+pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = META;
+pub(crate) const PURGED_KEY: &str = KEY_PURGED;
 
 impl RedbLogStore {
     /// Opens (or creates) the log at `path` for a server of `region`, and returns it with this
@@ -127,7 +139,16 @@ impl RedbLogStore {
             }
         };
         txn.commit().map_err(|e| unreadable(&e))?;
-        Ok((Self { db: Arc::new(db) }, node_id))
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone()).map_err(|e| unreadable(&e))?;
+        Ok((
+            Self {
+                db,
+                pending: writer.pending.clone(),
+                writer: Arc::new(writer),
+            },
+            node_id,
+        ))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError<u64>> {
@@ -139,18 +160,8 @@ impl RedbLogStore {
         }
     }
 
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError<u64>> {
-        let bytes = encode(value)?;
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut meta = txn.open_table(META).map_err(io_err)?;
-            meta.insert(key, bytes.as_slice()).map_err(io_err)?;
-        }
-        txn.commit().map_err(io_err)
-    }
-
-    /// The last log id in the log, if any entry is present.
-    fn last_entry_id(&self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+    /// The last log id in the database, if any entry is there.
+    fn last_stored_id(&self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
         let txn = self.db.begin_read().map_err(read_err)?;
         let logs = txn.open_table(LOGS).map_err(read_err)?;
         let last = match logs.last().map_err(read_err)? {
@@ -159,18 +170,6 @@ impl RedbLogStore {
         };
         Ok(last)
     }
-
-    /// Removes entries in `range` (one commit).
-    fn remove_range(&self, range: impl RangeBounds<u64>) -> Result<(), StorageError<u64>> {
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut logs = txn.open_table(LOGS).map_err(io_err)?;
-            let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-            logs.retain_in::<u64, _>(bounds, |_, _| false)
-                .map_err(io_err)?;
-        }
-        txn.commit().map_err(io_err)
-    }
 }
 
 impl RaftLogReader<TypeConfig> for RedbLogStore {
@@ -178,15 +177,25 @@ impl RaftLogReader<TypeConfig> for RedbLogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        // Pending first, then the database: an entry committed in between is in the database
+        // and may also be in our copy of pending; pending wins, both are the same entry.
+        let mut out: std::collections::BTreeMap<u64, Entry<TypeConfig>> = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .range(range.clone())
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
         let txn = self.db.begin_read().map_err(read_err)?;
         let logs = txn.open_table(LOGS).map_err(read_err)?;
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        let mut out = Vec::new();
         for item in logs.range::<u64>(bounds).map_err(read_err)? {
-            let (_, v) = item.map_err(read_err)?;
-            out.push(decode(v.value())?);
+            let (k, v) = item.map_err(read_err)?;
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(k.value()) {
+                slot.insert(decode(v.value())?);
+            }
         }
-        Ok(out)
+        Ok(out.into_values().collect())
     }
 }
 
@@ -195,7 +204,14 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
         let last_purged: Option<LogId<u64>> = self.get_meta(KEY_PURGED)?;
-        let last = self.last_entry_id()?;
+        let pending_last = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .next_back()
+            .map(|e| e.log_id);
+        let last = pending_last.or(self.last_stored_id()?);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -207,7 +223,7 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
-        self.put_meta(KEY_VOTE, vote)
+        self.writer.wait(Op::PutMeta(KEY_VOTE, encode(vote)?))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -218,7 +234,10 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        // Not needed for safety (openraft re-learns it from the leader), so it rides along
+        // with the next commit instead of costing an fsync of its own.
+        self.writer
+            .send(Op::PutMeta(KEY_COMMITTED, encode(&committed)?))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -236,33 +255,30 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let txn = self.db.begin_write().map_err(io_err)?;
+        let mut ids = Vec::new();
         {
-            let mut logs = txn.open_table(LOGS).map_err(io_err)?;
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for e in entries {
-                let bytes = encode(&e)?;
-                logs.insert(e.log_id.index, bytes.as_slice())
-                    .map_err(io_err)?;
+                ids.push(e.log_id);
+                pending.insert(e.log_id.index, e);
             }
         }
-        // redb's commit fsyncs (Durability::Immediate) before returning.
-        let result = txn.commit().map_err(std::io::Error::other);
-        let failed = result.as_ref().err().map(|e| e.to_string());
-        callback.log_io_completed(result);
-        match failed {
-            Some(msg) => Err(StorageIOError::write_logs(AnyError::error(msg)).into()),
-            None => Ok(()),
-        }
+        self.writer.send(Op::Append { ids, callback })
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        self.remove_range(log_id.index..)
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .split_off(&log_id.index);
+        self.writer.wait(Op::Truncate(log_id.index))
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        // Record the purge point first: a crash between the two commits leaves entries that
-        // are ignored below last_purged, never a gap.
-        self.put_meta(KEY_PURGED, &log_id)?;
-        self.remove_range(..=log_id.index)
+        // One commit records the purge point and removes the entries.
+        self.writer.wait(Op::Purge(log_id.index, encode(&log_id)?))
     }
 }

@@ -1,6 +1,7 @@
 //! [`RaftNode`]: one server's Raft member, the only face of openraft the server crate sees.
 //! Writes, restores, membership changes, leadership and the receiving end of peer calls.
 
+use crate::batch::Batcher;
 use crate::network::{self, Network};
 use crate::snapshot::{Meta, SnapshotError, SnapshotStore};
 use crate::{
@@ -121,13 +122,14 @@ pub struct RaftNode {
     snapshots: SnapshotStore,
     leadership: watch::Receiver<Leadership>,
     last_contact: Arc<Mutex<Option<Instant>>>,
+    batcher: Batcher,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> WriteError {
     WriteError::Raft(e.to_string())
 }
 
-fn write_err(e: RaftError<u64, ClientWriteError<u64, ServerNode>>) -> WriteError {
+pub(crate) fn write_err(e: RaftError<u64, ClientWriteError<u64, ServerNode>>) -> WriteError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => WriteError::NotLeader {
             leader: f.leader_node,
@@ -185,7 +187,9 @@ impl RaftNode {
             }
         };
         let leadership = watch_leadership(&raft);
+        let batcher = Batcher::start(raft.clone());
         Ok(Self {
+            batcher,
             raft,
             id,
             node,
@@ -213,22 +217,23 @@ impl RaftNode {
 
     /// Commits a command (leader only) and returns how it applied.
     pub async fn write(&self, cmd: &state::Command) -> Result<Applied, WriteError> {
-        let payload = Payload::command(cmd).map_err(raft_err)?;
-        self.raft
-            .client_write(payload)
-            .await
-            .map(|r| r.data)
-            .map_err(write_err)
+        let bytes = serde_json::to_vec(cmd).map_err(raft_err)?;
+        self.batcher.write(bytes).await
     }
 
     /// Replaces the whole state with a snapshot file's content, through the log.
     pub async fn restore(&self, snapshot: Vec<u8>) -> Result<Applied, WriteError> {
         crate::snapshot::decode_meta(&snapshot).map_err(raft_err)?;
-        self.raft
+        let resp = self
+            .raft
             .client_write(Payload::Restore(snapshot))
             .await
-            .map(|r| r.data)
-            .map_err(write_err)
+            .map_err(write_err)?;
+        resp.data
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| WriteError::Raft("the restore entry reported no result".into()))
     }
 
     /// The current state as snapshot file bytes (`operator snapshot save`).

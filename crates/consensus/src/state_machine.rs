@@ -5,7 +5,7 @@
 //! batch.
 
 use crate::snapshot::{self, Meta, SnapshotError, SnapshotStore};
-use crate::{Applied, ApplyError, ApplyErrorKind, Payload, ServerNode, TypeConfig};
+use crate::{Applied, ApplyError, ApplyErrorKind, EntryApplied, Payload, ServerNode, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
@@ -111,37 +111,66 @@ impl StateMachine {
     }
 }
 
-fn apply_command(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
-    let mut out = Applied {
+fn apply_commands(
+    state: &mut StateStore,
+    index: u64,
+    encoded: &[serde_bytes::ByteBuf],
+) -> Vec<Applied> {
+    let invalid = |message: String| Applied {
         index,
+        error: Some(ApplyError {
+            kind: ApplyErrorKind::Invalid,
+            message,
+        }),
         ..Applied::default()
     };
-    let cmd: Command = match serde_json::from_slice(bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(index, error = %e, "cannot decode a committed command");
-            out.error = Some(ApplyError {
-                kind: ApplyErrorKind::Invalid,
-                message: format!("cannot decode command at index {index}: {e}"),
-            });
-            return out;
-        }
-    };
-    match state.apply(index, cmd) {
-        Ok(o) => out.job_modify_index = o.job_modify_index,
-        Err(e) => {
-            let kind = match e {
-                StateError::NotFound { .. } => ApplyErrorKind::NotFound,
-                StateError::Conflict(_) => ApplyErrorKind::Conflict,
-                StateError::StaleIndex { .. } => ApplyErrorKind::Invalid,
-            };
-            out.error = Some(ApplyError {
-                kind,
-                message: e.to_string(),
-            });
+    // Decode all first; an undecodable command is reported and skipped.
+    let mut decoded = Vec::with_capacity(encoded.len());
+    let mut slots = Vec::with_capacity(encoded.len());
+    for bytes in encoded {
+        match serde_json::from_slice::<Command>(bytes) {
+            Ok(c) => {
+                slots.push(None);
+                decoded.push(c);
+            }
+            Err(e) => {
+                tracing::error!(index, error = %e, "cannot decode a committed command");
+                slots.push(Some(invalid(format!(
+                    "cannot decode command at index {index}: {e}"
+                ))));
+            }
         }
     }
-    out
+    let mut results = state.apply_batch(index, decoded).into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(failed) => failed,
+            None => match results.next() {
+                Some(Ok(o)) => Applied {
+                    index,
+                    job_modify_index: o.job_modify_index,
+                    error: None,
+                },
+                Some(Err(e)) => {
+                    let kind = match e {
+                        StateError::NotFound { .. } => ApplyErrorKind::NotFound,
+                        StateError::Conflict(_) => ApplyErrorKind::Conflict,
+                        StateError::StaleIndex { .. } => ApplyErrorKind::Invalid,
+                    };
+                    Applied {
+                        index,
+                        job_modify_index: 0,
+                        error: Some(ApplyError {
+                            kind,
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+                None => invalid("missing result".into()),
+            },
+        })
+        .collect()
 }
 
 fn apply_restore(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
@@ -173,7 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryApplied>, StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -183,26 +212,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             let index = entry.log_id.index;
             self.last_applied = Some(entry.log_id);
-            let applied = match entry.payload {
-                EntryPayload::Blank => Applied {
-                    index,
-                    ..Applied::default()
-                },
+            let results = match entry.payload {
+                EntryPayload::Blank => Vec::new(),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    Applied {
-                        index,
-                        ..Applied::default()
-                    }
+                    Vec::new()
                 }
-                EntryPayload::Normal(Payload::Command(bytes)) => {
-                    apply_command(&mut state, index, &bytes)
+                EntryPayload::Normal(Payload::Commands(cmds)) => {
+                    apply_commands(&mut state, index, &cmds)
                 }
                 EntryPayload::Normal(Payload::Restore(bytes)) => {
-                    apply_restore(&mut state, index, &bytes)
+                    vec![apply_restore(&mut state, index, &bytes)]
                 }
             };
-            replies.push(applied);
+            replies.push(EntryApplied { index, results });
         }
         self.handle.replace(state);
         Ok(replies)

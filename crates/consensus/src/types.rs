@@ -8,40 +8,43 @@ openraft::declare_raft_types!(
     /// Caravan's Raft types.
     pub TypeConfig:
         D = Payload,
-        R = Applied,
+        R = EntryApplied,
         NodeId = u64,
         Node = ServerNode,
         SnapshotData = Cursor<Vec<u8>>,
 );
 
 /// What a Raft entry carries. Commands travel encoded, so the leader encodes each one once and
-/// every server decodes it once, when it applies it.
+/// every server decodes it once, when it applies it. Writes that arrive together share one
+/// entry (see `RaftNode::write`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// The JSON of a `state::Command`.
-    Command(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The JSON of `state::Command`s, applied in order at the entry's index.
+    Commands(Vec<serde_bytes::ByteBuf>),
     /// Replace the whole state with a snapshot (`operator snapshot restore`); the bytes are a
     /// [`crate::snapshot`] file.
     Restore(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
-impl Payload {
-    /// Encodes a command.
-    pub fn command(cmd: &state::Command) -> Result<Self, serde_json::Error> {
-        serde_json::to_vec(cmd).map(Payload::Command)
-    }
-}
-
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Payload::Command(b) => write!(f, "Command({} bytes)", b.len()),
+            Payload::Commands(c) => write!(f, "Commands({})", c.len()),
             Payload::Restore(b) => write!(f, "Restore({} bytes)", b.len()),
         }
     }
 }
 
-/// The result of applying one entry, returned to the writer.
+/// The result of applying one entry: one [`Applied`] per command it carried.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EntryApplied {
+    /// The entry's log index.
+    pub index: u64,
+    /// Per command, in order.
+    pub results: Vec<Applied>,
+}
+
+/// The result of applying one command, returned to its writer.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Applied {
     /// The entry's log index (the state index it was applied at).

@@ -112,18 +112,46 @@ impl StateStore {
 
     /// Applies a committed command at `index`. On error the store is unchanged.
     pub fn apply(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
-        if index <= self.latest_index {
-            return Err(StateError::StaleIndex {
+        let latest = self.latest_index;
+        self.apply_batch(index, vec![cmd])
+            .pop()
+            .unwrap_or(Err(StateError::StaleIndex {
                 given: index,
-                latest: self.latest_index,
-            });
+                latest,
+            }))
+    }
+
+    /// Applies the commands of one committed entry, in order, all at `index` (Raft carries
+    /// concurrent writes in one entry). A command that fails leaves the store as the previous
+    /// commands left it; the others still apply.
+    pub fn apply_batch(
+        &mut self,
+        index: u64,
+        cmds: Vec<Command>,
+    ) -> Vec<Result<ApplyOutcome, StateError>> {
+        if index <= self.latest_index {
+            let latest = self.latest_index;
+            return cmds
+                .iter()
+                .map(|_| {
+                    Err(StateError::StaleIndex {
+                        given: index,
+                        latest,
+                    })
+                })
+                .collect();
         }
-        // Work on a copy so a failing command leaves no partial writes (cheap: structural sharing).
-        let mut next = self.clone();
-        let outcome = next.apply_inner(index, cmd)?;
-        next.latest_index = index;
-        *self = next;
-        Ok(outcome)
+        cmds.into_iter()
+            .map(|cmd| {
+                // Work on a copy so a failing command leaves no partial writes (cheap:
+                // structural sharing).
+                let mut next = self.clone();
+                let outcome = next.apply_inner(index, cmd)?;
+                next.latest_index = index;
+                *self = next;
+                Ok(outcome)
+            })
+            .collect()
     }
 
     fn apply_inner(&mut self, index: u64, cmd: Command) -> Result<ApplyOutcome, StateError> {
@@ -215,4 +243,42 @@ fn job_key(namespace: &str, id: &str) -> JobKey {
         namespace
     };
     (ns.to_string(), id.to_string())
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use crate::{Command, StateError, StateStore};
+    use structs::mock;
+
+    fn register(id: &str, enforce_index: Option<u64>) -> Command {
+        Command::JobRegister {
+            job: Box::new(mock::job(id, 1)),
+            eval: None,
+            enforce_index,
+            now: 1,
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_in_order_at_one_index_and_failures_are_isolated() {
+        let mut s = StateStore::new();
+        let results = s.apply_batch(
+            5,
+            vec![
+                register("a", None),
+                register("b", Some(99)), // check-and-set fails: b does not exist at 99
+                register("b", Some(0)),  // b does not exist yet: applies
+                register("a", Some(5)),  // sees the first command's index
+            ],
+        );
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(StateError::Conflict(_))));
+        assert!(results[2].is_ok());
+        assert_eq!(results[3].as_ref().map(|o| o.job_modify_index), Ok(5));
+        assert_eq!(s.latest_index(), 5);
+        assert!(s.job_by_id("default", "b").is_some());
+        let stale = s.apply_batch(5, vec![register("c", None)]);
+        assert!(matches!(stale[0], Err(StateError::StaleIndex { .. })));
+        assert!(s.job_by_id("default", "c").is_none());
+    }
 }
