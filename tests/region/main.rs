@@ -532,8 +532,15 @@ fn a_new_server_joins_catches_up_by_snapshot_and_a_dead_one_is_removed() {
     }
     // A fourth server finds the region through retry_join and is added by the leader; the log
     // it would need was compacted, so it catches up from a snapshot.
-    let new = c.add_server(3, extra);
     let want = jobs_on(&c, leader);
+    assert_eq!(
+        want.len(),
+        60,
+        "{:?}\n{}",
+        c.servers[leader].request("GET", "/v1/jobs?stale=true", None),
+        c.logs()
+    );
+    let new = c.add_server(3, extra);
     eventually(30, "the new server to catch up", || {
         (jobs_on(&c, new) == want).then_some(())
     });
@@ -547,13 +554,27 @@ fn a_new_server_joins_catches_up_by_snapshot_and_a_dead_one_is_removed() {
     assert!(!c.servers[new]
         .log_text()
         .contains("bootstrapping the region"));
-    eventually(30, "four voters", || {
-        let config = c.servers[leader].get_json("/v1/operator/raft/configuration")?;
-        let servers = config["Servers"].as_array()?;
-        (servers.len() == 4 && servers.iter().all(|s| s["Voter"] == true)).then_some(())
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let voters = c.servers[leader]
+            .get_json("/v1/operator/raft/configuration")
+            .and_then(|config| {
+                let servers = config["Servers"].as_array()?.clone();
+                Some(servers.iter().filter(|s| s["Voter"] == true).count())
+            });
+        if voters == Some(4) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not four voters ({voters:?}):\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A dead follower is removed with the CLI; the region keeps its quorum and takes writes.
+    let leader = c.wait_leader(30);
     let victim = (0..3).find(|i| *i != leader).expect("a follower");
     let victim_addr = c.servers[victim].rpc_addr();
     c.servers[victim].kill9();

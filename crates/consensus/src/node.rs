@@ -8,7 +8,7 @@ use crate::{
     Applied, MemLogStore, Payload, Raft, RedbLogStore, ServerNode, StateHandle, StateMachine,
     StoreOpenError,
 };
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use rpc::peer::PeerClient;
 use std::collections::{BTreeMap, BTreeSet};
@@ -292,11 +292,27 @@ impl RaftNode {
             .add_learner(id, node, true)
             .await
             .map_err(write_err)?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await
-            .map_err(write_err)?;
-        Ok(())
+    }
+
+    /// Changes the membership, waiting (up to 10 s) for a change already in progress.
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<u64, ServerNode>,
+    ) -> Result<(), WriteError> {
+        for _ in 0..100 {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        Err(WriteError::Raft(
+            "another membership change is still in progress; try again".into(),
+        ))
     }
 
     /// Removes a server from the configuration (leader only).
@@ -312,11 +328,7 @@ impl RaftNode {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(write_err)?;
-        Ok(())
+        self.change_membership(change).await
     }
 
     /// The Raft configuration: every server with its role.

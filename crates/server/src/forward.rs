@@ -9,7 +9,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
-const HOLD: Duration = Duration::from_secs(5);
+/// Nomad's `rpc_hold_timeout`.
+pub(crate) const HOLD: Duration = Duration::from_secs(5);
 
 /// Where a request runs.
 pub(crate) enum Route {

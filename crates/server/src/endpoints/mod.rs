@@ -38,22 +38,35 @@ pub(crate) fn has_prefix(id: &str, q: &QueryOptions) -> bool {
 
 /// Runs `$local` here, or `$remote` with the leader's client bound to `$r`.
 /// A request that failed because leadership moved before its write was appended (nothing was
-/// committed) is routed again, to the new leader, a few times within the hold timeout.
+/// committed), or whose forward found the leader gone, is routed again once leadership
+/// changes, a few times within the hold timeout.
 macro_rules! routed {
     ($self:ident, $stale:expr, |$r:ident| $remote:expr, $local:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = match $self.shared.route($stale).await? {
-                Route::Leader($r) => $remote,
-                Route::Local => $local,
+            let mut leadership = $self.shared.raft.leadership();
+            let seen = leadership.borrow_and_update().clone();
+            let (result, forwarded) = match $self.shared.route($stale).await? {
+                Route::Leader($r) => ($remote, true),
+                Route::Local => ($local, false),
             };
             match result {
                 Err(e) if crate::log::is_not_leader(&e) && attempt < 4 => {
-                    tracing::debug!(
-                        attempt,
-                        "leadership moved during a request; routing it again"
-                    );
+                    tracing::debug!(attempt, "leadership moved during a request; routing it again");
+                }
+                Err(e) if forwarded && e.code == rpc::ErrorCode::Unavailable && attempt < 4 => {
+                    // The leader we forwarded to is unreachable: wait for the region to notice
+                    // and elect another, then route again.
+                    tracing::debug!(attempt, error = %e.message, "leader unreachable; waiting for a new one");
+                    let changed = tokio::time::timeout(
+                        crate::forward::HOLD,
+                        leadership.wait_for(|l| l.leader != seen.leader && l.leader.is_some()),
+                    )
+                    .await;
+                    if !matches!(changed, Ok(Ok(_))) {
+                        break Err(e);
+                    }
                 }
                 other => break other,
             }
