@@ -54,9 +54,9 @@ impl Default for RaftSettings {
             // (election_max_ms) plus a random election timeout. Shorter timeouts replace a dead
             // leader faster but call spurious elections when a loaded machine delays
             // heartbeats; `raft_multiplier` scales all three.
-            heartbeat_ms: 20,
-            election_min_ms: 100,
-            election_max_ms: 200,
+            heartbeat_ms: 50,
+            election_min_ms: 150,
+            election_max_ms: 300,
             snapshot_threshold: 8192,
             trailing_logs: 10240,
         }
