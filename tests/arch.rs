@@ -124,6 +124,7 @@ fn each_external_library_has_one_owner() {
                         "http-api",
                         "api-client",
                         "caravan",
+                        "consensus",
                         "proto",
                     ]
                     .contains(&name.as_str())
@@ -131,6 +132,13 @@ fn each_external_library_has_one_owner() {
             .collect()
     };
     assert_eq!(owners("axum"), BTreeSet::from(["http-api".to_string()]));
+    assert_eq!(
+        owners("openraft"),
+        BTreeSet::from(["consensus".to_string()]),
+        "openraft is consensus's alone"
+    );
+    assert_eq!(owners("redb"), BTreeSet::from(["consensus".to_string()]));
+    assert_eq!(owners("tonic"), BTreeSet::from(["rpc".to_string()]));
     assert!(
         owners("hcl-rs")
             .iter()
