@@ -97,6 +97,15 @@ fn three_servers_bootstrap_once_elect_one_leader_and_forward_writes() {
     );
     assert!(raw.is_ok());
 
+    // Reads through a follower carry the leader metadata, stale or not.
+    for path in ["/v1/jobs", "/v1/jobs?stale=true"] {
+        let head = head_of(&c.servers[follower].url(path));
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("x-nomad-knownleader: true"), "{head}");
+        assert!(head.contains("x-nomad-lastcontact: "), "{head}");
+        assert!(head.contains("x-nomad-index: "), "{head}");
+    }
+
     // operator raft list-peers: three voters, one leader.
     let out = c.servers[follower].cli(&["operator", "raft", "list-peers"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -211,6 +220,13 @@ fn leader_kill9_under_writes_loses_no_acknowledged_registration() {
         .expect("a follower");
     eventually(10, "the follower to converge", || {
         (jobs_on(&c, other) == present).then_some(())
+    });
+    // Evaluations that were pending when the leader died were re-queued by the new leader:
+    // none stays pending (with no client they end blocked).
+    eventually(60, "no pending evaluation left", || {
+        let evals = c.servers[new_leader].get_json("/v1/evaluations")?;
+        let evals = evals.as_array()?;
+        (evals.len() >= acked.len() && evals.iter().all(|e| e["Status"] != "pending")).then_some(())
     });
     eprintln!(
         "acknowledged writes: {} ({} before the kill)",
@@ -520,6 +536,62 @@ fn data_dir_of_another_region_and_corrupt_log_are_refused() {
     let code = eventually(20, "the agent to exit", || c.servers[0].exited());
     assert_ne!(code, Some(0));
     assert!(c.servers[0].log_text().contains("cannot open Raft log"));
+    c.servers[0].kill9();
+}
+
+#[test]
+fn a_corrupt_snapshot_on_disk_is_refused_with_its_path() {
+    let mut c = Cluster::start(1, 1, "raft_snapshot_threshold = 8");
+    c.wait_leader(30);
+    for n in 0..20 {
+        register(&c, 0, &format!("j{n}")).expect("register");
+    }
+    let snap = c.servers[0].data_dir.join("server/snapshots/snapshot.bin");
+    eventually(20, "a snapshot on disk", || snap.exists().then_some(()));
+    c.servers[0].stop();
+    let mut bytes = std::fs::read(&snap).expect("snapshot");
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&snap, &bytes).expect("corrupt it");
+    c.servers[0].start();
+    let code = eventually(20, "the agent to exit", || c.servers[0].exited());
+    assert_ne!(code, Some(0));
+    let log = c.servers[0].log_text();
+    assert!(
+        log.contains("cannot load the snapshot in") && log.contains("checksum"),
+        "{log}"
+    );
+    c.servers[0].kill9();
+    // Truncated: cut in the middle.
+    std::fs::write(&snap, &bytes[..n / 2]).expect("truncate it");
+    c.servers[0].start();
+    eventually(20, "the agent to exit", || c.servers[0].exited());
+    assert!(
+        c.servers[0]
+            .log_text()
+            .matches("cannot load the snapshot in")
+            .count()
+            >= 2
+    );
+}
+
+/// The response head of a GET (status line and headers).
+fn head_of(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("url");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    raw.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 #[test]

@@ -72,6 +72,14 @@ pub enum StartError {
     /// The snapshot could not be read.
     #[error("{0}")]
     Snapshot(#[from] SnapshotError),
+    /// The snapshot on disk could not be loaded.
+    #[error("cannot load the snapshot in {dir}: {source}")]
+    SnapshotFile {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Why.
+        source: SnapshotError,
+    },
     /// openraft refused the configuration or failed to start.
     #[error("Raft: {0}")]
     Raft(String),
@@ -167,8 +175,14 @@ impl RaftNode {
                     StartError::Raft(format!("cannot create {}: {e}", dir.display()))
                 })?;
                 let (log, id) = RedbLogStore::open(&dir.join("raft.redb"), &region)?;
-                let snapshots = SnapshotStore::dir(&dir.join("snapshots"))?;
-                let sm = StateMachine::open(snapshots.clone())?;
+                let snap_dir = dir.join("snapshots");
+                let snapshots = SnapshotStore::dir(&snap_dir)?;
+                let sm = StateMachine::open(snapshots.clone()).map_err(|source| {
+                    StartError::SnapshotFile {
+                        dir: snap_dir.clone(),
+                        source,
+                    }
+                })?;
                 let state = sm.handle();
                 let raft = Raft::new(id, config, network, log, sm)
                     .await
