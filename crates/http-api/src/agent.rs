@@ -50,43 +50,21 @@ pub(crate) async fn agent_self(State(s): State<AppState>, p: Params) -> Response
 
 /// This server as a gossip member, with the tags Nomad servers announce.
 fn local_member(a: &AgentInfo) -> Value {
-    let mut tags = serde_json::Map::new();
-    for (k, v) in [
-        ("role", "nomad".to_string()),
-        ("region", a.region.clone()),
-        ("dc", a.datacenter.clone()),
-        ("build", a.version.clone()),
-        ("revision", a.revision.clone()),
-        ("vsn", "1".to_string()),
-        ("raft_vsn", "3".to_string()),
-        ("id", a.node_id.clone()),
-        ("rpc_addr", a.rpc_addr.ip().to_string()),
-        ("port", a.rpc_addr.port().to_string()),
-    ] {
-        tags.insert(k.to_string(), Value::String(v));
-    }
-    if a.bootstrap_expect == 1 {
-        tags.insert("bootstrap".into(), Value::String("1".into()));
-    }
-    if a.bootstrap_expect > 0 {
-        tags.insert(
-            "expect".into(),
-            Value::String(a.bootstrap_expect.to_string()),
-        );
-    }
-    json!({
-        "Name": format!("{}.{}", a.node_name, a.region),
-        "Addr": a.serf_addr.ip().to_string(),
-        "Port": a.serf_addr.port(),
-        "Tags": tags,
-        "Status": "alive",
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    })
+    let mut member = member_json(&rpc::ServerMember {
+        name: a.node_name.clone(),
+        id: a.node_id.clone(),
+        rpc_addr: a.rpc_addr.to_string(),
+        serf_port: a.serf_addr.port(),
+        status: "alive".into(),
+        leader: false,
+        build: a.version.clone(),
+        datacenter: a.datacenter.clone(),
+        region: a.region.clone(),
+        bootstrap_expect: a.bootstrap_expect,
+    });
+    member["Addr"] = Value::String(a.serf_addr.ip().to_string());
+    member["Tags"]["revision"] = Value::String(a.revision.clone());
+    member
 }
 
 /// `GET /v1/agent/members`: the servers of this agent's region (from its Raft configuration,
