@@ -35,7 +35,11 @@ impl RemoteRpc {
             .map(|addr| {
                 let channel = Endpoint::from_shared(format!("http://{addr}"))
                     .ok()
-                    .map(|e| e.connect_timeout(Duration::from_secs(2)).connect_lazy());
+                    .map(|e| {
+                        e.connect_timeout(Duration::from_secs(2))
+                            .tcp_nodelay(true)
+                            .connect_lazy()
+                    });
                 (addr, channel)
             })
             .collect();
