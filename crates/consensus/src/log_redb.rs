@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 
-const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
-const KEY_PURGED: &str = "last_purged";
+pub(crate) const KEY_PURGED: &str = "last_purged";
 const KEY_REGION: &str = "region";
 const KEY_NODE_ID: &str = "node_id";
 
@@ -85,10 +85,6 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError<u64>> 
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StorageError<u64>> {
     bincode::deserialize(b).map_err(read_err)
 }
-
-pub(crate) const LOG_TABLE: TableDefinition<u64, &[u8]> = LOGS;
-pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = META;
-pub(crate) const PURGED_KEY: &str = KEY_PURGED;
 
 impl RedbLogStore {
     /// Opens (or creates) the log at `path` for a server of `region`, and returns it with this

@@ -3,7 +3,7 @@
 //! one transaction, commits (an fsync), then reports: openraft's flush callbacks for appended
 //! entries, and a reply for callers that wait (votes, truncation, purges).
 
-use crate::log_redb::{encode, io_err, LOG_TABLE, META_TABLE, PURGED_KEY};
+use crate::log_redb::{encode, io_err, KEY_PURGED, LOGS, META};
 use crate::TypeConfig;
 use openraft::storage::LogFlushed;
 use openraft::{AnyError, Entry, LogId, StorageError, StorageIOError};
@@ -122,8 +122,8 @@ fn commit(
     let result = (|| {
         let txn = db.begin_write().map_err(io_err)?;
         {
-            let mut logs = txn.open_table(LOG_TABLE).map_err(io_err)?;
-            let mut meta = txn.open_table(META_TABLE).map_err(io_err)?;
+            let mut logs = txn.open_table(LOGS).map_err(io_err)?;
+            let mut meta = txn.open_table(META).map_err(io_err)?;
             for (op, _) in batch {
                 match op {
                     Op::Append { ids, .. } => {
@@ -148,7 +148,7 @@ fn commit(
                         written.retain(|id| id.index < *from);
                     }
                     Op::Purge(upto, id) => {
-                        meta.insert(PURGED_KEY, id.as_slice()).map_err(io_err)?;
+                        meta.insert(KEY_PURGED, id.as_slice()).map_err(io_err)?;
                         logs.retain_in::<u64, _>(..=*upto, |_, _| false)
                             .map_err(io_err)?;
                     }
