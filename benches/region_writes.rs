@@ -54,14 +54,19 @@ fn main() {
         "{servers}-server region over loopback, durable store; writes to the leader over gRPC"
     );
     for clients in [1usize, 16, 256] {
-        let rpc = Arc::new(RemoteRpc::new(vec![leader_rpc.clone()], "global".into()));
+        // Clients are separate agents in a real region: one connection per 32 clients.
+        let conns: Vec<Arc<RemoteRpc>> = (0..clients.div_ceil(32))
+            .map(|_| Arc::new(RemoteRpc::new(vec![leader_rpc.clone()], "global".into())))
+            .collect();
         let (count, mut lat) = rt.block_on(async {
             // Warm up connections.
-            let _ = rpc.alloc_client_update(vec![update(0, 0)]).await;
+            for rpc in &conns {
+                let _ = rpc.alloc_client_update(vec![update(0, 0)]).await;
+            }
             let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
             let mut tasks = Vec::new();
             for t in 0..clients {
-                let rpc = rpc.clone();
+                let rpc = conns[t % conns.len()].clone();
                 tasks.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
                     let mut n = 0;

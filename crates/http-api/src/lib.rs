@@ -184,6 +184,12 @@ pub async fn serve(
     tracing::info!(%addr, "HTTP API listening");
     // Handlers that stream (logs with follow=true) watch this token so they end on shutdown.
     let app = router.layer(Extension(shutdown.clone()));
+    // Small responses go out at once instead of waiting for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let graceful =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace_expired = async {

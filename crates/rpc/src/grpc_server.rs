@@ -38,7 +38,7 @@ pub async fn serve(
         .tcp_nodelay(true)
         .serve_with_incoming_shutdown(
             CaravanService { rpc, peer },
-            tonic::transport::server::TcpIncoming::from(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown.cancelled_owned(),
         )
         .await
