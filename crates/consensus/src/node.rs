@@ -53,10 +53,11 @@ impl Default for RaftSettings {
             // openraft 0.9 lets a follower elect only after the leader's lease
             // (election_max_ms) plus a random election timeout. Shorter timeouts replace a dead
             // leader faster but call spurious elections when a loaded machine delays
-            // heartbeats; `raft_multiplier` scales all three.
-            heartbeat_ms: 50,
-            election_min_ms: 150,
-            election_max_ms: 300,
+            // heartbeats (20/100-200 ms did, before TCP_NODELAY removed 40 ms response stalls);
+            // `raft_multiplier` scales all three.
+            heartbeat_ms: 30,
+            election_min_ms: 100,
+            election_max_ms: 200,
             snapshot_threshold: 8192,
             trailing_logs: 10240,
         }
