@@ -39,23 +39,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Queues every pending evaluation of the current state, oldest first.
-pub(crate) async fn requeue_pending(shared: &Shared) -> usize {
-    let snap = shared.log.snapshot();
-    let mut pending: Vec<_> = snap
-        .evals()
-        .filter(|e| e.status == EVAL_STATUS_PENDING)
-        .cloned()
-        .collect();
-    pending.sort_by_key(|e| e.create_index);
-    let n = pending.len();
-    for eval in pending {
-        shared.broker.enqueue((*eval).clone()).await;
-    }
-    n
-}
-
-async fn establish(shared: &Shared) {
+/// Starts the leader duties from the current state: the broker holds exactly the pending
+/// evaluations (oldest first), every live node gets a heartbeat deadline of TTL + grace, and
+/// blocked evaluations are retried. Used on gaining leadership and after a snapshot restore.
+pub(crate) async fn start_duties(shared: &Shared) {
     let snap = shared.log.snapshot();
     let grace = shared.heartbeat_ttl() + shared.config.heartbeat_grace;
     let nodes: Vec<(String, Duration)> = snap
@@ -63,16 +50,31 @@ async fn establish(shared: &Shared) {
         .filter(|n| n.status != NODE_STATUS_DOWN)
         .map(|n| (n.id.clone(), grace))
         .collect();
+    let mut pending: Vec<_> = snap
+        .evals()
+        .filter(|e| e.status == EVAL_STATUS_PENDING)
+        .cloned()
+        .collect();
+    pending.sort_by_key(|e| e.create_index);
+    // Disabling first drops whatever an earlier state queued.
+    shared.broker.set_enabled(false).await;
     shared.broker.set_enabled(true).await;
-    let pending = requeue_pending(shared).await;
     info!(
-        pending_evals = pending,
+        pending_evals = pending.len(),
         nodes = nodes.len(),
         index = snap.latest_index(),
-        "cluster leadership acquired; leader duties started"
+        "leader duties started"
     );
+    for eval in pending {
+        shared.broker.enqueue((*eval).clone()).await;
+    }
     shared.heartbeats.enable(nodes).await;
     shared.unblock_evals().await;
+}
+
+async fn establish(shared: &Shared) {
+    info!("cluster leadership acquired");
+    start_duties(shared).await;
 }
 
 async fn revoke(shared: &Shared) {

@@ -85,10 +85,8 @@ pub(super) async fn snapshot_restore(
     if let Some(e) = applied.error {
         return Err(RpcError::new(ErrorCode::BadRequest, e.message));
     }
-    // Pending evaluations of the restored state are the new leader duties' work.
-    shared.broker.set_enabled(false).await;
-    shared.broker.set_enabled(true).await;
-    crate::leader::requeue_pending(shared).await;
+    // The restored state's pending evaluations and nodes are the leader duties' work now.
+    crate::leader::start_duties(shared).await;
     Ok(applied.index)
 }
 
