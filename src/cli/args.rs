@@ -165,7 +165,7 @@ pub(crate) enum Command {
     Server(ServerCommand),
     /// Operator tools: the Raft configuration and state snapshots.
     #[command(subcommand)]
-    Operator(super::operator::OperatorCommand),
+    Operator(OperatorCommand),
     /// Prints the version.
     Version,
 }
@@ -219,6 +219,35 @@ pub(crate) enum EvalCommand {
 pub(crate) enum ServerCommand {
     /// Lists the servers.
     Members(super::server_members::MembersArgs),
+}
+
+/// `caravan operator ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorCommand {
+    /// Inspects and changes the Raft configuration.
+    #[command(subcommand)]
+    Raft(OperatorRaftCommand),
+    /// Saves and restores the region's state.
+    #[command(subcommand)]
+    Snapshot(OperatorSnapshotCommand),
+}
+
+/// `caravan operator raft ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorRaftCommand {
+    /// Lists the Raft peers of the region.
+    ListPeers(super::operator_raft::ListPeersArgs),
+    /// Removes a server from the Raft configuration.
+    RemovePeer(super::operator_raft::RemovePeerArgs),
+}
+
+/// `caravan operator snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorSnapshotCommand {
+    /// Saves the region's state to a file.
+    Save(super::operator_snapshot::FileArg),
+    /// Replaces the region's state with a saved file.
+    Restore(super::operator_snapshot::FileArg),
 }
 
 #[cfg(test)]
@@ -307,6 +336,60 @@ mod tests {
         let cli = parse(&["caravan", "-region", "eu", "status"]);
         assert_eq!(cli.global.region.as_deref(), Some("eu"));
         assert!(matches!(cli.command, Command::Status(_)));
+    }
+
+    #[test]
+    fn operator_command_lines_parse() {
+        match parse(&["caravan", "operator", "raft", "list-peers", "-stale"]).command {
+            Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(a))) => {
+                assert!(a.stale)
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = parse(&[
+            "caravan",
+            "-region=eu",
+            "operator",
+            "raft",
+            "remove-peer",
+            "-peer-id=a1",
+        ]);
+        assert_eq!(cli.global.region.as_deref(), Some("eu"));
+        match cli.command {
+            Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::RemovePeer(a))) => {
+                assert_eq!(a.peer_id.as_deref(), Some("a1"));
+                assert_eq!(a.peer_address, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse(&[
+            "caravan",
+            "operator",
+            "raft",
+            "remove-peer",
+            "-peer-address",
+            "10.0.0.1:4647",
+        ])
+        .command
+        {
+            Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::RemovePeer(a))) => {
+                assert_eq!(a.peer_address.as_deref(), Some("10.0.0.1:4647"))
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        for (verb, restore) in [("save", false), ("restore", true)] {
+            match parse(&["caravan", "operator", "snapshot", verb, "s.snap"]).command {
+                Command::Operator(OperatorCommand::Snapshot(OperatorSnapshotCommand::Save(f)))
+                    if !restore =>
+                {
+                    assert_eq!(f.file, Some("s.snap".into()))
+                }
+                Command::Operator(OperatorCommand::Snapshot(OperatorSnapshotCommand::Restore(
+                    f,
+                ))) if restore => assert_eq!(f.file, Some("s.snap".into())),
+                other => panic!("parsed as {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ mod job_stop;
 mod jobfile;
 mod monitor;
 mod node_status;
-mod operator;
+mod operator_raft;
+mod operator_snapshot;
 mod prefix;
 mod server_members;
 #[cfg(test)]
@@ -24,7 +25,8 @@ mod test_server;
 mod version;
 
 use args::{
-    AgentCli, AllocCommand, Cli, Command, EvalCommand, JobCommand, NodeCommand, ServerCommand,
+    AgentCli, AllocCommand, Cli, Command, EvalCommand, JobCommand, NodeCommand, OperatorCommand,
+    OperatorRaftCommand, OperatorSnapshotCommand, ServerCommand,
 };
 use clap::Parser;
 
@@ -82,7 +84,18 @@ pub fn main() -> i32 {
         Command::Eval(EvalCommand::Status(a)) => eval::status(g, &a),
         Command::Eval(EvalCommand::List(a)) => eval::list(g, &a),
         Command::Server(ServerCommand::Members(a)) => server_members::members(g, &a),
-        Command::Operator(cmd) => operator::run(g, &cmd),
+        Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::ListPeers(a))) => {
+            operator_raft::list_peers(g, &a)
+        }
+        Command::Operator(OperatorCommand::Raft(OperatorRaftCommand::RemovePeer(a))) => {
+            operator_raft::remove_peer(g, &a)
+        }
+        Command::Operator(OperatorCommand::Snapshot(OperatorSnapshotCommand::Save(f))) => {
+            operator_snapshot::save(g, &f)
+        }
+        Command::Operator(OperatorCommand::Snapshot(OperatorSnapshotCommand::Restore(f))) => {
+            operator_snapshot::restore(g, &f)
+        }
         Command::Version => version::version(),
     };
     match result {

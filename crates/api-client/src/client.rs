@@ -131,10 +131,29 @@ impl ApiClient {
         req: ureq::Request,
         body: Option<String>,
     ) -> Result<ureq::Response, ApiError> {
-        let result = match body {
+        self.finish(match body {
             Some(b) => req.set("Content-Type", "application/json").send_string(&b),
             None => req.call(),
-        };
+        })
+    }
+
+    /// Sends raw bytes (`application/octet-stream`).
+    pub(crate) fn send_bytes(
+        &self,
+        req: ureq::Request,
+        bytes: &[u8],
+    ) -> Result<ureq::Response, ApiError> {
+        self.finish(
+            req.set("Content-Type", "application/octet-stream")
+                .send_bytes(bytes),
+        )
+    }
+
+    /// Maps ureq's outcome to the agent's status and body, or the connection failure.
+    fn finish(
+        &self,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<ureq::Response, ApiError> {
         match result {
             Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => Err(ApiError::Status {

@@ -40,21 +40,37 @@ struct RestoreResponse {
 }
 
 impl ApiClient {
-    /// `GET /v1/operator/raft/configuration` (`stale`: any server may answer).
-    pub fn raft_configuration(&self, stale: bool) -> Result<RaftConfiguration, ApiError> {
-        let extra: Vec<(&str, String)> = if stale {
-            vec![("stale", "true".into())]
-        } else {
-            Vec::new()
-        };
+    /// `GET /v1/operator/raft/configuration`, answered by the leader.
+    pub fn raft_configuration(&self) -> Result<RaftConfiguration, ApiError> {
+        self.raft_configuration_with(&[])
+    }
+
+    /// `GET /v1/operator/raft/configuration?stale=true`: any server may answer.
+    pub fn raft_configuration_stale(&self) -> Result<RaftConfiguration, ApiError> {
+        self.raft_configuration_with(&[("stale", "true".into())])
+    }
+
+    fn raft_configuration_with(
+        &self,
+        extra: &[(&str, String)],
+    ) -> Result<RaftConfiguration, ApiError> {
         Ok(self
-            .get_with("/v1/operator/raft/configuration", &Query::default(), &extra)?
+            .get_with("/v1/operator/raft/configuration", &Query::default(), extra)?
             .value)
     }
 
-    /// `DELETE /v1/operator/raft/peer?id=` (by Raft ID) or `?address=` (by RPC address).
-    pub fn raft_remove_peer(&self, by_id: bool, peer: &str) -> Result<(), ApiError> {
-        let key = if by_id { "id" } else { "address" };
+    /// `DELETE /v1/operator/raft/peer?id=`: removes the server with this Raft ID.
+    pub fn raft_remove_peer_by_id(&self, id: &str) -> Result<(), ApiError> {
+        self.raft_remove_peer("id", id)
+    }
+
+    /// `DELETE /v1/operator/raft/peer?address=`: removes the server with this RPC address
+    /// (`ip:port`).
+    pub fn raft_remove_peer_by_address(&self, address: &str) -> Result<(), ApiError> {
+        self.raft_remove_peer("address", address)
+    }
+
+    fn raft_remove_peer(&self, key: &str, peer: &str) -> Result<(), ApiError> {
         let req = self.request(
             "DELETE",
             "/v1/operator/raft/peer",
@@ -79,25 +95,7 @@ impl ApiClient {
     /// `PUT /v1/operator/snapshot` with the snapshot bytes; returns the index it applied at.
     pub fn snapshot_restore(&self, snapshot: &[u8]) -> Result<u64, ApiError> {
         let path = "/v1/operator/snapshot";
-        let resp = match self
-            .request("PUT", path, &[])
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(snapshot)
-        {
-            Ok(r) => r,
-            Err(ureq::Error::Status(status, resp)) => {
-                return Err(ApiError::Status {
-                    status,
-                    body: resp.into_string().unwrap_or_default().trim().to_string(),
-                })
-            }
-            Err(ureq::Error::Transport(t)) => {
-                return Err(ApiError::Connect {
-                    address: self.address().to_string(),
-                    reason: t.to_string(),
-                })
-            }
-        };
+        let resp = self.send_bytes(self.request("PUT", path, &[]), snapshot)?;
         let text = resp.into_string().map_err(|e| ApiError::Decode {
             path: path.into(),
             reason: e.to_string(),
@@ -114,27 +112,59 @@ impl ApiClient {
 #[cfg(test)]
 mod tests {
     use crate::test_server::{http, serve};
-    use crate::ApiClient;
+    use crate::{ApiClient, ApiError};
+    use std::net::TcpListener;
+
+    const CONFIG: &str = r#"{"Index":9,"Servers":[{"ID":"1","Node":"s1.global","Address":"127.0.0.1:4647","Leader":true,"Voter":true,"RaftProtocol":"3"},{"ID":"2","Node":"s2.global","Address":"127.0.0.2:4647","Leader":false,"Voter":false,"RaftProtocol":"3"}]}"#;
 
     #[test]
-    fn raft_configuration_and_remove_peer() {
-        let body = r#"{"Index":9,"Servers":[{"ID":"1","Node":"s1.global","Address":"127.0.0.1:4647","Leader":true,"Voter":true,"RaftProtocol":"3"}]}"#;
-        let (addr, seen) = serve(vec![http("200 OK", "", body), http("200 OK", "", "")]);
-        let c = ApiClient::new(&addr, None);
-        let config = c.raft_configuration(true).unwrap();
+    fn raft_configuration_decodes_and_sends_stale_and_region() {
+        let (addr, seen) = serve(vec![http("200 OK", "", CONFIG), http("200 OK", "", CONFIG)]);
+        let c = ApiClient::new(&addr, Some("eu".into()));
+        let config = c.raft_configuration_stale().unwrap();
         assert_eq!(config.index, 9);
+        assert_eq!(config.servers.len(), 2);
         assert_eq!(config.servers[0].node, "s1.global");
-        assert!(config.servers[0].leader);
-        c.raft_remove_peer(false, "127.0.0.2:4647").unwrap();
+        assert_eq!(config.servers[0].raft_protocol, "3");
+        assert!(config.servers[0].leader && config.servers[0].voter);
+        assert!(!config.servers[1].leader && !config.servers[1].voter);
         let first = seen.recv().unwrap().line;
         assert!(
-            first.starts_with("GET /v1/operator/raft/configuration?stale=true"),
+            first.starts_with("GET /v1/operator/raft/configuration?")
+                && first.contains("stale=true")
+                && first.contains("region=eu"),
             "{first}"
         );
+        assert_eq!(c.raft_configuration().unwrap(), config);
         let second = seen.recv().unwrap().line;
         assert!(
-            second.starts_with("DELETE /v1/operator/raft/peer?address=127.0.0.2%3A4647"),
+            second.starts_with("GET /v1/operator/raft/configuration?region=eu "),
             "{second}"
+        );
+    }
+
+    #[test]
+    fn remove_peer_by_id_and_by_address() {
+        let (addr, seen) = serve(vec![
+            http("200 OK", "", ""),
+            http("200 OK", "", ""),
+            http("400 Bad Request", "", "no server with address x:1\n"),
+        ]);
+        let c = ApiClient::new(&addr, None);
+        c.raft_remove_peer_by_id("abc-1").unwrap();
+        c.raft_remove_peer_by_address("127.0.0.2:4647").unwrap();
+        let err = c.raft_remove_peer_by_address("x:1").unwrap_err();
+        assert_eq!(err.status(), Some(400));
+        assert_eq!(err.reason(), "no server with address x:1");
+        let by_id = seen.recv().unwrap().line;
+        assert!(
+            by_id.starts_with("DELETE /v1/operator/raft/peer?id=abc-1 "),
+            "{by_id}"
+        );
+        let by_addr = seen.recv().unwrap().line;
+        assert!(
+            by_addr.starts_with("DELETE /v1/operator/raft/peer?address=127.0.0.2%3A4647 "),
+            "{by_addr}"
         );
     }
 
@@ -144,19 +174,51 @@ mod tests {
             http("200 OK", "", "CRVNSNP2\u{1}\u{2}"),
             http("200 OK", "", r#"{"Index":12}"#),
             http("400 Bad Request", "", "invalid snapshot: corrupt"),
+            http("200 OK", "", "not json"),
         ]);
-        let c = ApiClient::new(&addr, None);
+        let c = ApiClient::new(&addr, Some("eu".into()));
         assert_eq!(c.snapshot_save().unwrap(), b"CRVNSNP2\x01\x02");
         assert_eq!(c.snapshot_restore(b"CRVNSNP2 data").unwrap(), 12);
-        let err = c.snapshot_restore(b"x").unwrap_err().to_string();
-        assert!(err.contains("invalid snapshot"), "{err}");
-        let _save = seen.recv().unwrap();
+        let err = c.snapshot_restore(b"x").unwrap_err();
+        assert_eq!(err.status(), Some(400));
+        assert!(err.to_string().contains("invalid snapshot"), "{err}");
+        let err = c.snapshot_restore(b"x").unwrap_err();
+        assert!(matches!(err, ApiError::Decode { .. }), "{err}");
+        let save = seen.recv().unwrap();
+        assert!(
+            save.line
+                .starts_with("GET /v1/operator/snapshot?region=eu "),
+            "{}",
+            save.line
+        );
         let restore = seen.recv().unwrap();
         assert!(
-            restore.line.starts_with("PUT /v1/operator/snapshot"),
+            restore
+                .line
+                .starts_with("PUT /v1/operator/snapshot?region=eu "),
             "{}",
             restore.line
         );
         assert_eq!(restore.body, "CRVNSNP2 data");
+    }
+
+    #[test]
+    fn snapshot_calls_name_an_unreachable_agent() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = ApiClient::new(&format!("127.0.0.1:{port}"), None);
+        for err in [
+            c.snapshot_save().unwrap_err(),
+            c.snapshot_restore(b"x").unwrap_err(),
+        ] {
+            assert!(matches!(err, ApiError::Connect { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&format!("127.0.0.1:{port}")),
+                "{err}"
+            );
+        }
     }
 }
