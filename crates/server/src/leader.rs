@@ -39,10 +39,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Starts the leader duties from the current state: the broker holds exactly the pending
-/// evaluations (oldest first), every live node gets a heartbeat deadline of TTL + grace, and
-/// blocked evaluations are retried. Used on gaining leadership and after a snapshot restore.
-pub(crate) async fn start_duties(shared: &Shared) {
+/// Starts the leader duties from the current state: the broker holds the pending evaluations
+/// (oldest first), every live node gets a heartbeat deadline of TTL + grace, and blocked
+/// evaluations are retried. Used on gaining leadership and (with `flush`, dropping what an
+/// earlier state queued) after a snapshot restore.
+///
+/// The broker is enabled before the state is read: an evaluation committed before the read is
+/// in it, and one committed after is enqueued by its writer after the broker was enabled (the
+/// broker drops duplicates), so none is left pending without being queued.
+pub(crate) async fn start_duties(shared: &Shared, flush: bool) {
+    if flush {
+        shared.broker.set_enabled(false).await;
+    }
+    shared.broker.set_enabled(true).await;
     let snap = shared.log.snapshot();
     let grace = shared.heartbeat_ttl() + shared.config.heartbeat_grace;
     let nodes: Vec<(String, Duration)> = snap
@@ -56,9 +65,6 @@ pub(crate) async fn start_duties(shared: &Shared) {
         .cloned()
         .collect();
     pending.sort_by_key(|e| e.create_index);
-    // Disabling first drops whatever an earlier state queued.
-    shared.broker.set_enabled(false).await;
-    shared.broker.set_enabled(true).await;
     info!(
         pending_evals = pending.len(),
         nodes = nodes.len(),
@@ -74,7 +80,7 @@ pub(crate) async fn start_duties(shared: &Shared) {
 
 async fn establish(shared: &Shared) {
     info!("cluster leadership acquired");
-    start_duties(shared).await;
+    start_duties(shared, false).await;
 }
 
 async fn revoke(shared: &Shared) {

@@ -86,7 +86,7 @@ pub(super) async fn snapshot_restore(
         return Err(RpcError::new(ErrorCode::BadRequest, e.message));
     }
     // The restored state's pending evaluations and nodes are the leader duties' work now.
-    crate::leader::start_duties(shared).await;
+    crate::leader::start_duties(shared, true).await;
     Ok(applied.index)
 }
 
