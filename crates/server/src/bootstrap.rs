@@ -4,7 +4,7 @@
 //! is one region, not several). A server that finds an existing region asks its leader to be
 //! added. A server with Raft state never bootstraps again.
 
-use crate::peer::{JoinRequest, ServerInfo, KIND_INFO, KIND_JOIN};
+use crate::peer::{JoinRequest, ServerInfo, KIND_JOIN};
 use crate::Shared;
 use consensus::ServerNode;
 use std::collections::BTreeMap;
@@ -107,25 +107,16 @@ async fn attempt(shared: &Shared, me: &ServerNode, expect: usize) -> Result<bool
 
 /// Asks every `retry_join` address about itself (in parallel), skipping this server.
 async fn discover(shared: &Shared) -> Vec<(String, ServerInfo)> {
-    let calls = shared
+    let addrs = shared
         .config
         .retry_join
         .iter()
         .filter(|addr| **addr != shared.config.rpc_addr)
-        .map(|addr| {
-            let peers = shared.peers.clone();
-            let addr = addr.clone();
-            async move {
-                let reply = peers.call(&addr, KIND_INFO, Vec::new(), INFO_TIMEOUT).await;
-                (addr, reply)
-            }
-        });
+        .cloned()
+        .collect();
     let mut out = Vec::new();
-    for (addr, reply) in futures_join(calls).await {
-        match reply
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<ServerInfo>(&b).map_err(|e| e.to_string()))
-        {
+    for (addr, answer) in shared.probe(addrs, INFO_TIMEOUT).await {
+        match answer {
             Ok(info) if info.id == shared.raft.id() => {}
             Ok(info) => out.push((addr, info)),
             Err(e) => tracing::debug!(addr = %addr, error = %e, "retry_join: no answer"),
@@ -148,21 +139,4 @@ async fn join(shared: &Shared, me: &ServerNode, leader: &str) -> Result<bool, St
         .await
         .map(|_| true)
         .map_err(|e| format!("joining the region through {leader} failed: {e}"))
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn futures_join<F: std::future::Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }

@@ -56,6 +56,37 @@ impl Shared {
         }
     }
 
+    /// Asks each address (in parallel) who it is: one answer per address, in the order asked.
+    pub(crate) async fn probe(
+        &self,
+        addrs: Vec<String>,
+        timeout: Duration,
+    ) -> Vec<(String, Result<ServerInfo, String>)> {
+        let calls: Vec<_> = addrs
+            .into_iter()
+            .map(|addr| {
+                let peers = self.peers.clone();
+                let target = addr.clone();
+                let call = tokio::spawn(async move {
+                    peers
+                        .call(&target, KIND_INFO, Vec::new(), timeout)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| {
+                            serde_json::from_slice::<ServerInfo>(&b).map_err(|e| e.to_string())
+                        })
+                });
+                (addr, call)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(calls.len());
+        for (addr, call) in calls {
+            let answer = call.await.unwrap_or_else(|e| Err(e.to_string()));
+            out.push((addr, answer));
+        }
+        out
+    }
+
     /// Adds a server to the region, forwarding to the leader when this server is not it.
     pub(crate) async fn join(&self, req: JoinRequest) -> Result<(), String> {
         if req.region != self.config.region {

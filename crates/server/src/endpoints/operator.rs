@@ -2,7 +2,7 @@
 //! the servers of the region for `server members`.
 
 use crate::log::write_error;
-use crate::peer::{ServerInfo, KIND_INFO};
+use crate::peer::ServerInfo;
 use crate::Shared;
 use rpc::{ErrorCode, PeerRef, RaftConfiguration, RaftServer, RpcError, ServerMember};
 use std::time::Duration;
@@ -96,34 +96,23 @@ pub(super) async fn members(shared: &Shared, region: &str) -> Result<Vec<ServerM
     let leader = leadership.leader.map(|(id, _)| id);
     let me = shared.info().await;
     let mut out = vec![member(&me, "alive", Some(me.id) == leader)];
-    let mut probes = Vec::new();
-    for peer in shared.raft.configuration() {
-        if peer.id == me.id {
-            continue;
-        }
-        let peers = shared.peers.clone();
-        probes.push(tokio::spawn(async move {
-            let reply = peers
-                .call(
-                    &peer.node.rpc_addr,
-                    KIND_INFO,
-                    Vec::new(),
-                    Duration::from_millis(500),
-                )
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ServerInfo>(&b).ok());
-            (peer, reply)
-        }));
-    }
-    for probe in probes {
-        let Ok((peer, reply)) = probe.await else {
-            continue;
-        };
+    let others: Vec<_> = shared
+        .raft
+        .configuration()
+        .into_iter()
+        .filter(|p| p.id != me.id)
+        .collect();
+    let answers = shared
+        .probe(
+            others.iter().map(|p| p.node.rpc_addr.clone()).collect(),
+            Duration::from_millis(500),
+        )
+        .await;
+    for (peer, (_, answer)) in others.into_iter().zip(answers) {
         let is_leader = Some(peer.id) == leader;
-        out.push(match reply {
-            Some(info) => member(&info, "alive", is_leader),
-            None => ServerMember {
+        out.push(match answer {
+            Ok(info) => member(&info, "alive", is_leader),
+            Err(_) => ServerMember {
                 name: peer.node.name,
                 id: peer.id.to_string(),
                 rpc_addr: peer.node.rpc_addr,
