@@ -147,13 +147,14 @@ impl StateStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::command::ClientAllocUpdate;
     use crate::{Command, PlanResult, StateStore};
     use std::sync::Arc;
     use structs::{mock, Allocation};
 
-    fn alloc(id: &str, node: &str, job: &structs::Job) -> Allocation {
+    /// A pending allocation of `job`'s group `web` on `node` (shared with other tests).
+    pub(crate) fn alloc(id: &str, node: &str, job: &structs::Job) -> Allocation {
         Allocation {
             id: id.into(),
             namespace: "default".into(),

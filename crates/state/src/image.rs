@@ -204,24 +204,9 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::allocs::tests::alloc;
     use crate::{Command, PlanResult, StateStore};
-    use std::sync::Arc;
-    use structs::{mock, Allocation, Evaluation};
-
-    fn alloc(id: &str, node: &str, job: Arc<structs::Job>) -> Allocation {
-        Allocation {
-            id: id.into(),
-            namespace: "default".into(),
-            name: format!("{}.web[0]", job.id),
-            node_id: node.into(),
-            job_id: job.id.clone(),
-            job: Some(job),
-            task_group: "web".into(),
-            desired_status: "run".into(),
-            client_status: "pending".into(),
-            ..Default::default()
-        }
-    }
+    use structs::{mock, Evaluation};
 
     #[test]
     fn image_round_trips_and_stores_each_job_once() {
@@ -248,10 +233,7 @@ mod tests {
         copied.meta.insert("k".into(), "v".into());
         copied.version = 99;
         let result = PlanResult {
-            allocs_upserted: vec![
-                alloc("a1", "n1", stored.clone()),
-                alloc("a2", "n2", Arc::new(copied)),
-            ],
+            allocs_upserted: vec![alloc("a1", "n1", &stored), alloc("a2", "n2", &copied)],
             now: 2,
             ..Default::default()
         };
@@ -283,7 +265,7 @@ mod tests {
     #[test]
     fn an_alloc_naming_a_missing_version_is_an_error() {
         let mut image = super::StateImage::default();
-        let mut a = alloc("a1", "n1", Arc::new(mock::job("web", 1)));
+        let mut a = alloc("a1", "n1", &mock::job("web", 1));
         a.job = None;
         image.allocs.push((Some(3), a));
         let err = StateStore::from_image(image).unwrap_err();
