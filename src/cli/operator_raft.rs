@@ -114,16 +114,8 @@ pub(crate) fn remove_peer(g: &Global, a: &RemovePeerArgs) -> anyhow::Result<i32>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::test_server::{http, serve};
+    use crate::cli::test_server::{global, http, serve};
     use api_client::RaftServer;
-
-    fn global(addr: &str) -> Global {
-        Global {
-            address: Some(addr.to_string()),
-            region: Some("global".into()),
-            namespace: None,
-        }
-    }
 
     fn args(id: Option<&str>, address: Option<&str>) -> RemovePeerArgs {
         RemovePeerArgs {

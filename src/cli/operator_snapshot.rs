@@ -63,15 +63,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::test_server::{http, serve};
-
-    fn global(addr: &str) -> Global {
-        Global {
-            address: Some(addr.to_string()),
-            region: Some("global".into()),
-            namespace: None,
-        }
-    }
+    use crate::cli::test_server::{global, http, serve};
 
     fn file(p: &Path) -> FileArg {
         FileArg {

@@ -44,3 +44,12 @@ pub(crate) fn http(status: &str, headers: &str, body: &str) -> String {
         body.len()
     )
 }
+
+/// Global flags pointing the CLI at `addr` in region `global`.
+pub(crate) fn global(addr: &str) -> crate::cli::Global {
+    crate::cli::Global {
+        address: Some(addr.to_string()),
+        region: Some("global".into()),
+        namespace: None,
+    }
+}
