@@ -24,7 +24,7 @@ mod harness;
 
 use consensus::openraft::storage::RaftLogStorage;
 use consensus::openraft::{CommittedLeaderId, LogId, Membership, StoredMembership, Vote};
-use consensus::{snapshot, RedbLogStore, ServerNode, SnapshotStore};
+use consensus::{snapshot, ServerNode, SnapshotStore, WalLogStore};
 use state::{Command, PlanResult, StateStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -158,7 +158,7 @@ fn seed(c: &cluster::Cluster, mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<
     for s in &c.servers {
         let dir = s.data_dir.join("server");
         std::fs::create_dir_all(&dir).unwrap();
-        let (log, id) = RedbLogStore::open(&dir.join("raft.redb"), "global").unwrap();
+        let (log, id) = WalLogStore::open(&dir.join("raft"), "global").unwrap();
         members.insert(
             id,
             ServerNode {

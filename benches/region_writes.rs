@@ -31,6 +31,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
+}
+
 fn main() {
     let secs: u64 = std::env::var("SECS")
         .ok()
@@ -53,11 +71,36 @@ fn main() {
     println!(
         "{servers}-server region over loopback, durable store; writes to the leader over gRPC"
     );
-    for clients in [1usize, 16, 256] {
+    // UNARY=1: one gRPC call per write instead of the shared call stream (for comparison).
+    let unary = std::env::var("UNARY").is_ok_and(|v| !v.is_empty() && v != "0");
+    if unary {
+        println!("(one unary gRPC call per write)");
+    }
+    // LEVELS=1,256: the concurrency levels to run.
+    let levels: Vec<usize> = std::env::var("LEVELS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 16, 256]);
+    for clients in levels {
         // Clients are separate agents in a real region: one connection per 32 clients.
         let conns: Vec<Arc<RemoteRpc>> = (0..clients.div_ceil(32))
-            .map(|_| Arc::new(RemoteRpc::new(vec![leader_rpc.clone()], "global".into())))
+            .map(|_| {
+                let rpc = RemoteRpc::new(vec![leader_rpc.clone()], "global".into());
+                Arc::new(if unary {
+                    rpc.without_call_stream()
+                } else {
+                    rpc
+                })
+            })
             .collect();
+        let pids: Vec<String> = c
+            .servers
+            .iter()
+            .filter_map(|s| s.pid())
+            .map(|p| p.to_string())
+            .collect();
+        let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu_time(p)).collect();
+        let self_before = cpu_time("self");
         let (count, mut lat) = rt.block_on(async {
             // Warm up connections.
             for rpc in &conns {
@@ -87,12 +130,32 @@ fn main() {
             }
             (all.len(), all)
         });
+        let per_write = |d: Duration| d.as_secs_f64() * 1e6 / count.max(1) as f64;
+        let server_cpu: Vec<f64> = pids
+            .iter()
+            .zip(&cpu_before)
+            .map(|(p, before)| per_write(cpu_time(p).saturating_sub(*before)))
+            .collect();
+        let client_cpu = per_write(cpu_time("self").saturating_sub(self_before));
         lat.sort();
         let rate = count as f64 / secs as f64;
         println!(
             "{clients:>4} clients: {rate:>9.0} writes/s  p50 {:>8.2} ms  p99 {:>8.2} ms  ({count} writes in {secs} s)",
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        );
+        // CPU per write is what bounds throughput on a shared 2-core machine, and unlike the
+        // rate it does not move when other work competes for the cores.
+        println!(
+            "              CPU per write: servers {} us (leader first), load generator {client_cpu:.1} us",
+            {
+                let mut v: Vec<(usize, f64)> = server_cpu.iter().copied().enumerate().collect();
+                v.sort_by_key(|(i, _)| usize::from(*i != leader));
+                v.iter()
+                    .map(|(_, c)| format!("{c:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            }
         );
     }
     if std::env::var_os("LOGS").is_some() {

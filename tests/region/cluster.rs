@@ -119,6 +119,11 @@ impl Node {
         }
     }
 
+    /// The agent's process ID, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub(crate) fn running(&self) -> bool {
         self.child.is_some()
     }

@@ -3,9 +3,9 @@
 //! - [`TypeConfig`]: what Raft entries carry ([`Payload`]: an encoded `state::Command`, or a
 //!   whole-state restore), what applying them answers ([`Applied`]), and the node type
 //!   ([`ServerNode`]: name and RPC address).
-//! - Log storage behind openraft's `RaftLogStorage` trait, twice: [`RedbLogStore`] (durable:
-//!   every append is an fsync'd redb commit before it is acknowledged) and [`MemLogStore`] (the
-//!   in-memory twin for tests). Both pass `openraft::testing::Suite`.
+//! - Log storage behind openraft's `RaftLogStorage` trait, twice: [`WalLogStore`] (durable: a
+//!   write-ahead log of segment files, every append `fdatasync`'d before it is acknowledged)
+//!   and [`MemLogStore`] (the in-memory twin for tests). Both pass `openraft::testing::Suite`.
 //! - [`StateMachine`]: applies committed entries to a `state::StateStore` that readers see
 //!   through [`StateHandle`]; snapshots are images of the store ([`snapshot`]), kept in a
 //!   [`SnapshotStore`] (a directory, or memory).
@@ -20,22 +20,21 @@
 
 mod batch;
 mod log_mem;
-mod log_redb;
-mod log_writer;
 pub mod network;
 mod node;
 pub mod snapshot;
 mod state_machine;
 mod types;
+mod wal;
 
 pub use log_mem::MemLogStore;
-pub use log_redb::{RedbLogStore, StoreOpenError};
 pub use node::{Leadership, Peer, RaftNode, RaftSettings, StartError, Storage, WriteError};
 pub use snapshot::SnapshotStore;
 pub use state_machine::{StateHandle, StateMachine};
 pub use types::{
     Applied, ApplyError, ApplyErrorKind, EntryApplied, Payload, ServerNode, TypeConfig,
 };
+pub use wal::{StoreOpenError, WalLogStore};
 
 /// The Raft handle of a region server.
 pub type Raft = openraft::Raft<TypeConfig>;

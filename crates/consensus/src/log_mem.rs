@@ -1,5 +1,5 @@
 //! The in-memory twin of the Raft log store, for tests and simulations. Same contract as
-//! [`crate::RedbLogStore`], nothing survives the process.
+//! [`crate::WalLogStore`], nothing survives the process.
 
 use crate::TypeConfig;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};

@@ -5,8 +5,8 @@ use crate::batch::Batcher;
 use crate::network::{self, Network};
 use crate::snapshot::{Meta, SnapshotError, SnapshotStore};
 use crate::{
-    Applied, MemLogStore, Payload, Raft, RedbLogStore, ServerNode, StateHandle, StateMachine,
-    StoreOpenError,
+    Applied, MemLogStore, Payload, Raft, ServerNode, StateHandle, StateMachine, StoreOpenError,
+    WalLogStore,
 };
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// Where the Raft log and snapshots live.
 #[derive(Debug, Clone)]
 pub enum Storage {
-    /// `<dir>/raft.redb` and `<dir>/snapshots/`, durable, for a server of `region`.
+    /// `<dir>/raft/` (the log) and `<dir>/snapshots/`, durable, for a server of `region`.
     Durable {
         /// The server directory (`<data_dir>/server`).
         dir: PathBuf,
@@ -175,7 +175,7 @@ impl RaftNode {
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     StartError::Raft(format!("cannot create {}: {e}", dir.display()))
                 })?;
-                let (log, id) = RedbLogStore::open(&dir.join("raft.redb"), &region)?;
+                let (log, id) = WalLogStore::open(&dir.join("raft"), &region)?;
                 let snap_dir = dir.join("snapshots");
                 let snapshots = SnapshotStore::dir(&snap_dir)?;
                 let sm = StateMachine::open(snapshots.clone()).map_err(|source| {

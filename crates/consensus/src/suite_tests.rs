@@ -1,6 +1,6 @@
 //! openraft's storage conformance suite, run against both log stores.
 
-use crate::{MemLogStore, RedbLogStore, SnapshotStore, StateMachine, TypeConfig};
+use crate::{MemLogStore, SnapshotStore, StateMachine, TypeConfig, WalLogStore};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 
@@ -17,19 +17,19 @@ impl StoreBuilder<TypeConfig, MemLogStore, StateMachine, ()> for Mem {
     }
 }
 
-struct Redb;
+struct Wal;
 
-impl StoreBuilder<TypeConfig, RedbLogStore, StateMachine, tempfile::TempDir> for Redb {
+impl StoreBuilder<TypeConfig, WalLogStore, StateMachine, tempfile::TempDir> for Wal {
     async fn build(
         &self,
-    ) -> Result<(tempfile::TempDir, RedbLogStore, StateMachine), StorageError<u64>> {
+    ) -> Result<(tempfile::TempDir, WalLogStore, StateMachine), StorageError<u64>> {
         let err = |e: String| {
             StorageError::from(openraft::StorageIOError::write_logs(
                 openraft::AnyError::error(e),
             ))
         };
         let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
-        let (log, _) = RedbLogStore::open(&dir.path().join("raft.redb"), "global")
+        let (log, _) = WalLogStore::open(&dir.path().join("raft"), "global")
             .map_err(|e| err(e.to_string()))?;
         let snaps =
             SnapshotStore::dir(&dir.path().join("snapshots")).map_err(|e| err(e.to_string()))?;
@@ -44,6 +44,6 @@ fn memory_store_passes_the_openraft_suite() {
 }
 
 #[test]
-fn redb_store_passes_the_openraft_suite() {
-    Suite::test_all(Redb).unwrap();
+fn wal_store_passes_the_openraft_suite() {
+    Suite::test_all(Wal).unwrap();
 }

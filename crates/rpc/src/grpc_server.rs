@@ -2,7 +2,7 @@
 //! processes (client-only agents, later other servers) can call it.
 
 use crate::peer::{PeerHandler, PeerRequest, PeerResponse, PEER_PATH};
-use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH};
+use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{QueryMeta, Rpc, RpcError};
 use serde::Serialize;
 use std::convert::Infallible;
@@ -36,8 +36,16 @@ pub async fn serve(
 ) -> Result<(), RpcTransportError> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        // The call stream carries many calls at once: windows large enough that flow control
+        // never holds a burst of small calls behind a round trip.
+        .initial_stream_window_size(Some(crate::stream::STREAM_WINDOW))
+        .initial_connection_window_size(Some(crate::stream::CONNECTION_WINDOW))
         .serve_with_incoming_shutdown(
-            CaravanService { rpc, peer },
+            CaravanService {
+                rpc,
+                peer,
+                shutdown: shutdown.clone(),
+            },
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown.cancelled_owned(),
         )
@@ -49,6 +57,8 @@ pub async fn serve(
 struct CaravanService {
     rpc: Arc<dyn Rpc>,
     peer: Option<Arc<dyn PeerHandler>>,
+    /// Ends open call streams, so a graceful shutdown does not wait for their callers.
+    shutdown: CancellationToken,
 }
 
 impl tonic::server::NamedService for CaravanService {
@@ -77,6 +87,17 @@ impl Service<http::Request<Body>> for CaravanService {
                     Ok(grpc.unary(handler, req).await)
                 });
             }
+        }
+        if req.uri().path() == STREAM_PATH {
+            let handler =
+                crate::stream::StreamHandler::new(self.rpc.clone(), self.shutdown.clone());
+            return Box::pin(async move {
+                let mut grpc =
+                    tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default())
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                Ok(grpc.streaming(handler, req).await)
+            });
         }
         if req.uri().path() != CALL_PATH {
             return Box::pin(async {
@@ -119,26 +140,34 @@ impl Service<tonic::Request<CallRequest>> for CallHandler {
     fn call(&mut self, req: tonic::Request<CallRequest>) -> Self::Future {
         let rpc = self.rpc.clone();
         Box::pin(async move {
-            let req = req.into_inner();
-            let resp = match serde_json::from_slice::<Call>(&req.body) {
-                Err(e) => error_response(RpcError::bad_request(format!(
-                    "cannot decode RPC call {:?}: {e}",
-                    req.method
-                ))),
-                Ok(call) => match dispatch(rpc.as_ref(), call).await {
-                    Ok((body, meta)) => CallResponse {
-                        index: meta.index,
-                        known_leader: meta.known_leader,
-                        last_contact_ms: meta.last_contact_ms,
-                        body,
-                        ..Default::default()
-                    },
-                    Err(e) => error_response(e),
-                },
-            };
-            Ok(tonic::Response::new(resp))
+            Ok(tonic::Response::new(
+                answer(rpc.as_ref(), req.into_inner()).await,
+            ))
         })
     }
+}
+
+/// Decodes and runs one call; every outcome, a body that does not decode included, is a
+/// response (tagged with the request's `id`).
+pub(crate) async fn answer(rpc: &dyn Rpc, req: CallRequest) -> CallResponse {
+    let mut resp = match serde_json::from_slice::<Call>(&req.body) {
+        Err(e) => error_response(RpcError::bad_request(format!(
+            "cannot decode RPC call {:?}: {e}",
+            req.method
+        ))),
+        Ok(call) => match dispatch(rpc, call).await {
+            Ok((body, meta)) => CallResponse {
+                index: meta.index,
+                known_leader: meta.known_leader,
+                last_contact_ms: meta.last_contact_ms,
+                body,
+                ..Default::default()
+            },
+            Err(e) => error_response(e),
+        },
+    };
+    resp.id = req.id;
+    resp
 }
 
 struct PeerCallHandler {

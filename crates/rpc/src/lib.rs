@@ -21,6 +21,7 @@ pub mod grpc_server;
 mod operator;
 pub mod peer;
 pub mod remote;
+mod stream;
 mod wire;
 pub use error::{ErrorCode, RpcError};
 pub use operator::{PeerRef, RaftConfiguration, RaftServer, ServerMember};

@@ -1,6 +1,7 @@
 //! `RemoteRpc`: the `Rpc` trait over gRPC to a list of servers, failing over to the next
 //! server when one cannot be reached.
 
+use crate::stream::{Session, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
 use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH};
 use crate::{
     AllocClientUpdate, ErrorCode, NodeUpdateResponse, PeerRef, QueryMeta, QueryOptions,
@@ -9,6 +10,7 @@ use crate::{
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
@@ -22,9 +24,32 @@ const CALL_SLACK: Duration = Duration::from_secs(30);
 
 /// The servers of a region, reached over gRPC.
 pub struct RemoteRpc {
-    servers: Vec<(String, Option<Channel>)>,
+    servers: Vec<Server>,
     region: String,
     current: AtomicUsize,
+    streams: bool,
+}
+
+/// One server: its address, connection, and the call stream on it (opened on first use).
+struct Server {
+    addr: String,
+    channel: Option<Channel>,
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+impl Server {
+    /// The open call stream, or a new one if there is none or it has ended.
+    fn session(&self, channel: &Channel) -> Arc<Session> {
+        let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(s) if !s.is_closed() => s.clone(),
+            _ => {
+                let s = Arc::new(Session::open(channel.clone()));
+                *slot = Some(s.clone());
+                s
+            }
+        }
+    }
 }
 
 impl RemoteRpc {
@@ -38,16 +63,30 @@ impl RemoteRpc {
                     .map(|e| {
                         e.connect_timeout(Duration::from_secs(2))
                             .tcp_nodelay(true)
+                            .initial_stream_window_size(STREAM_WINDOW)
+                            .initial_connection_window_size(CONNECTION_WINDOW)
                             .connect_lazy()
                     });
-                (addr, channel)
+                Server {
+                    addr,
+                    channel,
+                    session: Mutex::new(None),
+                }
             })
             .collect();
         Self {
             servers,
             region,
             current: AtomicUsize::new(0),
+            streams: true,
         }
+    }
+
+    /// Sends every call as its own unary gRPC call instead of on the shared call stream
+    /// (benchmarks compare the two).
+    pub fn without_call_stream(mut self) -> Self {
+        self.streams = false;
+        self
     }
 
     async fn call_one(
@@ -80,21 +119,31 @@ impl RemoteRpc {
         let timeout = call.max_wait() + CALL_SLACK;
         let body = serde_json::to_vec(&call)
             .map_err(|e| RpcError::internal(format!("cannot encode {method}: {e}")))?;
+        // Small calls share the server's call stream; large ones (snapshots, big jobs) get a
+        // stream of their own so they never delay the others.
+        let streamed = self.streams && body.len() <= MAX_STREAMED_BODY;
         let req = CallRequest {
             method: method.to_string(),
             region: self.region.clone(),
             body,
+            id: 0,
         };
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::new();
         for k in 0..self.servers.len() {
             let i = (start + k) % self.servers.len();
-            let (addr, channel) = &self.servers[i];
-            let Some(channel) = channel.clone() else {
+            let server = &self.servers[i];
+            let addr = &server.addr;
+            let Some(channel) = server.channel.as_ref() else {
                 last = format!("invalid server address {addr:?}");
                 continue;
             };
-            match Self::call_one(channel, req.clone(), timeout).await {
+            let result = if streamed {
+                server.session(channel).call(req.clone(), timeout).await
+            } else {
+                Self::call_one(channel.clone(), req.clone(), timeout).await
+            };
+            match result {
                 Ok(resp) => {
                     self.current.store(i, Ordering::Relaxed);
                     if resp.code != 0 {

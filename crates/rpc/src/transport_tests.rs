@@ -310,6 +310,7 @@ async fn garbage_bodies_get_bad_request() {
         method: "job_register".into(),
         region: String::new(),
         body: b"\x00garbage{".to_vec(),
+        id: 0,
     };
     let resp: CallResponse = grpc
         .unary(
@@ -349,4 +350,89 @@ async fn operator_calls_and_binary_snapshots_cross_the_wire() {
     assert_eq!(bytes, (0..=255u8).collect::<Vec<_>>());
     assert_eq!(remote.snapshot_restore("eu", bytes).await.unwrap(), 256);
     token.cancel();
+}
+
+fn blocking_allocs(
+    remote: &Arc<RemoteRpc>,
+) -> tokio::task::JoinHandle<QueryResponse<Vec<Allocation>>> {
+    let remote = remote.clone();
+    tokio::spawn(async move {
+        let q = QueryOptions {
+            min_index: 1,
+            wait: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        remote.node_client_allocs("n1", &q).await.unwrap()
+    })
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_the_stream_and_a_blocking_one_delays_none() {
+    let (fake, addr, token) = start().await;
+    let remote = Arc::new(RemoteRpc::new(vec![addr], "global".into()));
+    let waiter = blocking_allocs(&remote);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Many writes in flight at once on the same connection, each answered with its own result
+    // while the blocking query is still waiting in front of them.
+    let writes: Vec<_> = (0..200usize)
+        .map(|i| {
+            let remote = remote.clone();
+            tokio::spawn(async move {
+                let n = i % 5 + 1;
+                (
+                    n,
+                    remote
+                        .alloc_client_update(vec![AllocClientUpdate::default(); n])
+                        .await,
+                )
+            })
+        })
+        .collect();
+    for w in writes {
+        let (n, got) = w.await.unwrap();
+        assert_eq!(got.unwrap(), n as u64, "each call gets its own answer");
+    }
+    assert!(!waiter.is_finished(), "the blocking query is still waiting");
+    fake.index.send_replace(5);
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.meta.index, 5);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_server_shutting_down_ends_its_streams_and_callers_fail_over() {
+    let fake_a = Arc::new(Fake {
+        nodes: Mutex::new(vec![]),
+        index: watch::channel(1).0,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = listener.local_addr().unwrap().to_string();
+    let token_a = CancellationToken::new();
+    let server_a = tokio::spawn(serve(fake_a, None, listener, token_a.clone()));
+    let (fake_b, b, token_b) = start().await;
+    let remote = Arc::new(RemoteRpc::new(vec![a, b], "global".into()));
+    assert_eq!(remote.regions().await.unwrap(), vec!["global".to_string()]);
+    // A blocking query waits on A's stream; A shuts down.
+    let waiter = blocking_allocs(&remote);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    token_a.cancel();
+    // A's graceful shutdown does not wait for the caller to close its stream.
+    tokio::time::timeout(Duration::from_secs(10), server_a)
+        .await
+        .expect("server A shut down while a client held its call stream open")
+        .unwrap()
+        .unwrap();
+    // The query moved to B, and B answers it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    fake_b.index.send_replace(9);
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.meta.index, 9);
+    assert_eq!(remote.regions().await.unwrap(), vec!["global".to_string()]);
+    token_b.cancel();
 }

@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use structs::{JobPlanRequest, JobRegisterRequest, Node};
 
-/// The gRPC path of the one method.
+/// The gRPC path of one call per request.
 pub(crate) const CALL_PATH: &str = "/caravan.Caravan/Call";
+
+/// The gRPC path of the multiplexed call stream: many calls, each tagged with an `id`, in
+/// flight at once on one HTTP/2 stream, answered in completion order.
+pub(crate) const STREAM_PATH: &str = "/caravan.Caravan/Stream";
 
 /// `CallRequest` of caravan.proto.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -18,6 +22,9 @@ pub(crate) struct CallRequest {
     pub(crate) region: String,
     #[prost(bytes = "vec", tag = "3")]
     pub(crate) body: Vec<u8>,
+    /// On the call stream: the caller's tag, echoed in the response.
+    #[prost(uint64, tag = "4")]
+    pub(crate) id: u64,
 }
 
 /// `CallResponse` of caravan.proto.
@@ -37,6 +44,9 @@ pub(crate) struct CallResponse {
     pub(crate) leader_hint: String,
     #[prost(bytes = "vec", tag = "7")]
     pub(crate) body: Vec<u8>,
+    /// On the call stream: the `id` of the request this answers.
+    #[prost(uint64, tag = "8")]
+    pub(crate) id: u64,
 }
 
 /// The one mapping between `ErrorCode` and its wire number (0 means success).

@@ -1,0 +1,208 @@
+use super::*;
+use crate::Payload;
+use openraft::storage::RaftLogStorageExt;
+use openraft::testing::log_id;
+use openraft::EntryPayload;
+
+fn entry(term: u64, index: u64, body: &[u8]) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(term, 1, index),
+        payload: EntryPayload::Normal(Payload::Commands(vec![serde_bytes::ByteBuf::from(
+            body.to_vec(),
+        )])),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn indexes(store: &mut WalLogStore) -> Vec<u64> {
+    store
+        .try_get_log_entries(0..u64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.log_id.index)
+        .collect()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn entries_vote_and_purge_survive_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, id) = WalLogStore::open(&dir, "eu").unwrap();
+        s.blocking_append((1..=5).map(|i| entry(1, i, b"cmd")))
+            .await
+            .unwrap();
+        s.save_vote(&Vote::new_committed(1, 7)).await.unwrap();
+        s.truncate(log_id(1, 1, 5)).await.unwrap();
+        s.blocking_append([entry(2, 5, b"new")]).await.unwrap();
+        s.purge(log_id(1, 1, 2)).await.unwrap();
+        drop(s);
+
+        let (mut s, again) = WalLogStore::open(&dir, "eu").unwrap();
+        assert_eq!(id, again, "the node ID is kept");
+        assert_eq!(indexes(&mut s).await, vec![3, 4, 5]);
+        let got = s.try_get_log_entries(5..6).await.unwrap();
+        assert_eq!(
+            got[0].log_id,
+            log_id(2, 1, 5),
+            "the entry after the truncation"
+        );
+        assert_eq!(
+            s.read_vote().await.unwrap(),
+            Some(Vote::new_committed(1, 7))
+        );
+        let state = s.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 2)));
+        assert_eq!(state.last_log_id, Some(log_id(2, 1, 5)));
+    });
+}
+
+#[test]
+fn another_region_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    drop(WalLogStore::open(&dir, "eu").unwrap());
+    let err = WalLogStore::open(&dir, "us").unwrap_err().to_string();
+    assert!(err.contains("belongs to region \"eu\""), "{err}");
+}
+
+#[test]
+fn a_torn_tail_is_discarded_and_the_rest_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        s.blocking_append((1..=3).map(|i| entry(1, i, b"cmd")))
+            .await
+            .unwrap();
+        drop(s);
+        // A crash during the next write: half a record after the last one.
+        let seg = &segments(&dir)[0];
+        let bytes = std::fs::read(seg).unwrap();
+        let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+        let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+        f.write_all_at(&[200, 0, 0, 0, 9, 9, 9, 9, 1, 42, 42], end as u64)
+            .unwrap();
+        drop(f);
+
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        assert_eq!(indexes(&mut s).await, vec![1, 2, 3]);
+        // Appending after the recovered tail works and survives another reopen.
+        s.blocking_append([entry(1, 4, b"cmd")]).await.unwrap();
+        drop(s);
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        assert_eq!(indexes(&mut s).await, vec![1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn a_damaged_record_before_intact_ones_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        for i in 1..=3 {
+            s.blocking_append([entry(1, i, b"command bytes")])
+                .await
+                .unwrap();
+        }
+    });
+    let seg = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Flip a byte inside the first record's payload.
+    bytes[segment::HEADER_LEN as usize + 20] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = WalLogStore::open(&dir, "eu").unwrap_err().to_string();
+    assert!(err.contains("is corrupt") && err.contains(".wal"), "{err}");
+}
+
+#[test]
+fn a_truncated_or_foreign_segment_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    drop(WalLogStore::open_sized(&dir, "eu", 1 << 20).unwrap());
+    let seg = segments(&dir)[0].clone();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(4096).unwrap();
+    drop(f);
+    let err = WalLogStore::open(&dir, "eu").unwrap_err().to_string();
+    assert!(err.contains("is truncated"), "{err}");
+
+    std::fs::write(&seg, b"garbage, not a log").unwrap();
+    let err = WalLogStore::open(&dir, "eu").unwrap_err().to_string();
+    assert!(err.contains("not a Caravan Raft log segment"), "{err}");
+}
+
+#[test]
+fn segments_roll_over_and_purged_ones_are_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open_sized(&dir, "eu", 64 * 1024).unwrap();
+        s.save_vote(&Vote::new_committed(3, 9)).await.unwrap();
+        let body = vec![7u8; 1000];
+        for i in 1..=300 {
+            s.blocking_append([entry(3, i, &body)]).await.unwrap();
+        }
+        // One entry larger than a segment gets a segment of its own size.
+        s.blocking_append([entry(3, 301, &vec![1u8; 100_000])])
+            .await
+            .unwrap();
+        let before = segments(&dir).len();
+        assert!(before > 4, "{before} segments");
+        s.purge(log_id(3, 1, 290)).await.unwrap();
+        let after = segments(&dir).len();
+        assert!(
+            after < before,
+            "purged segments are deleted: {before} -> {after}"
+        );
+        assert_eq!(indexes(&mut s).await, (291..=301).collect::<Vec<_>>());
+        drop(s);
+
+        // The vote was written before any surviving segment: it lives on in their preludes.
+        let (mut s, _) = WalLogStore::open_sized(&dir, "eu", 64 * 1024).unwrap();
+        assert_eq!(
+            s.read_vote().await.unwrap(),
+            Some(Vote::new_committed(3, 9))
+        );
+        assert_eq!(indexes(&mut s).await, (291..=301).collect::<Vec<_>>());
+        let big = s.try_get_log_entries(301..302).await.unwrap();
+        assert_eq!(big[0].log_id, log_id(3, 1, 301));
+    });
+}
+
+#[test]
+fn a_missing_segment_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open_sized(&dir, "eu", 16 * 1024).unwrap();
+        for i in 1..=60 {
+            s.blocking_append([entry(1, i, &[5u8; 1000])])
+                .await
+                .unwrap();
+        }
+    });
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3);
+    std::fs::remove_file(&segs[1]).unwrap();
+    let err = WalLogStore::open(&dir, "eu").unwrap_err().to_string();
+    assert!(err.contains("is missing"), "{err}");
+}

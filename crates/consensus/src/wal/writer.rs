@@ -1,0 +1,329 @@
+//! The group-commit writer of the write-ahead log: one thread owns every write. It takes all
+//! operations queued since its last commit, encodes them as records at the end of the newest
+//! segment (opening a new segment when one is full), makes them durable with one
+//! `fdatasync`, then publishes them (entries become readable from disk) and reports:
+//! openraft's flush callbacks for appended entries, and a reply for callers that wait.
+
+use super::segment::{self, Kind};
+use super::{Inner, Loc, Shared};
+use crate::TypeConfig;
+use openraft::storage::LogFlushed;
+use openraft::{LogId, Vote};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Most operations folded into one commit.
+const MAX_BATCH: usize = 4096;
+
+/// Size of a new segment (larger when one record needs more).
+pub(crate) const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// One queued write.
+pub(crate) enum Op {
+    /// Make these appended entries durable (they are in `pending`), then call back.
+    Append {
+        ids: Vec<LogId<u64>>,
+        callback: LogFlushed<TypeConfig>,
+    },
+    /// Delete entries from this index on.
+    Truncate(u64),
+    /// Delete entries up to this log id.
+    Purge(LogId<u64>),
+    /// Record the vote.
+    Vote(Vote<u64>),
+    /// Record the committed log id.
+    Committed(Option<LogId<u64>>),
+}
+
+type Reply = Sender<Result<(), String>>;
+
+/// The writer thread's handle.
+pub(crate) struct Writer {
+    tx: Mutex<Sender<(Op, Option<Reply>)>>,
+}
+
+/// Where the next record goes.
+pub(crate) struct Tail {
+    pub(crate) seq: u64,
+    pub(crate) file: Arc<File>,
+    pub(crate) size: u64,
+    /// Offset of the next record.
+    pub(crate) at: u64,
+}
+
+impl Writer {
+    /// Starts the writer thread, appending at `tail`.
+    pub(crate) fn start(shared: Arc<Shared>, tail: Tail) -> std::io::Result<Writer> {
+        let (tx, rx) = channel();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || run(&shared, tail, rx))?;
+        Ok(Writer { tx: Mutex::new(tx) })
+    }
+
+    /// Queues an operation without waiting for its commit.
+    pub(crate) fn send(&self, op: Op) -> Result<(), String> {
+        self.queue(op, None)
+    }
+
+    /// Queues an operation and waits until it is durable.
+    pub(crate) fn wait(&self, op: Op) -> Result<(), String> {
+        let (reply, done) = channel();
+        self.queue(op, Some(reply))?;
+        done.recv()
+            .unwrap_or_else(|_| Err("the Raft log writer stopped".into()))
+    }
+
+    fn queue(&self, op: Op, reply: Option<Reply>) -> Result<(), String> {
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send((op, reply))
+            .map_err(|_| "the Raft log writer stopped".to_string())
+    }
+}
+
+fn run(shared: &Shared, mut tail: Tail, rx: Receiver<(Op, Option<Reply>)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(shared, &mut tail, &batch);
+        for (op, reply) in batch {
+            if let Op::Append { callback, .. } = op {
+                callback.log_io_completed(outcome.clone().map_err(std::io::Error::other));
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// What a batch changes once it is durable.
+enum Effect {
+    Entry(u64, Loc),
+    Truncate(u64),
+    Purge(LogId<u64>),
+    Vote(Vote<u64>),
+    Committed(Option<LogId<u64>>),
+}
+
+/// Records being written to one segment.
+struct Pass {
+    buf: Vec<u8>,
+    /// Vote, committed and purge point as of the records encoded so far: the prelude of a
+    /// new segment, so older segments can be deleted once their entries are purged.
+    vote: Option<Vote<u64>>,
+    committed: Option<LogId<u64>>,
+    purged: Option<LogId<u64>>,
+}
+
+impl Pass {
+    /// Appends a record to the tail segment, moving to a new segment first if it does not fit.
+    /// Returns the offset of its payload.
+    fn push(
+        &mut self,
+        shared: &Shared,
+        tail: &mut Tail,
+        kind: Kind,
+        parts: &[&[u8]],
+    ) -> Result<(u64, u64), String> {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let need = segment::RECORD_HEADER_LEN + len;
+        if tail.at + self.buf.len() as u64 + need > tail.size {
+            self.rotate(shared, tail, need)?;
+        }
+        let offset = tail.at + self.buf.len() as u64 + segment::RECORD_HEADER_LEN;
+        segment::encode_record(&mut self.buf, kind, parts);
+        Ok((tail.seq, offset))
+    }
+
+    /// Writes what is buffered for the tail segment and makes it durable.
+    fn flush(&mut self, tail: &mut Tail) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        tail.file
+            .write_all_at(&self.buf, tail.at)
+            .and_then(|()| tail.file.sync_data())
+            .map_err(|e| format!("cannot write the Raft log: {e}"))?;
+        tail.at += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Closes the tail segment and starts the next one with the current vote, committed and
+    /// purge point.
+    fn rotate(&mut self, shared: &Shared, tail: &mut Tail, need: u64) -> Result<(), String> {
+        self.flush(tail)?;
+        let seq = tail.seq + 1;
+        let size = shared.segment_size.max(segment::HEADER_LEN + need + 4096);
+        let file = segment::create(&shared.dir, seq, size).map_err(|e| {
+            format!(
+                "cannot create a Raft log segment in {}: {e}",
+                shared.dir.display()
+            )
+        })?;
+        let file = Arc::new(file);
+        shared.lock().files.insert(seq, file.clone());
+        *tail = Tail {
+            seq,
+            file,
+            size,
+            at: segment::HEADER_LEN,
+        };
+        let mut prelude = Vec::new();
+        if let Some(v) = &self.vote {
+            segment::encode_record(&mut prelude, Kind::Vote, &[&encode(v)?]);
+        }
+        if let Some(p) = &self.purged {
+            segment::encode_record(&mut prelude, Kind::Purge, &[&encode(p)?]);
+        }
+        segment::encode_record(&mut prelude, Kind::Committed, &[&encode(&self.committed)?]);
+        self.buf = prelude;
+        Ok(())
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serialize(v).map_err(|e| format!("cannot encode a Raft log record: {e}"))
+}
+
+/// Writes a batch durably and publishes its effects.
+fn commit(shared: &Shared, tail: &mut Tail, batch: &[(Op, Option<Reply>)]) -> Result<(), String> {
+    let mut pass = {
+        let inner = shared.lock();
+        Pass {
+            buf: Vec::new(),
+            vote: inner.vote,
+            committed: inner.committed,
+            purged: inner.last_purged,
+        }
+    };
+    let mut effects = Vec::new();
+    for (op, _) in batch {
+        match op {
+            Op::Append { ids, .. } => {
+                // Copy out what is still pending (a truncation may have dropped some).
+                let entries: Vec<_> = {
+                    let inner = shared.lock();
+                    ids.iter()
+                        .filter_map(|id| {
+                            inner
+                                .pending
+                                .get(&id.index)
+                                .filter(|e| e.log_id == *id)
+                                .cloned()
+                        })
+                        .collect()
+                };
+                for e in entries {
+                    let body = encode(&e)?;
+                    let id = e.log_id;
+                    let prefix = super::entry_prefix(&id);
+                    let (seq, offset) = pass.push(shared, tail, Kind::Entry, &[&prefix, &body])?;
+                    let len = u32::try_from(prefix.len() + body.len())
+                        .map_err(|_| "a Raft entry larger than 4 GiB".to_string())?;
+                    effects.push(Effect::Entry(
+                        id.index,
+                        Loc {
+                            seq,
+                            offset,
+                            len,
+                            log_id: id,
+                        },
+                    ));
+                }
+            }
+            Op::Truncate(from) => {
+                pass.push(shared, tail, Kind::Truncate, &[&from.to_le_bytes()])?;
+                effects.push(Effect::Truncate(*from));
+            }
+            Op::Purge(id) => {
+                pass.push(shared, tail, Kind::Purge, &[&encode(id)?])?;
+                pass.purged = Some(*id);
+                effects.push(Effect::Purge(*id));
+            }
+            Op::Vote(v) => {
+                pass.push(shared, tail, Kind::Vote, &[&encode(v)?])?;
+                pass.vote = Some(*v);
+                effects.push(Effect::Vote(*v));
+            }
+            Op::Committed(c) => {
+                pass.push(shared, tail, Kind::Committed, &[&encode(c)?])?;
+                pass.committed = *c;
+                effects.push(Effect::Committed(*c));
+            }
+        }
+    }
+    pass.flush(tail)?;
+    let mut purged = false;
+    {
+        let mut inner = shared.lock();
+        for effect in effects {
+            match effect {
+                Effect::Entry(index, loc) => {
+                    inner.index.split_off(&index);
+                    if inner
+                        .pending
+                        .get(&index)
+                        .is_some_and(|e| e.log_id == loc.log_id)
+                    {
+                        inner.pending.remove(&index);
+                    }
+                    inner.index.insert(index, loc);
+                }
+                Effect::Truncate(from) => {
+                    inner.index.split_off(&from);
+                }
+                Effect::Purge(id) => {
+                    inner.index = inner.index.split_off(&(id.index + 1));
+                    inner.last_purged = Some(id);
+                    purged = true;
+                }
+                Effect::Vote(v) => inner.vote = Some(v),
+                Effect::Committed(c) => inner.committed = c,
+            }
+        }
+    }
+    if purged {
+        remove_unused_segments(shared, tail.seq);
+    }
+    Ok(())
+}
+
+/// Deletes segments older than the tail that hold no live entry.
+fn remove_unused_segments(shared: &Shared, tail_seq: u64) {
+    let unused: Vec<u64> = {
+        let inner: std::sync::MutexGuard<'_, Inner> = shared.lock();
+        let live: std::collections::BTreeSet<u64> = inner.index.values().map(|l| l.seq).collect();
+        // Only a prefix of segments may go: replay needs every segment after the first kept.
+        inner
+            .files
+            .keys()
+            .copied()
+            .take_while(|s| *s < tail_seq && !live.contains(s))
+            .collect()
+    };
+    if unused.is_empty() {
+        return;
+    }
+    for seq in &unused {
+        let p = segment::path(&shared.dir, *seq);
+        if let Err(e) = std::fs::remove_file(&p) {
+            tracing::warn!(file = %p.display(), error = %e, "cannot remove a purged Raft log segment");
+            return;
+        }
+        shared.lock().files.remove(seq);
+    }
+    if let Err(e) = segment::sync_dir(&shared.dir) {
+        tracing::warn!(dir = %shared.dir.display(), error = %e, "cannot sync the Raft log directory");
+    }
+}
