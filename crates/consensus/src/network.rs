@@ -2,7 +2,8 @@
 //! RPC port). Messages are bincode; entry payloads inside them are already-encoded commands.
 //!
 //! [`Network`] is the sending side openraft uses; [`handle`] is the receiving side the server's
-//! peer handler calls for kinds starting with `raft/`.
+//! peer handler calls for kinds starting with `raft/`. Besides openraft's three RPCs,
+//! `raft/status` answers the leader watch (`leader_watch.rs`) with a server's [`Status`].
 
 use crate::{Raft, ServerNode, TypeConfig};
 use openraft::error::{
@@ -13,9 +14,10 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{LogId, Vote};
 use rpc::peer::{PeerCallError, PeerClient};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Peer-call kinds.
 pub const KIND_APPEND: &str = "raft/append";
@@ -23,6 +25,32 @@ pub const KIND_APPEND: &str = "raft/append";
 pub const KIND_VOTE: &str = "raft/vote";
 /// Peer-call kinds.
 pub const KIND_SNAPSHOT: &str = "raft/snapshot";
+/// Peer-call kinds: a server's [`Status`] (no request body), asked by the leader watch.
+pub const KIND_STATUS: &str = "raft/status";
+
+/// What a server says about its Raft member (`raft/status`), for a voter that suspects the
+/// leader is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Its Raft node ID.
+    pub id: u64,
+    /// Its vote (committed: it follows, or is, that term's leader).
+    pub vote: Vote<u64>,
+    /// Its last log ID, which a candidate's log must not be behind.
+    pub last_log: Option<LogId<u64>>,
+    /// Milliseconds since its vote was last refreshed (by the leader's appends, or by granting
+    /// a vote); none when not since it started.
+    pub vote_age_ms: Option<u64>,
+    /// Milliseconds until its lease on the leader runs out: it refuses votes until then.
+    pub lease_left_ms: u64,
+    /// It is the leader.
+    pub leading: bool,
+}
+
+/// Decodes a `raft/status` reply.
+pub(crate) fn decode_status(body: &[u8]) -> Result<Status, String> {
+    bincode::deserialize(body).map_err(|e| format!("cannot decode {KIND_STATUS} reply: {e}"))
+}
 
 /// Creates connections to peers for openraft.
 #[derive(Clone, Default)]
@@ -140,6 +168,11 @@ pub async fn handle(raft: &Raft, kind: &str, body: &[u8]) -> Result<Vec<u8>, Str
         KIND_APPEND => reply(&raft.append_entries(request(kind, body)?).await),
         KIND_VOTE => reply(&raft.vote(request(kind, body)?).await),
         KIND_SNAPSHOT => reply(&raft.install_snapshot(request(kind, body)?).await),
+        KIND_STATUS if body.is_empty() => reply(&crate::leader_watch::status(raft).await?),
+        KIND_STATUS => Err(format!(
+            "{kind} takes no request body ({} bytes sent)",
+            body.len()
+        )),
         other => Err(format!("unknown Raft call {other:?}")),
     }
 }

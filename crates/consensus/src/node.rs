@@ -2,6 +2,7 @@
 //! Writes, restores, membership changes, leadership and the receiving end of peer calls.
 
 use crate::batch::Batcher;
+use crate::leader_watch::{self, WatchGuard};
 use crate::network::{self, Network};
 use crate::snapshot::{Meta, SnapshotError, SnapshotStore};
 use crate::{
@@ -132,6 +133,7 @@ pub struct RaftNode {
     leadership: watch::Receiver<Leadership>,
     last_contact: Arc<Mutex<Option<Instant>>>,
     batcher: Batcher,
+    _watch: WatchGuard,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> WriteError {
@@ -169,7 +171,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let config = Arc::new(config);
-        let network = Network::new(peers);
+        let network = Network::new(peers.clone());
         let (raft, id, state, snapshots) = match storage {
             Storage::Durable { dir, region } => {
                 std::fs::create_dir_all(&dir).map_err(|e| {
@@ -203,8 +205,18 @@ impl RaftNode {
         };
         let leadership = watch_leadership(&raft);
         let batcher = Batcher::start(raft.clone());
+        let watch = leader_watch::start(
+            raft.clone(),
+            peers,
+            leader_watch::Timing::new(
+                settings.heartbeat_ms,
+                settings.election_min_ms,
+                settings.election_max_ms,
+            ),
+        );
         Ok(Self {
             batcher,
+            _watch: watch,
             raft,
             id,
             node,
@@ -402,6 +414,12 @@ impl RaftNode {
                 .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         }
         network::handle(&self.raft, kind, body).await
+    }
+
+    /// The openraft handle, for this crate's tests.
+    #[cfg(test)]
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
     }
 
     /// Stops Raft (after which writes fail).
