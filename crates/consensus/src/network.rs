@@ -9,7 +9,7 @@ use crate::{Raft, ServerNode, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -18,6 +18,7 @@ use openraft::{LogId, Vote};
 use rpc::peer::{PeerCallError, PeerClient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Peer-call kinds.
 pub const KIND_APPEND: &str = "raft/append";
@@ -56,12 +57,14 @@ pub(crate) fn decode_status(body: &[u8]) -> Result<Status, String> {
 #[derive(Clone, Default)]
 pub struct Network {
     client: PeerClient,
+    heartbeat: Duration,
 }
 
 impl Network {
-    /// A network sharing `client`'s connections.
-    pub fn new(client: PeerClient) -> Self {
-        Self { client }
+    /// A network sharing `client`'s connections, for a leader sending heartbeats every
+    /// `heartbeat`.
+    pub fn new(client: PeerClient, heartbeat: Duration) -> Self {
+        Self { client, heartbeat }
     }
 }
 
@@ -73,6 +76,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             client: self.client.clone(),
+            heartbeat: self.heartbeat,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Connection {
     target: u64,
     node: ServerNode,
     client: PeerClient,
+    heartbeat: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +106,14 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // openraft drops every call after `hard_ttl` and counts it as a timeout, which it
+        // retries at the next heartbeat. The peer call's own deadline is later, so that a slow
+        // answer is not reported as `Unreachable`: that makes openraft stop sending to the peer
+        // for a backoff, and a follower without heartbeats for that long calls an election.
+        let deadline = option.hard_ttl() * 2;
         let reply = self
             .client
-            .call(&self.node.rpc_addr, kind, body, option.hard_ttl())
+            .call(&self.node.rpc_addr, kind, body, deadline)
             .await
             .map_err(|e| match e {
                 PeerCallError::Unreachable { .. } => {
@@ -126,6 +136,18 @@ impl Connection {
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
+    /// After a peer could not be reached: retry after 1, 2 and 4 heartbeat intervals, within
+    /// the lease a follower gives its leader, so that a short outage does not make the follower
+    /// call an election; then every 500 ms (openraft's default) while it stays unreachable.
+    fn backoff(&self) -> Backoff {
+        let h = self.heartbeat.max(Duration::from_millis(1));
+        Backoff::new(
+            [h, h * 2, h * 4]
+                .into_iter()
+                .chain(std::iter::repeat(Duration::from_millis(500).max(h * 4))),
+        )
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

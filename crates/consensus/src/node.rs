@@ -171,7 +171,10 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let config = Arc::new(config);
-        let network = Network::new(peers.clone());
+        let network = Network::new(
+            peers.clone(),
+            std::time::Duration::from_millis(settings.heartbeat_ms),
+        );
         let (raft, id, state, snapshots) = match storage {
             Storage::Durable { dir, region } => {
                 std::fs::create_dir_all(&dir).map_err(|e| {
