@@ -52,13 +52,16 @@ impl Default for RaftSettings {
     fn default() -> Self {
         Self {
             // openraft 0.9 lets a follower elect only after the leader's lease
-            // (election_max_ms) plus a random election timeout. Shorter timeouts replace a dead
-            // leader faster but call spurious elections when a loaded machine delays
-            // heartbeats (20/100-200 ms did, before TCP_NODELAY removed 40 ms response stalls);
-            // `raft_multiplier` scales all three.
+            // (election_max_ms) plus a random election timeout, and a voter refuses votes until
+            // its lease has run out. The leader watch (leader_watch.rs) calls the election when
+            // the lease runs out, so the lease is what a failover costs; the timers, after
+            // 250-300 ms of silence, are the fallback. Shorter timing calls spurious elections
+            // when a loaded machine delays heartbeats (20/100-200 ms did, before TCP_NODELAY
+            // removed 40 ms response stalls and a slow append stopped silencing a follower for
+            // openraft's 500 ms backoff); `raft_multiplier` scales all three.
             heartbeat_ms: 30,
             election_min_ms: 100,
-            election_max_ms: 200,
+            election_max_ms: 150,
             snapshot_threshold: 8192,
             trailing_logs: 10240,
         }
