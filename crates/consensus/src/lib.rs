@@ -10,6 +10,8 @@
 //!   through [`StateHandle`]; snapshots are images of the store ([`snapshot`]), kept in a
 //!   [`SnapshotStore`] (a directory, or memory).
 //! - [`network`]: Raft RPCs between servers over the `rpc` crate's gRPC transport.
+//! - `leader_watch`: calls an election as soon as a dead leader is noticed, from the most
+//!   up-to-date survivor, instead of waiting for openraft's election timers.
 //!
 //! The server crate decides when to bootstrap, forwards to the leader and runs leader duties;
 //! this crate only makes entries durable, replicated and applied.
@@ -19,6 +21,7 @@
 #![allow(clippy::result_large_err)]
 
 mod batch;
+mod leader_watch;
 mod log_mem;
 pub mod network;
 mod node;
@@ -43,3 +46,5 @@ pub use openraft;
 
 #[cfg(test)]
 mod suite_tests;
+#[cfg(test)]
+mod watch_tests;

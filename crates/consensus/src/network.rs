@@ -2,20 +2,23 @@
 //! RPC port). Messages are bincode; entry payloads inside them are already-encoded commands.
 //!
 //! [`Network`] is the sending side openraft uses; [`handle`] is the receiving side the server's
-//! peer handler calls for kinds starting with `raft/`.
+//! peer handler calls for kinds starting with `raft/`. Besides openraft's three RPCs,
+//! `raft/status` answers the leader watch (`leader_watch.rs`) with a server's [`Status`].
 
 use crate::{Raft, ServerNode, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{LogId, Vote};
 use rpc::peer::{PeerCallError, PeerClient};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Peer-call kinds.
 pub const KIND_APPEND: &str = "raft/append";
@@ -23,17 +26,45 @@ pub const KIND_APPEND: &str = "raft/append";
 pub const KIND_VOTE: &str = "raft/vote";
 /// Peer-call kinds.
 pub const KIND_SNAPSHOT: &str = "raft/snapshot";
+/// Peer-call kinds: a server's [`Status`] (no request body), asked by the leader watch.
+pub const KIND_STATUS: &str = "raft/status";
+
+/// What a server says about its Raft member (`raft/status`), for a voter that suspects the
+/// leader is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Its Raft node ID.
+    pub id: u64,
+    /// Its vote (committed: it follows, or is, that term's leader).
+    pub vote: Vote<u64>,
+    /// Its last log ID, which a candidate's log must not be behind.
+    pub last_log: Option<LogId<u64>>,
+    /// Milliseconds since its vote was last refreshed (by the leader's appends, or by granting
+    /// a vote); none when not since it started.
+    pub vote_age_ms: Option<u64>,
+    /// Milliseconds until its lease on the leader runs out: it refuses votes until then.
+    pub lease_left_ms: u64,
+    /// It is the leader.
+    pub leading: bool,
+}
+
+/// Decodes a `raft/status` reply.
+pub(crate) fn decode_status(body: &[u8]) -> Result<Status, String> {
+    bincode::deserialize(body).map_err(|e| format!("cannot decode {KIND_STATUS} reply: {e}"))
+}
 
 /// Creates connections to peers for openraft.
 #[derive(Clone, Default)]
 pub struct Network {
     client: PeerClient,
+    heartbeat: Duration,
 }
 
 impl Network {
-    /// A network sharing `client`'s connections.
-    pub fn new(client: PeerClient) -> Self {
-        Self { client }
+    /// A network sharing `client`'s connections, for a leader sending heartbeats every
+    /// `heartbeat`.
+    pub fn new(client: PeerClient, heartbeat: Duration) -> Self {
+        Self { client, heartbeat }
     }
 }
 
@@ -45,6 +76,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             client: self.client.clone(),
+            heartbeat: self.heartbeat,
         }
     }
 }
@@ -54,6 +86,7 @@ pub struct Connection {
     target: u64,
     node: ServerNode,
     client: PeerClient,
+    heartbeat: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +106,14 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // openraft drops every call after `hard_ttl` and counts it as a timeout, which it
+        // retries at the next heartbeat. The peer call's own deadline is later, so that a slow
+        // answer is not reported as `Unreachable`: that makes openraft stop sending to the peer
+        // for a backoff, and a follower without heartbeats for that long calls an election.
+        let deadline = option.hard_ttl() * 2;
         let reply = self
             .client
-            .call(&self.node.rpc_addr, kind, body, option.hard_ttl())
+            .call(&self.node.rpc_addr, kind, body, deadline)
             .await
             .map_err(|e| match e {
                 PeerCallError::Unreachable { .. } => {
@@ -98,6 +136,18 @@ impl Connection {
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
+    /// After a peer could not be reached: retry after 1, 2 and 4 heartbeat intervals, within
+    /// the lease a follower gives its leader, so that a short outage does not make the follower
+    /// call an election; then every 500 ms (openraft's default) while it stays unreachable.
+    fn backoff(&self) -> Backoff {
+        let h = self.heartbeat.max(Duration::from_millis(1));
+        Backoff::new(
+            [h, h * 2, h * 4]
+                .into_iter()
+                .chain(std::iter::repeat(Duration::from_millis(500).max(h * 4))),
+        )
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -140,6 +190,11 @@ pub async fn handle(raft: &Raft, kind: &str, body: &[u8]) -> Result<Vec<u8>, Str
         KIND_APPEND => reply(&raft.append_entries(request(kind, body)?).await),
         KIND_VOTE => reply(&raft.vote(request(kind, body)?).await),
         KIND_SNAPSHOT => reply(&raft.install_snapshot(request(kind, body)?).await),
+        KIND_STATUS if body.is_empty() => reply(&crate::leader_watch::status(raft).await?),
+        KIND_STATUS => Err(format!(
+            "{kind} takes no request body ({} bytes sent)",
+            body.len()
+        )),
         other => Err(format!("unknown Raft call {other:?}")),
     }
 }

@@ -2,6 +2,7 @@
 //! Writes, restores, membership changes, leadership and the receiving end of peer calls.
 
 use crate::batch::Batcher;
+use crate::leader_watch::{self, WatchGuard};
 use crate::network::{self, Network};
 use crate::snapshot::{Meta, SnapshotError, SnapshotStore};
 use crate::{
@@ -51,13 +52,16 @@ impl Default for RaftSettings {
     fn default() -> Self {
         Self {
             // openraft 0.9 lets a follower elect only after the leader's lease
-            // (election_max_ms) plus a random election timeout. Shorter timeouts replace a dead
-            // leader faster but call spurious elections when a loaded machine delays
-            // heartbeats (20/100-200 ms did, before TCP_NODELAY removed 40 ms response stalls);
-            // `raft_multiplier` scales all three.
+            // (election_max_ms) plus a random election timeout, and a voter refuses votes until
+            // its lease has run out. The leader watch (leader_watch.rs) calls the election when
+            // the lease runs out, so the lease is what a failover costs; the timers, after
+            // 250-300 ms of silence, are the fallback. Shorter timing calls spurious elections
+            // when a loaded machine delays heartbeats (20/100-200 ms did, before TCP_NODELAY
+            // removed 40 ms response stalls and a slow append stopped silencing a follower for
+            // openraft's 500 ms backoff); `raft_multiplier` scales all three.
             heartbeat_ms: 30,
             election_min_ms: 100,
-            election_max_ms: 200,
+            election_max_ms: 150,
             snapshot_threshold: 8192,
             trailing_logs: 10240,
         }
@@ -132,6 +136,7 @@ pub struct RaftNode {
     leadership: watch::Receiver<Leadership>,
     last_contact: Arc<Mutex<Option<Instant>>>,
     batcher: Batcher,
+    _watch: WatchGuard,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> WriteError {
@@ -169,7 +174,10 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let config = Arc::new(config);
-        let network = Network::new(peers);
+        let network = Network::new(
+            peers.clone(),
+            std::time::Duration::from_millis(settings.heartbeat_ms),
+        );
         let (raft, id, state, snapshots) = match storage {
             Storage::Durable { dir, region } => {
                 std::fs::create_dir_all(&dir).map_err(|e| {
@@ -203,8 +211,18 @@ impl RaftNode {
         };
         let leadership = watch_leadership(&raft);
         let batcher = Batcher::start(raft.clone());
+        let watch = leader_watch::start(
+            raft.clone(),
+            peers,
+            leader_watch::Timing::new(
+                settings.heartbeat_ms,
+                settings.election_min_ms,
+                settings.election_max_ms,
+            ),
+        );
         Ok(Self {
             batcher,
+            _watch: watch,
             raft,
             id,
             node,
@@ -402,6 +420,12 @@ impl RaftNode {
                 .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         }
         network::handle(&self.raft, kind, body).await
+    }
+
+    /// The openraft handle, for this crate's tests.
+    #[cfg(test)]
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
     }
 
     /// Stops Raft (after which writes fail).
