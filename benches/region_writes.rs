@@ -71,6 +71,28 @@ fn main() {
     println!(
         "{servers}-server region over loopback, durable store; writes to the leader over gRPC"
     );
+    // What the region costs with no writes at all (heartbeats, timers), over 3 s.
+    {
+        let pids: Vec<String> = c
+            .servers
+            .iter()
+            .filter_map(|s| s.pid())
+            .map(|p| p.to_string())
+            .collect();
+        let before: Vec<Duration> = pids.iter().map(|p| cpu_time(p)).collect();
+        std::thread::sleep(Duration::from_secs(3));
+        let idle: Vec<String> = pids
+            .iter()
+            .zip(&before)
+            .map(|(p, b)| {
+                format!(
+                    "{:.1}%",
+                    cpu_time(p).saturating_sub(*b).as_secs_f64() * 100.0 / 3.0
+                )
+            })
+            .collect();
+        println!("idle region: servers use {} of a core", idle.join(" + "));
+    }
     // UNARY=1: one gRPC call per write instead of the shared call stream (for comparison).
     let unary = std::env::var("UNARY").is_ok_and(|v| !v.is_empty() && v != "0");
     if unary {
