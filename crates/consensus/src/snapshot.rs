@@ -9,9 +9,9 @@
 //! `config` is free-form), each tracked version once and each job that allocations embed but
 //! that is no longer tracked once; summaries, nodes and evaluations; then the allocations, in
 //! chunks of a compact encoding (`snapshot/allocs.rs`: per-chunk tables of the strings and
-//! values they repeat, fields by reference) that decode on all cores. A million allocations
-//! take 84 MB (860 MB in `CRVNSNP2`). Older formats (`CRVNSNP1`, `CRVNSNP2`) are refused with an
-//! error that names them.
+//! values they repeat, fields by reference) that decode on all cores. The million allocations
+//! of the `region_restart` bench take 84 MB (860 MB in `CRVNSNP2`). Older formats (`CRVNSNP1`,
+//! `CRVNSNP2`) are refused with an error that names them.
 
 mod allocs;
 
@@ -819,3 +819,6 @@ mod tests {
         assert_eq!(again.load().unwrap().unwrap(), sample());
     }
 }
+
+#[cfg(test)]
+mod profile;
