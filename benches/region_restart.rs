@@ -5,9 +5,12 @@
 //! 100 jobs is built in process and written into each server's data dir exactly as a region
 //! leaves it after compaction: the snapshot file, and a Raft log purged up to it. Then, `RUNS`
 //! times (default 3): start the servers, wait until a leader answers a consistent read of an
-//! allocation and the job summaries, report the time, stop the servers (SIGINT).
+//! allocation and the job summaries, report the time and each agent's CPU time and RSS so far,
+//! stop the servers (SIGINT).
 //!
-//! Run: `cargo bench --bench region_restart` (`ALLOCS=100000` for a quick run).
+//! Run: `cargo bench --bench region_restart` (`ALLOCS=100000` for a quick run; `RUNS=0` for the
+//! in-process encode/decode/rebuild figures only; `PROFILE=n` decodes and rebuilds `n` more
+//! times in process, for `perf record`; `LOGS=1` prints the agents' logs).
 
 #![allow(
     clippy::disallowed_types,
@@ -146,6 +149,34 @@ fn alloc(job: &Arc<structs::Job>, k: usize) -> Allocation {
     }
 }
 
+/// CPU seconds (user, system) the agent process of `s` has used so far and its resident
+/// memory in MB, found in /proc by its config path (Linux; clock ticks taken as 100 Hz).
+fn agent_usage(s: &cluster::Node) -> Option<(f64, f64, f64)> {
+    let dir = format!("{}/", s.data_dir.parent()?.display());
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Ok(entry) = entry else { continue };
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if !(cmd.contains("agent") && cmd.contains(&dir)) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok().map(|t| t / 100.0);
+        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+        let rss_kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        return Some((ticks(11)?, ticks(12)?, rss_kb / 1000.0));
+    }
+    None
+}
+
 /// Writes each server's data dir as compaction leaves it: the snapshot, and a log purged up to
 /// the snapshot's last entry with that entry committed.
 fn seed(c: &cluster::Cluster, mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<u8>) {
@@ -223,11 +254,20 @@ fn main() {
     let back = StateStore::from_image(image).unwrap();
     let rebuilt = t.elapsed();
     assert_eq!(back.allocs().count(), allocs);
-    drop((bytes, back, state));
+    drop(back);
+    // `PROFILE=n`: decode and rebuild n more times (for `perf record`).
+    for _ in 0..env("PROFILE", 0) {
+        let (_, image) = snapshot::decode(&bytes).unwrap();
+        drop(StateStore::from_image(image).unwrap());
+    }
+    drop((bytes, state));
     eprintln!(
         "snapshot: {:.1} MB; encode {encode:?}; read+decode {decoded:?}; rebuild {rebuilt:?}",
         size as f64 / 1e6
     );
+    if runs == 0 {
+        return;
+    }
 
     let mut times = Vec::new();
     for run in 0..runs {
@@ -254,7 +294,16 @@ fn main() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let took = t.elapsed();
-        eprintln!("run {run}: serving after {took:?}");
+        let usage: Vec<String> = c
+            .servers
+            .iter()
+            .filter_map(agent_usage)
+            .map(|(user, sys, rss)| format!("{user:.1}+{sys:.1} CPU-s, {rss:.0} MB"))
+            .collect();
+        eprintln!(
+            "run {run}: serving after {took:?}; each agent so far (user+system CPU, RSS): {}",
+            usage.join("; ")
+        );
         times.push(took);
         for s in &mut c.servers {
             s.stop();

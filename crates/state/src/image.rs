@@ -1,76 +1,160 @@
 //! A serializable image of the whole store, for Raft snapshots and `operator snapshot save`.
 //!
-//! Allocations normally embed the job version they run; an image stores each such job once (in
-//! the job's tracked versions) and re-links it on load, so an image of a million allocations
-//! of one job does not hold a million copies of that job.
+//! An image shares the store's objects (`Arc`s): taking one copies no job, node or allocation,
+//! so a snapshot of a million allocations costs pointer copies, not deep copies.
+//!
+//! Allocations normally embed the job version they run. The image marks each allocation whose
+//! job is one of the job's tracked versions with that version, so an encoder can store the job
+//! once (in the tracked versions) and `from_image` re-links it: an image of a million
+//! allocations of one job does not need a million copies of that job.
 
 use crate::{JobKey, StateStore, Table};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use structs::{Allocation, Evaluation, Job, JobSummary, Node};
 
 /// Everything a store holds; the secondary indexes are rebuilt on load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateImage {
     /// The index of the last applied command.
     pub latest_index: u64,
     /// Per-table indexes.
     pub table_index: Vec<(Table, u64)>,
     /// Current jobs.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<Arc<Job>>,
     /// Tracked versions per job, oldest first.
-    pub job_versions: Vec<(JobKey, Vec<Job>)>,
+    pub job_versions: Vec<(JobKey, Vec<Arc<Job>>)>,
     /// Job summaries.
-    pub summaries: Vec<JobSummary>,
+    pub summaries: Vec<Arc<JobSummary>>,
     /// Client nodes.
-    pub nodes: Vec<Node>,
-    /// Allocations; `Some(version)` means the job was stripped and is that tracked version.
-    pub allocs: Vec<(Option<u64>, Allocation)>,
+    pub nodes: Vec<Arc<Node>>,
+    /// Allocations, ordered by ID. `Some(version)`: the allocation runs that tracked version of
+    /// its job, so its `job` may be left out (`None`); `from_image` links it.
+    pub allocs: Vec<(Option<u64>, Arc<Allocation>)>,
     /// Evaluations.
-    pub evals: Vec<Evaluation>,
+    pub evals: Vec<Arc<Evaluation>>,
+}
+
+/// FNV-1a: the grouping of a million allocations by node and job hashes short IDs, where
+/// SipHash's setup dominates. Not exposed to untrusted keys for long: the maps live only
+/// while a store is rebuilt.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// Sorted, de-duplicated IDs as an ordered set.
+fn id_set(mut ids: Vec<&str>) -> OrdSet<String> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().map(str::to_string).collect()
+}
+
+/// Links each allocation marked with a tracked version and left without its job to that
+/// version, and drops the marks.
+fn link_jobs(
+    s: &StateStore,
+    allocs: Vec<(Option<u64>, Arc<Allocation>)>,
+) -> Result<Vec<Arc<Allocation>>, String> {
+    // Looked up by borrowed (namespace, job ID), not by building a key per allocation.
+    let mut versions: FnvMap<(&str, &str), &imbl::Vector<Arc<Job>>> = FnvMap::default();
+    for ((ns, id), v) in s.job_versions.iter() {
+        versions.insert((ns.as_str(), id.as_str()), v);
+    }
+    let mut out = Vec::with_capacity(allocs.len());
+    for (version, mut alloc) in allocs {
+        if let (Some(version), None) = (version, &alloc.job) {
+            let ns = if alloc.namespace.is_empty() {
+                "default"
+            } else {
+                alloc.namespace.as_str()
+            };
+            let job = versions
+                .get(&(ns, alloc.job_id.as_str()))
+                .and_then(|vs| vs.iter().find(|j| j.version == version))
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "allocation {} refers to version {version} of job {:?}, which the \
+                         snapshot does not hold",
+                        alloc.id, alloc.job_id
+                    )
+                })?;
+            // Unique when freshly decoded, so this copies nothing.
+            Arc::make_mut(&mut alloc).job = Some(job);
+        }
+        out.push(alloc);
+    }
+    Ok(out)
 }
 
 impl StateStore {
-    /// The store as a serializable image.
+    /// The store as an image. Shares every object with the store: no deep copies.
     pub fn to_image(&self) -> StateImage {
+        // Which tracked version each distinct job object is (usually the very `Arc` kept in
+        // the versions; a job decoded from a command is a copy, matched by version).
+        let mut tracked: FnvMap<*const Job, Option<u64>> = FnvMap::default();
+        for versions in self.job_versions.values() {
+            for v in versions {
+                tracked.insert(Arc::as_ptr(v), Some(v.version));
+            }
+        }
         let allocs = self
             .allocs
             .values()
             .map(|a| {
-                let tracked = a.job.as_ref().and_then(|job| {
-                    let key = crate::job_key(&a.namespace, &a.job_id);
-                    let versions = self.job_versions.get(&key)?;
-                    versions
-                        .iter()
-                        .any(|v| {
-                            Arc::ptr_eq(v, job)
-                                || (v.version == job.version
-                                    && v.job_modify_index == job.job_modify_index)
+                let version = a.job.as_ref().and_then(|job| {
+                    *tracked.entry(Arc::as_ptr(job)).or_insert_with(|| {
+                        let key = crate::job_key(&a.namespace, &a.job_id);
+                        self.job_versions.get(&key).and_then(|versions| {
+                            versions
+                                .iter()
+                                .any(|v| {
+                                    v.version == job.version
+                                        && v.job_modify_index == job.job_modify_index
+                                })
+                                .then_some(job.version)
                         })
-                        .then_some(job.version)
+                    })
                 });
-                let mut alloc = (**a).clone();
-                if tracked.is_some() {
-                    alloc.job = None;
-                }
-                (tracked, alloc)
+                (version, Arc::clone(a))
             })
             .collect();
         StateImage {
             latest_index: self.latest_index,
             table_index: self.table_index.iter().map(|(t, i)| (*t, *i)).collect(),
-            jobs: self.jobs.values().map(|j| (**j).clone()).collect(),
+            jobs: self.jobs.values().cloned().collect(),
             job_versions: self
                 .job_versions
                 .iter()
-                .map(|(k, v)| (k.clone(), v.iter().map(|j| (**j).clone()).collect()))
+                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
                 .collect(),
-            summaries: self.summaries.values().map(|s| (**s).clone()).collect(),
-            nodes: self.nodes.values().map(|n| (**n).clone()).collect(),
+            summaries: self.summaries.values().cloned().collect(),
+            nodes: self.nodes.values().cloned().collect(),
             allocs,
-            evals: self.evals.values().map(|e| (**e).clone()).collect(),
+            evals: self.evals.values().cloned().collect(),
         }
     }
 
@@ -84,50 +168,22 @@ impl StateStore {
         };
         for job in image.jobs {
             let key = crate::job_key(&job.namespace, &job.id);
-            s.jobs.insert(key, Arc::new(job));
+            s.jobs.insert(key, job);
         }
         for (key, versions) in image.job_versions {
-            let versions: imbl::Vector<Arc<Job>> = versions.into_iter().map(Arc::new).collect();
-            s.job_versions.insert(key, versions);
+            s.job_versions.insert(key, versions.into_iter().collect());
         }
         for summary in image.summaries {
             let key = crate::job_key(&summary.namespace, &summary.job_id);
-            s.summaries.insert(key, Arc::new(summary));
+            s.summaries.insert(key, summary);
         }
         for node in image.nodes {
-            s.nodes.insert(node.id.clone(), Arc::new(node));
+            s.nodes.insert(node.id.clone(), node);
         }
-        // Link each allocation to its job version (looked up by job ID, not by building a key
-        // per allocation), then build the allocation map and the two indexes on separate
-        // threads: a restart with a million allocations spends most of its time here.
-        let mut versions_by_id: HashMap<&str, Vec<&Arc<Job>>> = HashMap::new();
-        for versions in s.job_versions.values() {
-            for j in versions {
-                versions_by_id.entry(j.id.as_str()).or_default().push(j);
-            }
-        }
-        let mut allocs = Vec::with_capacity(image.allocs.len());
-        for (version, mut alloc) in image.allocs {
-            if let Some(version) = version {
-                let job = versions_by_id
-                    .get(alloc.job_id.as_str())
-                    .and_then(|vs| {
-                        vs.iter()
-                            .find(|j| j.version == version && j.namespace == alloc.namespace)
-                    })
-                    .map(|j| Arc::clone(j))
-                    .ok_or_else(|| {
-                        format!(
-                            "allocation {} refers to version {version} of job {:?}, which the \
-                             snapshot does not hold",
-                            alloc.id, alloc.job_id
-                        )
-                    })?;
-                alloc.job = Some(job);
-            }
-            allocs.push(Arc::new(alloc));
-        }
-        let (map, (by_job, by_node)) = std::thread::scope(|scope| {
+        let allocs = link_jobs(&s, image.allocs)?;
+        // The allocation map and its two indexes are independent: build them on separate
+        // threads. A restart with a million allocations spends most of its rebuild here.
+        let (map, by_job, by_node) = std::thread::scope(|scope| {
             let map = scope.spawn(|| {
                 allocs
                     .iter()
@@ -135,51 +191,48 @@ impl StateStore {
                     .collect::<OrdMap<String, Arc<Allocation>>>()
             });
             let by_job = scope.spawn(|| {
-                let mut groups: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+                let mut groups: FnvMap<(&str, &str), Vec<&str>> = FnvMap::default();
                 for a in &allocs {
                     groups
                         .entry((a.namespace.as_str(), a.job_id.as_str()))
                         .or_default()
-                        .push(a.id.clone());
+                        .push(a.id.as_str());
                 }
-                groups
-                    .into_iter()
-                    .map(|((ns, id), ids)| {
-                        (
-                            crate::job_key(ns, id),
-                            ids.into_iter().collect::<OrdSet<String>>(),
-                        )
-                    })
-                    .collect::<OrdMap<JobKey, OrdSet<String>>>()
+                let mut out: OrdMap<JobKey, OrdSet<String>> = OrdMap::new();
+                for ((ns, id), ids) in groups {
+                    let key = crate::job_key(ns, id);
+                    let set = id_set(ids);
+                    match out.get_mut(&key) {
+                        // "" and "default" are one namespace.
+                        Some(existing) => existing.extend(set),
+                        None => {
+                            out.insert(key, set);
+                        }
+                    }
+                }
+                out
             });
-            let mut groups: HashMap<&str, Vec<String>> = HashMap::new();
+            let mut groups: FnvMap<&str, Vec<&str>> = FnvMap::default();
             for a in &allocs {
                 groups
                     .entry(a.node_id.as_str())
                     .or_default()
-                    .push(a.id.clone());
+                    .push(a.id.as_str());
             }
             let by_node = groups
                 .into_iter()
-                .map(|(node, ids)| {
-                    (
-                        node.to_string(),
-                        ids.into_iter().collect::<OrdSet<String>>(),
-                    )
-                })
+                .map(|(node, ids)| (node.to_string(), id_set(ids)))
                 .collect::<OrdMap<String, OrdSet<String>>>();
-            let map = map.join().unwrap_or_default();
-            let by_job = by_job.join().unwrap_or_default();
-            (map, (by_job, by_node))
+            (map.join(), by_job.join(), by_node)
         });
-        s.allocs = map;
-        s.allocs_by_job = by_job;
+        s.allocs = map.map_err(|_| "building the allocation map failed".to_string())?;
+        s.allocs_by_job = by_job.map_err(|_| "building the job index failed".to_string())?;
         s.allocs_by_node = by_node;
         let mut evals_by_job: OrdMap<JobKey, OrdSet<String>> = OrdMap::new();
         for eval in image.evals {
             let key = crate::job_key(&eval.namespace, &eval.job_id);
             evals_by_job.entry(key).or_default().insert(eval.id.clone());
-            s.evals.insert(eval.id.clone(), Arc::new(eval));
+            s.evals.insert(eval.id.clone(), eval);
         }
         s.evals_by_job = evals_by_job;
         Ok(s)
@@ -206,6 +259,7 @@ impl StateStore {
 mod tests {
     use crate::allocs::tests::alloc;
     use crate::{Command, PlanResult, StateStore};
+    use std::sync::Arc;
     use structs::{mock, Evaluation};
 
     #[test]
@@ -263,11 +317,52 @@ mod tests {
     }
 
     #[test]
+    fn an_image_shares_the_stores_objects_and_links_stripped_jobs_on_load() {
+        let mut s = StateStore::new();
+        s.apply(
+            1,
+            Command::JobRegister {
+                job: Box::new(mock::job("web", 1)),
+                eval: None,
+                enforce_index: None,
+                now: 1,
+            },
+        )
+        .unwrap();
+        let version = s.job_versions("default", "web")[0].clone();
+        let mut a = alloc("a1", "n1", &version);
+        a.job = Some(version.clone());
+        let result = PlanResult {
+            allocs_upserted: vec![a],
+            now: 2,
+            ..Default::default()
+        };
+        s.apply(2, Command::PlanApply(result)).unwrap();
+        let image = s.to_image();
+        let (mark, stored) = &image.allocs[0];
+        assert_eq!(*mark, Some(version.version));
+        assert!(Arc::ptr_eq(stored, s.alloc_by_id("a1").unwrap()), "no copy");
+        assert!(Arc::ptr_eq(
+            &image.jobs[0],
+            s.job_by_id("default", "web").unwrap()
+        ));
+        // An encoder leaves the tracked job out; loading links the version back.
+        let mut stripped = image.clone();
+        let mut alone = (**stored).clone();
+        alone.job = None;
+        stripped.allocs[0].1 = Arc::new(alone);
+        let back = StateStore::from_image(stripped).unwrap();
+        let job = back.alloc_by_id("a1").and_then(|a| a.job.clone()).unwrap();
+        assert!(Arc::ptr_eq(&job, &back.job_versions("default", "web")[0]));
+        assert_eq!(back.to_image(), image);
+    }
+
+    #[test]
     fn an_alloc_naming_a_missing_version_is_an_error() {
         let mut image = super::StateImage::default();
         let mut a = alloc("a1", "n1", &mock::job("web", 1));
         a.job = None;
-        image.allocs.push((Some(3), a));
+        image.allocs.push((Some(3), Arc::new(a)));
         let err = StateStore::from_image(image).unwrap_err();
         assert!(err.contains("version 3"), "{err}");
     }

@@ -1,0 +1,195 @@
+//! A profiling harness for snapshot encode, decode and state rebuild (ignored; run by hand,
+//! e.g. under `perf record` or `perf stat`):
+//! `ALLOCS=1000000 cargo test --release -p consensus profile_decode -- --ignored --nocapture`.
+//! `SNAP=<file>` decodes that file if it exists (else builds the state and writes it there),
+//! so a run can time a cold decode in a fresh process; `REPEAT=n` decodes n times. The test
+//! binary uses the system allocator, the agent mimalloc: preload one to compare.
+
+use super::*;
+use state::StateStore;
+use std::collections::BTreeMap;
+use structs::{
+    mock, AllocatedCpuResources, AllocatedMemoryResources, AllocatedResources,
+    AllocatedTaskResources, Allocation, TaskEvent, TaskState,
+};
+use tokio::time::Instant;
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (100 Hz).
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn alloc(job: &Arc<Job>, k: usize) -> Allocation {
+    let mut tasks = BTreeMap::new();
+    tasks.insert(
+        "web".to_string(),
+        AllocatedTaskResources {
+            cpu: AllocatedCpuResources { cpu_shares: 500 },
+            memory: AllocatedMemoryResources {
+                memory_mb: 256,
+                memory_max_mb: 0,
+            },
+        },
+    );
+    let mut task_states = BTreeMap::new();
+    task_states.insert(
+        "web".to_string(),
+        TaskState {
+            state: "running".into(),
+            started_at: Some("2026-11-22T10:00:00Z".into()),
+            events: ["Received", "Task Setup", "Started"]
+                .iter()
+                .map(|t| TaskEvent {
+                    event_type: t.to_string(),
+                    time: 1_700_000_000_000_000_000,
+                    display_message: format!("{t} event"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+    );
+    Allocation {
+        id: structs::derive_uuid(&job.id, k as u64),
+        namespace: "default".into(),
+        eval_id: structs::derive_uuid("eval", 0),
+        name: format!("{}.web[{k}]", job.id),
+        node_id: format!("node-{:04}", k % 1000),
+        node_name: format!("node-{:04}", k % 1000),
+        job_id: job.id.clone(),
+        job: Some(job.clone()),
+        task_group: "web".into(),
+        allocated_resources: AllocatedResources {
+            tasks,
+            ..Default::default()
+        },
+        desired_status: "run".into(),
+        client_status: "running".into(),
+        task_states,
+        create_index: 2000 + k as u64 / 10_000,
+        modify_index: 2000 + k as u64 / 10_000,
+        alloc_modify_index: 2000 + k as u64 / 10_000,
+        create_time: 2,
+        modify_time: 2,
+        ..Default::default()
+    }
+}
+
+/// Like the region_restart bench's state, built directly as an image (fast).
+pub(crate) fn big_state(allocs: usize) -> StateStore {
+    let mut image = StateImage {
+        latest_index: 10_000,
+        ..Default::default()
+    };
+    for i in 0..1000 {
+        image
+            .nodes
+            .push(Arc::new(mock::node(&format!("node-{i:04}"))));
+    }
+    let jobs = 100;
+    let per_job = allocs / jobs;
+    for j in 0..jobs {
+        let mut job = mock::job(&format!("job-{j}"), per_job as i64);
+        job.namespace = "default".into();
+        let job = Arc::new(job);
+        image.jobs.push(job.clone());
+        image
+            .job_versions
+            .push((("default".to_string(), job.id.clone()), vec![job.clone()]));
+        image.summaries.push(Arc::new(JobSummary {
+            job_id: job.id.clone(),
+            namespace: "default".into(),
+            ..Default::default()
+        }));
+        for k in 0..per_job {
+            image.allocs.push((Some(0), Arc::new(alloc(&job, k))));
+        }
+    }
+    image.allocs.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    StateStore::from_image(image).unwrap()
+}
+
+#[test]
+#[ignore]
+fn profile_decode() {
+    let n = std::env::var("ALLOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let repeat = std::env::var("REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    // `SNAP=path`: decode that file if it exists, else build the state and write it there.
+    let file = std::env::var("SNAP").ok();
+    let bytes = match file.as_deref().map(fs::read) {
+        Some(Ok(bytes)) => bytes,
+        _ => {
+            let t = Instant::now();
+            let state = big_state(n);
+            eprintln!("built {n} allocations in {:?}", t.elapsed());
+            let (t, c) = (Instant::now(), cpu_seconds());
+            let image = state.to_image();
+            eprintln!(
+                "to_image: {:?} ({:.2} cpu-s)",
+                t.elapsed(),
+                cpu_seconds() - c
+            );
+            let (t, c) = (Instant::now(), cpu_seconds());
+            let bytes = encode(&Meta::default(), &image).unwrap();
+            eprintln!(
+                "encode: {:?} ({:.2} cpu-s), {:.1} MB",
+                t.elapsed(),
+                cpu_seconds() - c,
+                bytes.len() as f64 / 1e6
+            );
+            if let Some(f) = &file {
+                fs::write(f, &bytes).unwrap();
+            }
+            bytes
+        }
+    };
+    for _ in 0..repeat {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let (_, image) = decode(&bytes).unwrap();
+        let (t1, c1) = (t.elapsed(), cpu_seconds() - c);
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let back = StateStore::from_image(image).unwrap();
+        let (t2, c2) = (t.elapsed(), cpu_seconds() - c);
+        let (t, c) = (Instant::now(), cpu_seconds());
+        assert!(back.allocs().count() > 0);
+        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .unwrap_or_default();
+        eprintln!("loaded: {rss}");
+        drop(back);
+        eprintln!(
+            "decode {t1:?} ({c1:.2} cpu-s); rebuild {t2:?} ({c2:.2} cpu-s); drop {:?} ({:.2} cpu-s)",
+            t.elapsed(),
+            cpu_seconds() - c
+        );
+    }
+}
+
+/// The in-memory size of an allocation's parts (its memory, not its encoding, is what a
+/// cold load spends most time faulting in).
+#[test]
+#[ignore]
+fn sizes() {
+    use std::mem::size_of;
+    eprintln!(
+        "Allocation {} TaskState {} TaskEvent {} AllocMetric {} AllocatedResources {} AllocatedTaskResources {}",
+        size_of::<Allocation>(),
+        size_of::<TaskState>(),
+        size_of::<TaskEvent>(),
+        size_of::<structs::AllocMetric>(),
+        size_of::<AllocatedResources>(),
+        size_of::<AllocatedTaskResources>()
+    );
+}
