@@ -14,13 +14,28 @@ use structs::{
 };
 use tokio::time::Instant;
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz).
+/// CPU seconds (user, system) this process has used (clock ticks taken as 100 Hz).
+fn cpu() -> (f64, f64) {
     let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (t(11), t(12))
+}
+
+/// "wall (user+system CPU-s)" since `start`.
+fn since(start: (Instant, (f64, f64))) -> String {
+    let (u, s) = cpu();
+    format!(
+        "{:.2?} ({:.2}+{:.2} cpu-s)",
+        start.0.elapsed(),
+        u - start.1 .0,
+        s - start.1 .1
+    )
+}
+
+fn now() -> (Instant, (f64, f64)) {
+    (Instant::now(), cpu())
 }
 
 fn alloc(job: &Arc<Job>, k: usize) -> Allocation {
@@ -129,24 +144,15 @@ fn profile_decode() {
     let bytes = match file.as_deref().map(fs::read) {
         Some(Ok(bytes)) => bytes,
         _ => {
-            let t = Instant::now();
+            let t = now();
             let state = big_state(n);
-            eprintln!("built {n} allocations in {:?}", t.elapsed());
-            let (t, c) = (Instant::now(), cpu_seconds());
+            eprintln!("built {n} allocations in {}", since(t));
+            let t = now();
             let image = state.to_image();
-            eprintln!(
-                "to_image: {:?} ({:.2} cpu-s)",
-                t.elapsed(),
-                cpu_seconds() - c
-            );
-            let (t, c) = (Instant::now(), cpu_seconds());
+            eprintln!("to_image: {}", since(t));
+            let t = now();
             let bytes = encode(&Meta::default(), &image).unwrap();
-            eprintln!(
-                "encode: {:?} ({:.2} cpu-s), {:.1} MB",
-                t.elapsed(),
-                cpu_seconds() - c,
-                bytes.len() as f64 / 1e6
-            );
+            eprintln!("encode: {}, {:.1} MB", since(t), bytes.len() as f64 / 1e6);
             if let Some(f) = &file {
                 fs::write(f, &bytes).unwrap();
             }
@@ -154,31 +160,29 @@ fn profile_decode() {
         }
     };
     for _ in 0..repeat {
-        let (t, c) = (Instant::now(), cpu_seconds());
+        let t = now();
         let (_, image) = decode(&bytes).unwrap();
-        let (t1, c1) = (t.elapsed(), cpu_seconds() - c);
-        let (t, c) = (Instant::now(), cpu_seconds());
+        let decoded = since(t);
+        let t = now();
         let back = StateStore::from_image(image).unwrap();
-        let (t2, c2) = (t.elapsed(), cpu_seconds() - c);
-        let (t, c) = (Instant::now(), cpu_seconds());
+        let rebuilt = since(t);
         assert!(back.allocs().count() > 0);
         let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
         let rss = status
             .lines()
-            .find(|l| l.starts_with("VmRSS"))
-            .unwrap_or_default();
-        eprintln!("loaded: {rss}");
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let t = now();
         drop(back);
         eprintln!(
-            "decode {t1:?} ({c1:.2} cpu-s); rebuild {t2:?} ({c2:.2} cpu-s); drop {:?} ({:.2} cpu-s)",
-            t.elapsed(),
-            cpu_seconds() - c
+            "decode {decoded}; rebuild {rebuilt}; RSS {rss}; drop {}",
+            since(t)
         );
     }
 }
 
-/// The in-memory size of an allocation's parts (its memory, not its encoding, is what a
-/// cold load spends most time faulting in).
 #[test]
 #[ignore]
 fn sizes() {
