@@ -259,17 +259,7 @@ async fn calls_round_trip_with_codes_and_metadata() {
 async fn blocking_queries_return_when_the_index_moves() {
     let (fake, addr, token) = start().await;
     let remote = Arc::new(RemoteRpc::new(vec![addr], "global".into()));
-    let waiter = {
-        let remote = remote.clone();
-        tokio::spawn(async move {
-            let q = QueryOptions {
-                min_index: 1,
-                wait: Some(Duration::from_secs(30)),
-                ..Default::default()
-            };
-            remote.node_client_allocs("n1", &q).await.unwrap()
-        })
-    };
+    let waiter = blocking_allocs(&remote);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished());
     fake.index.send_replace(5);
