@@ -30,12 +30,8 @@ use consensus::openraft::{CommittedLeaderId, LogId, Membership, StoredMembership
 use consensus::{snapshot, ServerNode, SnapshotStore, WalLogStore};
 use state::{Command, PlanResult, StateStore};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use structs::{
-    mock, AllocatedCpuResources, AllocatedMemoryResources, AllocatedResources,
-    AllocatedTaskResources, Allocation, TaskEvent, TaskState,
-};
+use structs::{mock, Allocation};
 
 // The same allocator as the `caravan` binary, so in-process decode figures match the agent's.
 #[global_allocator]
@@ -82,7 +78,10 @@ fn build_state(allocs: usize) -> StateStore {
         .unwrap();
         let job = s.job_by_id("default", &format!("job-{j}")).unwrap().clone();
         for chunk in (0..per_job).collect::<Vec<_>>().chunks(10_000) {
-            let batch: Vec<Allocation> = chunk.iter().map(|k| alloc(&job, *k)).collect();
+            let batch: Vec<Allocation> = chunk
+                .iter()
+                .map(|k| mock::running_alloc(&job, *k))
+                .collect();
             index += 1;
             s.apply(
                 index,
@@ -96,57 +95,6 @@ fn build_state(allocs: usize) -> StateStore {
         }
     }
     s
-}
-
-fn alloc(job: &Arc<structs::Job>, k: usize) -> Allocation {
-    let mut tasks = BTreeMap::new();
-    tasks.insert(
-        "web".to_string(),
-        AllocatedTaskResources {
-            cpu: AllocatedCpuResources { cpu_shares: 500 },
-            memory: AllocatedMemoryResources {
-                memory_mb: 256,
-                memory_max_mb: 0,
-            },
-        },
-    );
-    let mut task_states = BTreeMap::new();
-    task_states.insert(
-        "web".to_string(),
-        TaskState {
-            state: "running".into(),
-            started_at: Some("2026-11-22T10:00:00Z".into()),
-            events: ["Received", "Task Setup", "Started"]
-                .iter()
-                .map(|t| TaskEvent {
-                    event_type: t.to_string(),
-                    time: 1_700_000_000_000_000_000,
-                    display_message: format!("{t} event"),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        },
-    );
-    Allocation {
-        id: structs::derive_uuid(&job.id, k as u64),
-        namespace: "default".into(),
-        eval_id: structs::derive_uuid("eval", 0),
-        name: format!("{}.web[{k}]", job.id),
-        node_id: format!("node-{:04}", k % 1000),
-        node_name: format!("node-{:04}", k % 1000),
-        job_id: job.id.clone(),
-        job: Some(job.clone()),
-        task_group: "web".into(),
-        allocated_resources: AllocatedResources {
-            tasks,
-            ..Default::default()
-        },
-        desired_status: "run".into(),
-        client_status: "running".into(),
-        task_states,
-        ..Default::default()
-    }
 }
 
 /// CPU seconds (user, system) the agent process of `s` has used so far and its resident

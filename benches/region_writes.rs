@@ -49,6 +49,15 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
 }
 
+/// The process IDs of the running servers.
+fn server_pids(c: &cluster::Cluster) -> Vec<String> {
+    c.servers
+        .iter()
+        .filter_map(|s| s.pid())
+        .map(|p| p.to_string())
+        .collect()
+}
+
 fn main() {
     let secs: u64 = std::env::var("SECS")
         .ok()
@@ -73,12 +82,7 @@ fn main() {
     );
     // What the region costs with no writes at all (heartbeats, timers), over 3 s.
     {
-        let pids: Vec<String> = c
-            .servers
-            .iter()
-            .filter_map(|s| s.pid())
-            .map(|p| p.to_string())
-            .collect();
+        let pids = server_pids(&c);
         let before: Vec<Duration> = pids.iter().map(|p| cpu_time(p)).collect();
         std::thread::sleep(Duration::from_secs(3));
         let idle: Vec<String> = pids
@@ -115,12 +119,7 @@ fn main() {
                 })
             })
             .collect();
-        let pids: Vec<String> = c
-            .servers
-            .iter()
-            .filter_map(|s| s.pid())
-            .map(|p| p.to_string())
-            .collect();
+        let pids = server_pids(&c);
         let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu_time(p)).collect();
         let self_before = cpu_time("self");
         let (count, mut lat) = rt.block_on(async {

@@ -94,3 +94,56 @@ pub fn job(id: &str, count: i64) -> Job {
     canonicalize::canonicalize(&mut job);
     job
 }
+
+/// Allocation `k` of `job`'s group `web`, running on `node-<k % 1000>`: the shape of a large
+/// state (C1M-like) for snapshot and restart benchmarks.
+pub fn running_alloc(job: &std::sync::Arc<Job>, k: usize) -> Allocation {
+    let mut tasks = BTreeMap::new();
+    tasks.insert(
+        "web".to_string(),
+        AllocatedTaskResources {
+            cpu: AllocatedCpuResources { cpu_shares: 500 },
+            memory: AllocatedMemoryResources {
+                memory_mb: 256,
+                memory_max_mb: 0,
+            },
+        },
+    );
+    let mut task_states = BTreeMap::new();
+    task_states.insert(
+        "web".to_string(),
+        TaskState {
+            state: "running".into(),
+            started_at: Some("2026-11-22T10:00:00Z".into()),
+            events: ["Received", "Task Setup", "Started"]
+                .iter()
+                .map(|t| TaskEvent {
+                    event_type: t.to_string(),
+                    time: 1_700_000_000_000_000_000,
+                    display_message: format!("{t} event"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+    );
+    Allocation {
+        id: derive_uuid(&job.id, k as u64),
+        namespace: "default".into(),
+        eval_id: derive_uuid("eval", 0),
+        name: format!("{}.web[{k}]", job.id),
+        node_id: format!("node-{:04}", k % 1000),
+        node_name: format!("node-{:04}", k % 1000),
+        job_id: job.id.clone(),
+        job: Some(job.clone()),
+        task_group: "web".into(),
+        allocated_resources: AllocatedResources {
+            tasks,
+            ..Default::default()
+        },
+        desired_status: "run".into(),
+        client_status: "running".into(),
+        task_states,
+        ..Default::default()
+    }
+}

@@ -7,11 +7,7 @@
 
 use super::*;
 use state::StateStore;
-use std::collections::BTreeMap;
-use structs::{
-    mock, AllocatedCpuResources, AllocatedMemoryResources, AllocatedResources,
-    AllocatedTaskResources, Allocation, TaskEvent, TaskState,
-};
+use structs::{mock, AllocatedResources, AllocatedTaskResources, Allocation, TaskEvent, TaskState};
 use tokio::time::Instant;
 
 /// CPU seconds (user, system) this process has used (clock ticks taken as 100 Hz).
@@ -39,58 +35,14 @@ fn now() -> (Instant, (f64, f64)) {
 }
 
 fn alloc(job: &Arc<Job>, k: usize) -> Allocation {
-    let mut tasks = BTreeMap::new();
-    tasks.insert(
-        "web".to_string(),
-        AllocatedTaskResources {
-            cpu: AllocatedCpuResources { cpu_shares: 500 },
-            memory: AllocatedMemoryResources {
-                memory_mb: 256,
-                memory_max_mb: 0,
-            },
-        },
-    );
-    let mut task_states = BTreeMap::new();
-    task_states.insert(
-        "web".to_string(),
-        TaskState {
-            state: "running".into(),
-            started_at: Some("2026-11-22T10:00:00Z".into()),
-            events: ["Received", "Task Setup", "Started"]
-                .iter()
-                .map(|t| TaskEvent {
-                    event_type: t.to_string(),
-                    time: 1_700_000_000_000_000_000,
-                    display_message: format!("{t} event"),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        },
-    );
+    let index = 2000 + k as u64 / 10_000;
     Allocation {
-        id: structs::derive_uuid(&job.id, k as u64),
-        namespace: "default".into(),
-        eval_id: structs::derive_uuid("eval", 0),
-        name: format!("{}.web[{k}]", job.id),
-        node_id: format!("node-{:04}", k % 1000),
-        node_name: format!("node-{:04}", k % 1000),
-        job_id: job.id.clone(),
-        job: Some(job.clone()),
-        task_group: "web".into(),
-        allocated_resources: AllocatedResources {
-            tasks,
-            ..Default::default()
-        },
-        desired_status: "run".into(),
-        client_status: "running".into(),
-        task_states,
-        create_index: 2000 + k as u64 / 10_000,
-        modify_index: 2000 + k as u64 / 10_000,
-        alloc_modify_index: 2000 + k as u64 / 10_000,
+        create_index: index,
+        modify_index: index,
+        alloc_modify_index: index,
         create_time: 2,
         modify_time: 2,
-        ..Default::default()
+        ..mock::running_alloc(job, k)
     }
 }
 
