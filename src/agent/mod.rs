@@ -61,8 +61,9 @@ pub struct AgentArgs {
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let settings = AgentSettings::build(&args)?;
     init_logging(&settings.log_level);
+    // One worker thread per core, or `TOKIO_WORKER_THREADS` (tokio reads it): e.g. 1 when
+    // several agents share a small machine.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -1,7 +1,8 @@
 //! Serves an `Rpc` implementation over gRPC (the `Caravan.Call` envelope), so agents in other
 //! processes (client-only agents, later other servers) can call it.
 
-use crate::peer::{PeerHandler, PeerRequest, PeerResponse, PEER_PATH};
+use crate::peer::{PeerHandler, PeerRequest, PeerResponse, PEER_PATH, PEER_STREAM_PATH};
+use crate::stream::{serve_stream, Answer};
 use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{QueryMeta, Rpc, RpcError};
 use serde::Serialize;
@@ -26,6 +27,11 @@ pub struct RpcTransportError(String);
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 * 1024 - 1;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How many peer streams this process has served (tests check peer calls use the stream).
+#[cfg(test)]
+pub(crate) static PEER_STREAMS_SERVED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// Serves `rpc` (and, on servers, peer calls) on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -88,16 +94,24 @@ impl Service<http::Request<Body>> for CaravanService {
                 });
             }
         }
+        if req.uri().path() == PEER_STREAM_PATH {
+            if let Some(peer) = self.peer.clone() {
+                #[cfg(test)]
+                PEER_STREAMS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let shutdown = self.shutdown.clone();
+                return Box::pin(async move {
+                    let answer: Arc<dyn Answer<PeerRequest, PeerResponse>> =
+                        Arc::new(PeerAnswer { peer });
+                    Ok(serve_stream(answer, shutdown, req).await)
+                });
+            }
+        }
         if req.uri().path() == STREAM_PATH {
-            let handler =
-                crate::stream::StreamHandler::new(self.rpc.clone(), self.shutdown.clone());
-            return Box::pin(async move {
-                let mut grpc =
-                    tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default())
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                Ok(grpc.streaming(handler, req).await)
+            let answer: Arc<dyn Answer<CallRequest, CallResponse>> = Arc::new(RpcAnswer {
+                rpc: self.rpc.clone(),
             });
+            let shutdown = self.shutdown.clone();
+            return Box::pin(async move { Ok(serve_stream(answer, shutdown, req).await) });
         }
         if req.uri().path() != CALL_PATH {
             return Box::pin(async {
@@ -186,19 +200,50 @@ impl Service<tonic::Request<PeerRequest>> for PeerCallHandler {
     fn call(&mut self, req: tonic::Request<PeerRequest>) -> Self::Future {
         let peer = self.peer.clone();
         Box::pin(async move {
-            let req = req.into_inner();
-            let resp = match peer.handle(&req.kind, req.body).await {
-                Ok(body) => PeerResponse {
-                    body,
-                    ..Default::default()
-                },
-                Err(error) => PeerResponse {
-                    error,
-                    ..Default::default()
-                },
-            };
-            Ok(tonic::Response::new(resp))
+            Ok(tonic::Response::new(
+                answer_peer(peer.as_ref(), req.into_inner()).await,
+            ))
         })
+    }
+}
+
+/// Runs one peer call; an error travels back as the response's message.
+async fn answer_peer(peer: &dyn PeerHandler, req: PeerRequest) -> PeerResponse {
+    let mut resp = match peer.handle(&req.kind, req.body).await {
+        Ok(body) => PeerResponse {
+            body,
+            ..Default::default()
+        },
+        Err(error) => PeerResponse {
+            error,
+            ..Default::default()
+        },
+    };
+    resp.id = req.id;
+    resp
+}
+
+/// `Rpc` calls arriving on the call stream.
+struct RpcAnswer {
+    rpc: Arc<dyn Rpc>,
+}
+
+impl Answer<CallRequest, CallResponse> for RpcAnswer {
+    fn answer(&self, req: CallRequest) -> BoxFuture<CallResponse> {
+        let rpc = self.rpc.clone();
+        Box::pin(async move { answer(rpc.as_ref(), req).await })
+    }
+}
+
+/// Peer calls arriving on the peer stream.
+struct PeerAnswer {
+    peer: Arc<dyn PeerHandler>,
+}
+
+impl Answer<PeerRequest, PeerResponse> for PeerAnswer {
+    fn answer(&self, req: PeerRequest) -> BoxFuture<PeerResponse> {
+        let peer = self.peer.clone();
+        Box::pin(async move { answer_peer(peer.as_ref(), req).await })
     }
 }
 

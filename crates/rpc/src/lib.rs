@@ -215,3 +215,5 @@ pub trait ClientFs: Send + Sync + 'static {
 
 #[cfg(test)]
 mod transport_tests;
+#[cfg(test)]
+mod peer_tests;

@@ -1,8 +1,12 @@
 //! Server-to-server calls that are not `Rpc` methods: Raft's own RPCs and the region
-//! membership handshake. One gRPC method (`caravan.Caravan/Peer`) carries a kind
-//! (e.g. `raft/append`) and opaque bytes; the server crate decides what each kind means.
+//! membership handshake. A call carries a kind (e.g. `raft/append`) and opaque bytes; the
+//! server crate decides what each kind means. Calls travel on one multiplexed stream per peer
+//! (`caravan.Caravan/PeerStream`, see `stream.rs`): a Raft append is then one HTTP/2 DATA
+//! frame each way instead of a new HTTP/2 stream. Bodies over
+//! [`MAX_STREAMED_BODY`] (snapshot installs) go as unary calls (`caravan.Caravan/Peer`).
 
 use async_trait::async_trait;
+use crate::stream::{Session, Tagged, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,8 +14,10 @@ use thiserror::Error;
 use tonic::codec::ProstCodec;
 use tonic::transport::{Channel, Endpoint};
 
-/// The gRPC path of peer calls.
+/// The gRPC path of unary peer calls.
 pub(crate) const PEER_PATH: &str = "/caravan.Caravan/Peer";
+/// The gRPC path of the multiplexed peer stream.
+pub(crate) const PEER_STREAM_PATH: &str = "/caravan.Caravan/PeerStream";
 
 /// `PeerRequest` of caravan.proto.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -20,6 +26,9 @@ pub(crate) struct PeerRequest {
     pub(crate) kind: String,
     #[prost(bytes = "vec", tag = "2")]
     pub(crate) body: Vec<u8>,
+    /// On the peer stream: the caller's tag, echoed in the response.
+    #[prost(uint64, tag = "3")]
+    pub(crate) id: u64,
 }
 
 /// `PeerResponse` of caravan.proto.
@@ -29,6 +38,51 @@ pub(crate) struct PeerResponse {
     pub(crate) error: String,
     #[prost(bytes = "vec", tag = "2")]
     pub(crate) body: Vec<u8>,
+    /// On the peer stream: the `id` of the request this answers.
+    #[prost(uint64, tag = "3")]
+    pub(crate) id: u64,
+}
+
+impl Tagged for PeerRequest {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+}
+
+impl Tagged for PeerResponse {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+}
+
+type PeerSession = Session<PeerRequest, PeerResponse>;
+
+/// One peer: its connection and the stream on it (opened on first use, reopened after it
+/// ends).
+#[derive(Clone)]
+struct Peer {
+    channel: Channel,
+    session: Arc<Mutex<Option<Arc<PeerSession>>>>,
+}
+
+impl Peer {
+    fn session(&self) -> Arc<PeerSession> {
+        let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(s) if !s.is_closed() => s.clone(),
+            _ => {
+                let s = Arc::new(Session::open(self.channel.clone(), PEER_STREAM_PATH));
+                *slot = Some(s.clone());
+                s
+            }
+        }
+    }
 }
 
 /// What a server does with peer calls.
@@ -62,7 +116,9 @@ pub enum PeerCallError {
 /// Connections to peers by address, made lazily and reused.
 #[derive(Clone, Default)]
 pub struct PeerClient {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    /// False: every call is unary (for comparison in benchmarks and tests).
+    unary_only: bool,
 }
 
 impl PeerClient {
@@ -71,10 +127,18 @@ impl PeerClient {
         Self::default()
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, PeerCallError> {
-        let mut map = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = map.get(addr) {
-            return Ok(c.clone());
+    /// A client that sends every call as a unary gRPC call, without the peer stream.
+    pub fn without_stream() -> Self {
+        Self {
+            unary_only: true,
+            ..Self::default()
+        }
+    }
+
+    fn peer(&self, addr: &str) -> Result<Peer, PeerCallError> {
+        let mut map = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = map.get(addr) {
+            return Ok(p.clone());
         }
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| PeerCallError::Unreachable {
@@ -83,9 +147,15 @@ impl PeerClient {
             })?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .connect_lazy();
-        map.insert(addr.to_string(), channel.clone());
-        Ok(channel)
+        let peer = Peer {
+            channel,
+            session: Arc::default(),
+        };
+        map.insert(addr.to_string(), peer.clone());
+        Ok(peer)
     }
 
     /// Calls `kind` on the server at `addr`.
@@ -100,23 +170,22 @@ impl PeerClient {
             addr: addr.to_string(),
             reason,
         };
-        let channel = self.channel(addr)?;
-        let mut grpc = tonic::client::Grpc::new(channel)
-            .max_decoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES);
-        grpc.ready().await.map_err(|e| unreachable(e.to_string()))?;
-        let mut request = tonic::Request::new(PeerRequest {
+        let peer = self.peer(addr)?;
+        let request = PeerRequest {
             kind: kind.to_string(),
             body,
-        });
-        request.set_timeout(timeout);
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(PEER_PATH);
-        let resp: PeerResponse =
-            tokio::time::timeout(timeout, grpc.unary(request, path, ProstCodec::default()))
+            id: 0,
+        };
+        let resp = if !self.unary_only && request.body.len() <= MAX_STREAMED_BODY {
+            peer.session()
+                .call(request, timeout)
                 .await
-                .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
                 .map_err(|s| unreachable(s.message().to_string()))?
-                .into_inner();
+        } else {
+            Self::unary(peer.channel, request, timeout)
+                .await
+                .map_err(unreachable)?
+        };
         if resp.error.is_empty() {
             Ok(resp.body)
         } else {
@@ -125,5 +194,24 @@ impl PeerClient {
                 message: resp.error,
             })
         }
+    }
+
+    async fn unary(
+        channel: Channel,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, String> {
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES);
+        grpc.ready().await.map_err(|e| e.to_string())?;
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(timeout);
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(PEER_PATH);
+        tokio::time::timeout(timeout, grpc.unary(request, path, ProstCodec::default()))
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map(tonic::Response::into_inner)
+            .map_err(|s| s.message().to_string())
     }
 }

@@ -2,7 +2,7 @@
 //! server when one cannot be reached.
 
 use crate::stream::{Session, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
-use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH};
+use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{
     AllocClientUpdate, ErrorCode, NodeUpdateResponse, PeerRef, QueryMeta, QueryOptions,
     QueryResponse, RaftConfiguration, Rpc, RpcError, ServerMember,
@@ -22,6 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 /// Time allowed for a call beyond any blocking wait it asks for.
 const CALL_SLACK: Duration = Duration::from_secs(30);
 
+type CallSession = Session<CallRequest, CallResponse>;
+
 /// The servers of a region, reached over gRPC.
 pub struct RemoteRpc {
     servers: Vec<Server>,
@@ -34,17 +36,17 @@ pub struct RemoteRpc {
 struct Server {
     addr: String,
     channel: Option<Channel>,
-    session: Mutex<Option<Arc<Session>>>,
+    session: Mutex<Option<Arc<CallSession>>>,
 }
 
 impl Server {
     /// The open call stream, or a new one if there is none or it has ended.
-    fn session(&self, channel: &Channel) -> Arc<Session> {
+    fn session(&self, channel: &Channel) -> Arc<CallSession> {
         let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         match slot.as_ref() {
             Some(s) if !s.is_closed() => s.clone(),
             _ => {
-                let s = Arc::new(Session::open(channel.clone()));
+                let s = Arc::new(Session::open(channel.clone(), STREAM_PATH));
                 *slot = Some(s.clone());
                 s
             }

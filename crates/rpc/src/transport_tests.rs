@@ -9,7 +9,7 @@ use structs::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-struct Fake {
+pub(crate) struct Fake {
     nodes: Mutex<Vec<Node>>,
     index: watch::Sender<u64>,
 }
@@ -199,11 +199,16 @@ impl Rpc for Fake {
     }
 }
 
-async fn start() -> (Arc<Fake>, String, CancellationToken) {
-    let fake = Arc::new(Fake {
+/// A fake `Rpc` with no nodes at index 1.
+pub(crate) fn fake() -> Arc<Fake> {
+    Arc::new(Fake {
         nodes: Mutex::new(vec![]),
         index: watch::channel(1).0,
-    });
+    })
+}
+
+async fn start() -> (Arc<Fake>, String, CancellationToken) {
+    let fake = fake();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let token = CancellationToken::new();
@@ -394,10 +399,7 @@ async fn concurrent_calls_share_the_stream_and_a_blocking_one_delays_none() {
 
 #[tokio::test]
 async fn a_server_shutting_down_ends_its_streams_and_callers_fail_over() {
-    let fake_a = Arc::new(Fake {
-        nodes: Mutex::new(vec![]),
-        index: watch::channel(1).0,
-    });
+    let fake_a = fake();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = listener.local_addr().unwrap().to_string();
     let token_a = CancellationToken::new();
