@@ -409,7 +409,7 @@ mod tests {
     use structs::{
         mock, AllocMetric, AllocatedCpuResources, AllocatedMemoryResources, AllocatedPortMapping,
         AllocatedResources, AllocatedSharedResources, AllocatedTaskResources, Allocation,
-        TaskEvent, TaskState,
+        TaskEvent, TaskState, VecMap,
     };
 
     fn sample() -> Vec<u8> {
@@ -437,7 +437,7 @@ mod tests {
             kill_timeout: 5,
             start_delay: -3,
         };
-        let mut task_states = BTreeMap::new();
+        let mut task_states = VecMap::new();
         task_states.insert(
             "web".to_string(),
             TaskState {
@@ -451,7 +451,7 @@ mod tests {
             },
         );
         task_states.insert("sidecar".to_string(), TaskState::default());
-        let mut tasks = BTreeMap::new();
+        let mut tasks = VecMap::new();
         tasks.insert(
             "web".to_string(),
             AllocatedTaskResources {
@@ -638,7 +638,7 @@ mod tests {
                 ..Default::default()
             }),
         );
-        let mut states = BTreeMap::new();
+        let mut states = VecMap::new();
         states.insert(
             "web".to_string(),
             TaskState {

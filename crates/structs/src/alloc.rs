@@ -1,6 +1,6 @@
 //! Allocations: one task group placed on one node, and what happened to its tasks.
 
-use crate::Job;
+use crate::{Job, VecMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub struct Allocation {
     pub desired_description: String,
     pub client_status: String,
     pub client_description: String,
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     #[serde(rename = "PreviousAllocation")]
     pub previous_allocation: String,
     #[serde(rename = "NextAllocation")]
@@ -105,7 +105,7 @@ impl Allocation {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedResources {
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    pub tasks: VecMap<String, AllocatedTaskResources>,
     pub shared: AllocatedSharedResources,
 }
 
@@ -238,7 +238,7 @@ pub struct AllocListStub {
     pub desired_description: String,
     pub client_status: String,
     pub client_description: String,
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     #[serde(rename = "FollowupEvalID")]
     pub followup_eval_id: String,
     pub create_index: u64,
