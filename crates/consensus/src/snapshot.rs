@@ -422,7 +422,7 @@ mod tests {
 
     /// An allocation with every field set (listed by name: a new field must be added here).
     fn full_alloc(id: &str, node: &str, job: Option<Arc<Job>>) -> Allocation {
-        let mut details = BTreeMap::new();
+        let mut details = VecMap::new();
         details.insert("exit_code".to_string(), "137".to_string());
         let event = |t: &str, time: i64| TaskEvent {
             event_type: t.into(),
@@ -462,9 +462,9 @@ mod tests {
                 },
             },
         );
-        let mut scores = BTreeMap::new();
+        let mut scores = VecMap::new();
         scores.insert("binpack".to_string(), 0.25);
-        let mut counts = BTreeMap::new();
+        let mut counts = VecMap::new();
         counts.insert("dc1".to_string(), 3);
         Allocation {
             id: id.into(),
