@@ -7,10 +7,9 @@ use crate::restart::RestartTracker;
 use crate::task_runner::TaskRunner;
 use crate::watcher::ClientCtx;
 use rpc::AllocClientUpdate;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use structs::{
-    Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
+    Allocation, TaskEvent, TaskState, VecMap, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
     ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_PENDING,
     TASK_STATE_RUNNING,
 };
@@ -35,7 +34,7 @@ pub(crate) enum KillReason {
 /// Task states of one allocation, shared by its task runners, and the switch that kills them.
 pub(crate) struct AllocState {
     alloc_id: String,
-    states: Mutex<BTreeMap<String, TaskState>>,
+    states: Mutex<VecMap<String, TaskState>>,
     reason: Mutex<Option<KillReason>>,
     kill: CancellationToken,
     ctx: Arc<ClientCtx>,
@@ -68,7 +67,7 @@ impl AllocState {
     pub(crate) async fn update(&self, task: &str, change: impl FnOnce(&mut TaskState)) {
         let update = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-            let state = states.entry(task.to_string()).or_default();
+            let state = states.get_or_insert_with(task.to_string(), TaskState::default);
             change(state);
             if state.events.len() > MAX_EVENTS {
                 let excess = state.events.len() - MAX_EVENTS;
@@ -118,7 +117,7 @@ impl AllocState {
 
 /// Nomad's client status from task states: failed if any task failed, complete when all are
 /// dead, running once every task has started and one runs, pending before.
-fn client_status(states: &BTreeMap<String, TaskState>) -> (&'static str, &'static str) {
+fn client_status(states: &VecMap<String, TaskState>) -> (&'static str, &'static str) {
     if states
         .values()
         .any(|s| s.state == TASK_STATE_DEAD && s.failed)
@@ -155,7 +154,7 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
                     "allocation has no job or no task group {:?}",
                     alloc.task_group
                 ),
-                task_states: BTreeMap::new(),
+                task_states: VecMap::new(),
             })
             .await;
         return;

@@ -16,7 +16,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 use structs::duration::format_duration;
-use structs::{Allocation, Task, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
+use structs::{Allocation, Task, VecMap, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -242,7 +242,7 @@ impl TaskRunner {
             let mut ev = task_event("Terminated", msg);
             ev.exit_code = exit.exit_code;
             ev.signal = exit.signal;
-            ev.details = BTreeMap::from([
+            ev.details = VecMap::from([
                 ("exit_code".to_string(), exit.exit_code.to_string()),
                 ("signal".to_string(), exit.signal.to_string()),
                 ("oom_killed".to_string(), exit.oom_killed.to_string()),

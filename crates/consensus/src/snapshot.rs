@@ -409,7 +409,7 @@ mod tests {
     use structs::{
         mock, AllocMetric, AllocatedCpuResources, AllocatedMemoryResources, AllocatedPortMapping,
         AllocatedResources, AllocatedSharedResources, AllocatedTaskResources, Allocation,
-        TaskEvent, TaskState,
+        TaskEvent, TaskState, VecMap,
     };
 
     fn sample() -> Vec<u8> {
@@ -422,7 +422,7 @@ mod tests {
 
     /// An allocation with every field set (listed by name: a new field must be added here).
     fn full_alloc(id: &str, node: &str, job: Option<Arc<Job>>) -> Allocation {
-        let mut details = BTreeMap::new();
+        let mut details = VecMap::new();
         details.insert("exit_code".to_string(), "137".to_string());
         let event = |t: &str, time: i64| TaskEvent {
             event_type: t.into(),
@@ -437,7 +437,7 @@ mod tests {
             kill_timeout: 5,
             start_delay: -3,
         };
-        let mut task_states = BTreeMap::new();
+        let mut task_states = VecMap::new();
         task_states.insert(
             "web".to_string(),
             TaskState {
@@ -451,7 +451,7 @@ mod tests {
             },
         );
         task_states.insert("sidecar".to_string(), TaskState::default());
-        let mut tasks = BTreeMap::new();
+        let mut tasks = VecMap::new();
         tasks.insert(
             "web".to_string(),
             AllocatedTaskResources {
@@ -462,9 +462,9 @@ mod tests {
                 },
             },
         );
-        let mut scores = BTreeMap::new();
+        let mut scores = VecMap::new();
         scores.insert("binpack".to_string(), 0.25);
-        let mut counts = BTreeMap::new();
+        let mut counts = VecMap::new();
         counts.insert("dc1".to_string(), 3);
         Allocation {
             id: id.into(),
@@ -638,7 +638,7 @@ mod tests {
                 ..Default::default()
             }),
         );
-        let mut states = BTreeMap::new();
+        let mut states = VecMap::new();
         states.insert(
             "web".to_string(),
             TaskState {

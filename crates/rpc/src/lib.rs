@@ -7,13 +7,12 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
     JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node, NodeListStub,
-    TaskState,
+    TaskState, VecMap,
 };
 
 mod error;
@@ -73,7 +72,7 @@ pub struct AllocClientUpdate {
     /// Human-readable reason.
     pub client_description: String,
     /// Every task's state and events.
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
 }
 
 /// The server's answer to a node registration or heartbeat.

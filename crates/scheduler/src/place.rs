@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use structs::{
     AllocMetric, AllocatedPortMapping, AllocatedResources, AllocatedTaskResources, Allocation,
-    Evaluation, Job, Node, TaskGroup, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN,
+    Evaluation, Job, Node, TaskGroup, VecMap, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN,
 };
 
 /// Per-eval placement state: node usage including what this plan already placed or stops.
@@ -24,7 +24,8 @@ pub(crate) struct Placer<'a> {
     stopping: BTreeSet<String>,
     rng: SeededRng,
     cursor: usize,
-    nodes_available: BTreeMap<String, i64>,
+    /// Shared by every placement's metric (a clone is a pointer copy).
+    nodes_available: VecMap<String, i64>,
 }
 
 /// True when `name` matches a datacenter pattern with `*` globs.
@@ -93,7 +94,7 @@ impl<'a> Placer<'a> {
             stopping,
             rng,
             cursor: 0,
-            nodes_available,
+            nodes_available: nodes_available.into(),
         }
         .with_job_groups(job)
     }
@@ -153,7 +154,7 @@ impl<'a> Placer<'a> {
             metric.nodes_evaluated += 1;
             if let Err(reason) = feas.check(&node) {
                 metric.nodes_filtered += 1;
-                *metric.constraint_filtered.entry(reason).or_insert(0) += 1;
+                *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
                 continue;
             }
             let collides = match distinct {
@@ -170,8 +171,7 @@ impl<'a> Placer<'a> {
                 metric.nodes_filtered += 1;
                 *metric
                     .constraint_filtered
-                    .entry("distinct_hosts".into())
-                    .or_insert(0) += 1;
+                    .get_or_insert_with("distinct_hosts".into(), || 0) += 1;
                 continue;
             }
             let port_seed = self.rng.next_u64();
@@ -188,7 +188,7 @@ impl<'a> Placer<'a> {
             match fit {
                 Err(dim) => {
                     metric.nodes_exhausted += 1;
-                    *metric.dimension_exhausted.entry(dim).or_insert(0) += 1;
+                    *metric.dimension_exhausted.get_or_insert_with(dim, || 0) += 1;
                 }
                 Ok(resources) => {
                     let after = NodeUsage {

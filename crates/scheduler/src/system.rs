@@ -143,7 +143,7 @@ pub(crate) fn compute_system(
                     }
                     m.nodes_evaluated += 1;
                     m.nodes_exhausted += 1;
-                    *m.dimension_exhausted.entry(dim).or_insert(0) += 1;
+                    *m.dimension_exhausted.get_or_insert_with(dim, || 0) += 1;
                     *out.queued.entry(group.name.clone()).or_insert(0) += 1;
                 }
             }

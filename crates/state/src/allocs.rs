@@ -1,7 +1,7 @@
 //! The allocations table: plan results and client updates.
 
 use crate::command::ClientAllocUpdate;
-use crate::{job_key, JobKey, PlanResult, StateStore, Table};
+use crate::{job_key, AllocKey, JobKey, PlanResult, StateStore, Table};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use structs::{Allocation, ALLOC_DESIRED_STOP};
@@ -53,7 +53,7 @@ impl StateStore {
     pub(crate) fn apply_plan(&mut self, index: u64, result: PlanResult) {
         let mut touched: BTreeSet<JobKey> = BTreeSet::new();
         for mut alloc in result.allocs_upserted {
-            match self.allocs.get(&alloc.id) {
+            match self.allocs.get(alloc.id.as_str()) {
                 Some(existing) => {
                     alloc.create_index = existing.create_index;
                     alloc.create_time = existing.create_time;
@@ -74,7 +74,7 @@ impl StateStore {
             self.put_alloc(index, alloc);
         }
         for (id, description) in result.allocs_stopped {
-            let Some(existing) = self.allocs.get(&id).cloned() else {
+            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -87,7 +87,7 @@ impl StateStore {
             self.put_alloc(index, alloc);
         }
         for (id, status, description) in result.allocs_client_status {
-            let Some(existing) = self.allocs.get(&id).cloned() else {
+            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -111,7 +111,7 @@ impl StateStore {
     ) {
         let mut touched: BTreeSet<JobKey> = BTreeSet::new();
         for update in updates {
-            let Some(existing) = self.allocs.get(&update.alloc_id).cloned() else {
+            let Some(existing) = self.allocs.get(update.alloc_id.as_str()).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -130,19 +130,20 @@ impl StateStore {
     /// Inserts or replaces an allocation, keeping the indexes and the job summary in step.
     fn put_alloc(&mut self, index: u64, alloc: Allocation) {
         let key = job_key(&alloc.namespace, &alloc.job_id);
-        let old = self.allocs.get(&alloc.id).cloned();
+        let old = self.allocs.get(alloc.id.as_str()).cloned();
         self.summary_apply_alloc(index, &key, old.as_deref(), &alloc);
+        let id = AllocKey::from(alloc.id.as_str());
         let mut by_job = self.allocs_by_job.get(&key).cloned().unwrap_or_default();
-        by_job.insert(alloc.id.clone());
+        by_job.insert(Arc::clone(&id));
         self.allocs_by_job.insert(key, by_job);
         let mut by_node = self
             .allocs_by_node
             .get(&alloc.node_id)
             .cloned()
             .unwrap_or_default();
-        by_node.insert(alloc.id.clone());
+        by_node.insert(Arc::clone(&id));
         self.allocs_by_node.insert(alloc.node_id.clone(), by_node);
-        self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+        self.allocs.insert(id, Arc::new(alloc));
     }
 }
 

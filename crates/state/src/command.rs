@@ -92,5 +92,5 @@ pub struct ClientAllocUpdate {
     /// Reason.
     pub client_description: String,
     /// Task states.
-    pub task_states: std::collections::BTreeMap<String, TaskState>,
+    pub task_states: structs::VecMap<String, TaskState>,
 }

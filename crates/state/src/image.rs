@@ -8,7 +8,7 @@
 //! once (in the tracked versions) and `from_image` re-links it: an image of a million
 //! allocations of one job does not need a million copies of that job.
 
-use crate::{JobKey, StateStore, Table};
+use crate::{AllocKey, JobKey, StateStore, Table};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -65,11 +65,11 @@ impl Hasher for Fnv {
 
 type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
-/// Sorted, de-duplicated IDs as an ordered set.
-fn id_set(mut ids: Vec<&str>) -> OrdSet<String> {
+/// Sorted, de-duplicated IDs as an ordered set (sharing the strings).
+fn id_set(mut ids: Vec<&AllocKey>) -> OrdSet<AllocKey> {
     ids.sort_unstable();
     ids.dedup();
-    ids.into_iter().map(str::to_string).collect()
+    ids.into_iter().cloned().collect()
 }
 
 /// Links each allocation marked with a tracked version and left without its job to that
@@ -181,24 +181,29 @@ impl StateStore {
             s.nodes.insert(node.id.clone(), node);
         }
         let allocs = link_jobs(&s, image.allocs)?;
+        // One shared ID string per allocation, for the map and both indexes.
+        let ids: Vec<AllocKey> = allocs
+            .iter()
+            .map(|a| AllocKey::from(a.id.as_str()))
+            .collect();
         // The allocation map and its two indexes are independent: build them on separate
         // threads. A restart with a million allocations spends most of its rebuild here.
         let (map, by_job, by_node) = std::thread::scope(|scope| {
             let map = scope.spawn(|| {
-                allocs
-                    .iter()
-                    .map(|a| (a.id.clone(), Arc::clone(a)))
-                    .collect::<OrdMap<String, Arc<Allocation>>>()
+                ids.iter()
+                    .zip(&allocs)
+                    .map(|(id, a)| (Arc::clone(id), Arc::clone(a)))
+                    .collect::<OrdMap<AllocKey, Arc<Allocation>>>()
             });
             let by_job = scope.spawn(|| {
-                let mut groups: FnvMap<(&str, &str), Vec<&str>> = FnvMap::default();
-                for a in &allocs {
+                let mut groups: FnvMap<(&str, &str), Vec<&AllocKey>> = FnvMap::default();
+                for (id, a) in ids.iter().zip(&allocs) {
                     groups
                         .entry((a.namespace.as_str(), a.job_id.as_str()))
                         .or_default()
-                        .push(a.id.as_str());
+                        .push(id);
                 }
-                let mut out: OrdMap<JobKey, OrdSet<String>> = OrdMap::new();
+                let mut out: OrdMap<JobKey, OrdSet<AllocKey>> = OrdMap::new();
                 for ((ns, id), ids) in groups {
                     let key = crate::job_key(ns, id);
                     let set = id_set(ids);
@@ -212,17 +217,14 @@ impl StateStore {
                 }
                 out
             });
-            let mut groups: FnvMap<&str, Vec<&str>> = FnvMap::default();
-            for a in &allocs {
-                groups
-                    .entry(a.node_id.as_str())
-                    .or_default()
-                    .push(a.id.as_str());
+            let mut groups: FnvMap<&str, Vec<&AllocKey>> = FnvMap::default();
+            for (id, a) in ids.iter().zip(&allocs) {
+                groups.entry(a.node_id.as_str()).or_default().push(id);
             }
             let by_node = groups
                 .into_iter()
                 .map(|(node, ids)| (node.to_string(), id_set(ids)))
-                .collect::<OrdMap<String, OrdSet<String>>>();
+                .collect::<OrdMap<String, OrdSet<AllocKey>>>();
             (map.join(), by_job.join(), by_node)
         });
         s.allocs = map.map_err(|_| "building the allocation map failed".to_string())?;

@@ -66,6 +66,11 @@ pub enum Table {
 /// (namespace, job ID).
 pub type JobKey = (String, String);
 
+/// An allocation ID as the allocation table and its two indexes hold it: one shared string per
+/// allocation (the three would otherwise hold a copy each, and a B-tree insert clones its key
+/// at every level of the tree).
+type AllocKey = Arc<str>;
+
 /// The state of one region. `Clone` is a cheap, immutable snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct StateStore {
@@ -75,9 +80,9 @@ pub struct StateStore {
     job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
     summaries: OrdMap<JobKey, Arc<JobSummary>>,
     nodes: OrdMap<String, Arc<Node>>,
-    allocs: OrdMap<String, Arc<Allocation>>,
-    allocs_by_job: OrdMap<JobKey, OrdSet<String>>,
-    allocs_by_node: OrdMap<String, OrdSet<String>>,
+    allocs: OrdMap<AllocKey, Arc<Allocation>>,
+    allocs_by_job: OrdMap<JobKey, OrdSet<AllocKey>>,
+    allocs_by_node: OrdMap<String, OrdSet<AllocKey>>,
     evals: OrdMap<String, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobKey, OrdSet<String>>,
 }

@@ -1,8 +1,7 @@
 //! Allocations: one task group placed on one node, and what happened to its tasks.
 
-use crate::Job;
+use crate::{Job, VecMap};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Desired status: the server wants the allocation running.
@@ -53,7 +52,7 @@ pub struct Allocation {
     pub desired_description: String,
     pub client_status: String,
     pub client_description: String,
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     #[serde(rename = "PreviousAllocation")]
     pub previous_allocation: String,
     #[serde(rename = "NextAllocation")]
@@ -105,7 +104,7 @@ impl Allocation {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedResources {
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    pub tasks: VecMap<String, AllocatedTaskResources>,
     pub shared: AllocatedSharedResources,
 }
 
@@ -188,7 +187,7 @@ pub struct TaskEvent {
     pub time: i64,
     pub display_message: String,
     pub message: String,
-    pub details: BTreeMap<String, String>,
+    pub details: VecMap<String, String>,
     pub exit_code: i64,
     pub signal: i64,
     pub fails_task: bool,
@@ -204,14 +203,14 @@ pub struct AllocMetric {
     pub nodes_evaluated: i64,
     pub nodes_filtered: i64,
     pub nodes_in_pool: i64,
-    pub nodes_available: BTreeMap<String, i64>,
-    pub class_filtered: BTreeMap<String, i64>,
-    pub constraint_filtered: BTreeMap<String, i64>,
+    pub nodes_available: VecMap<String, i64>,
+    pub class_filtered: VecMap<String, i64>,
+    pub constraint_filtered: VecMap<String, i64>,
     pub nodes_exhausted: i64,
-    pub class_exhausted: BTreeMap<String, i64>,
-    pub dimension_exhausted: BTreeMap<String, i64>,
+    pub class_exhausted: VecMap<String, i64>,
+    pub dimension_exhausted: VecMap<String, i64>,
     pub quota_exhausted: Vec<String>,
-    pub scores: BTreeMap<String, f64>,
+    pub scores: VecMap<String, f64>,
     pub allocation_time: i64,
     pub coalesced_failures: i64,
 }
@@ -238,7 +237,7 @@ pub struct AllocListStub {
     pub desired_description: String,
     pub client_status: String,
     pub client_description: String,
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     #[serde(rename = "FollowupEvalID")]
     pub followup_eval_id: String,
     pub create_index: u64,

@@ -16,6 +16,7 @@ mod node;
 mod resources;
 pub mod time;
 pub mod validate;
+mod vecmap;
 
 pub use alloc::*;
 pub use api::*;
@@ -24,6 +25,7 @@ pub use ids::{derive_uuid, short_id};
 pub use job::*;
 pub use node::*;
 pub use resources::*;
+pub use vecmap::VecMap;
 
 /// The version Caravan reports (`caravan version`, `/v1/agent/self`, node attributes).
 pub const VERSION: &str = "0.1.0";

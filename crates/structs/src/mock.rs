@@ -98,7 +98,7 @@ pub fn job(id: &str, count: i64) -> Job {
 /// Allocation `k` of `job`'s group `web`, running on `node-<k % 1000>`: the shape of a large
 /// state (C1M-like) for snapshot and restart benchmarks.
 pub fn running_alloc(job: &std::sync::Arc<Job>, k: usize) -> Allocation {
-    let mut tasks = BTreeMap::new();
+    let mut tasks = VecMap::new();
     tasks.insert(
         "web".to_string(),
         AllocatedTaskResources {
@@ -109,7 +109,7 @@ pub fn running_alloc(job: &std::sync::Arc<Job>, k: usize) -> Allocation {
             },
         },
     );
-    let mut task_states = BTreeMap::new();
+    let mut task_states = VecMap::new();
     task_states.insert(
         "web".to_string(),
         TaskState {

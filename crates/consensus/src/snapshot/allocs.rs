@@ -25,9 +25,9 @@
 use super::SnapshotError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use structs::{AllocMetric, AllocatedResources, Allocation, Job, TaskState};
+use structs::{AllocMetric, AllocatedResources, Allocation, Job, TaskState, VecMap};
 
 /// An allocation as an image holds it: the tracked job version it runs, if any.
 pub(super) type ImageAlloc = (Option<u64>, Arc<Allocation>);
@@ -107,7 +107,7 @@ struct ChunkWriter<'a> {
     strings: Table<&'a str>,
     resources: Composites<'a, AllocatedResources>,
     metrics: Composites<'a, AllocMetric>,
-    states: Composites<'a, BTreeMap<String, TaskState>>,
+    states: Composites<'a, VecMap<String, TaskState>>,
     scratch: Vec<u8>,
     records: Vec<u8>,
 }
@@ -404,7 +404,7 @@ struct ChunkReader<'a, 'j> {
     strings: Vec<Slot<String>>,
     resources: Vec<Slot<AllocatedResources>>,
     metrics: Vec<Slot<AllocMetric>>,
-    states: Vec<Slot<BTreeMap<String, TaskState>>>,
+    states: Vec<Slot<VecMap<String, TaskState>>>,
     embedded: &'j [Arc<Job>],
 }
 
