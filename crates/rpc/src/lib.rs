@@ -213,6 +213,6 @@ pub trait ClientFs: Send + Sync + 'static {
 }
 
 #[cfg(test)]
-mod transport_tests;
-#[cfg(test)]
 mod peer_tests;
+#[cfg(test)]
+mod transport_tests;

@@ -5,8 +5,8 @@
 //! frame each way instead of a new HTTP/2 stream. Bodies over
 //! [`MAX_STREAMED_BODY`] (snapshot installs) go as unary calls (`caravan.Caravan/Peer`).
 
-use async_trait::async_trait;
 use crate::stream::{Session, Tagged, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

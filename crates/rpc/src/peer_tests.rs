@@ -99,9 +99,15 @@ async fn errors_and_large_bodies_cross_both_paths() {
         }
         // Over the streamed limit: a unary call of its own.
         let big: Vec<u8> = (0..MAX_STREAMED_BODY + 1000).map(|i| i as u8).collect();
-        assert_eq!(client.call(&addr, "echo", big.clone(), T).await.unwrap(), big);
         assert_eq!(
-            client.call(&addr, "echo", b"small".to_vec(), T).await.unwrap(),
+            client.call(&addr, "echo", big.clone(), T).await.unwrap(),
+            big
+        );
+        assert_eq!(
+            client
+                .call(&addr, "echo", b"small".to_vec(), T)
+                .await
+                .unwrap(),
             b"small".to_vec()
         );
     }
@@ -114,7 +120,10 @@ async fn a_stopped_peer_is_unreachable_and_reached_again_once_back() {
     let addr = listener.local_addr().unwrap().to_string();
     let (echo, token) = serve_on(listener).await;
     let client = PeerClient::new();
-    assert_eq!(client.call(&addr, "echo", vec![1], T).await.unwrap(), vec![1]);
+    assert_eq!(
+        client.call(&addr, "echo", vec![1], T).await.unwrap(),
+        vec![1]
+    );
     // A call in flight when the peer stops fails as unreachable, without waiting for its
     // deadline.
     let slow = {

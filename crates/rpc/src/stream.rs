@@ -147,7 +147,9 @@ pub(crate) struct Session<Req, Resp> {
     _resp: PhantomData<fn() -> Resp>,
 }
 
-fn lock<Resp>(w: &Mutex<Option<Waiters<Resp>>>) -> std::sync::MutexGuard<'_, Option<Waiters<Resp>>> {
+fn lock<Resp>(
+    w: &Mutex<Option<Waiters<Resp>>>,
+) -> std::sync::MutexGuard<'_, Option<Waiters<Resp>>> {
     w.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -171,8 +173,7 @@ impl<Req: Tagged, Resp: Tagged> Session<Req, Resp> {
     /// runtime).
     pub(crate) fn open(channel: Channel, path: &'static str) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let waiting: Arc<Mutex<Option<Waiters<Resp>>>> =
-            Arc::new(Mutex::new(Some(HashMap::new())));
+        let waiting: Arc<Mutex<Option<Waiters<Resp>>>> = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(drive(channel, path, rx, waiting.clone()));
         Session {
             tx,
