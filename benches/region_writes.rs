@@ -3,7 +3,9 @@
 //! frequent write a Nomad region takes) over gRPC to the leader, which commits each through
 //! Raft before answering.
 //!
-//! Run: `cargo bench --bench region_writes` (`SECS=5` per concurrency level by default).
+//! Run: `cargo bench --bench region_writes` (`SECS=5` per concurrency level by default;
+//! `NULL=1` sends calls the leader answers without Raft (`regions`), to show what the call
+//! transport alone costs).
 
 #![allow(
     clippy::disallowed_types,
@@ -102,6 +104,10 @@ fn main() {
     if unary {
         println!("(one unary gRPC call per write)");
     }
+    let null = std::env::var("NULL").is_ok_and(|v| !v.is_empty() && v != "0");
+    if null {
+        println!("(null calls: `regions`, answered by the leader without Raft)");
+    }
     // LEVELS=1,256: the concurrency levels to run.
     let levels: Vec<usize> = std::env::var("LEVELS")
         .ok()
@@ -137,9 +143,13 @@ fn main() {
                     while tokio::time::Instant::now() < deadline {
                         n += 1;
                         let start = Instant::now();
-                        rpc.alloc_client_update(vec![update(t, n)])
-                            .await
-                            .expect("write");
+                        if null {
+                            rpc.regions().await.expect("call");
+                        } else {
+                            rpc.alloc_client_update(vec![update(t, n)])
+                                .await
+                                .expect("write");
+                        }
                         lat.push(start.elapsed());
                     }
                     lat
@@ -160,15 +170,17 @@ fn main() {
         let client_cpu = per_write(cpu_time("self").saturating_sub(self_before));
         lat.sort();
         let rate = count as f64 / secs as f64;
+        let what = if null { "calls" } else { "writes" };
         println!(
-            "{clients:>4} clients: {rate:>9.0} writes/s  p50 {:>8.2} ms  p99 {:>8.2} ms  ({count} writes in {secs} s)",
+            "{clients:>4} clients: {rate:>9.0} {what}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  ({count} {what} in {secs} s)",
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
         );
         // CPU per write is what bounds throughput on a shared 2-core machine, and unlike the
         // rate it does not move when other work competes for the cores.
         println!(
-            "              CPU per write: servers {} us (leader first), load generator {client_cpu:.1} us",
+            "              CPU per {}: servers {} us (leader first), load generator {client_cpu:.1} us",
+            &what[..what.len() - 1],
             {
                 let mut v: Vec<(usize, f64)> = server_cpu.iter().copied().enumerate().collect();
                 v.sort_by_key(|(i, _)| usize::from(*i != leader));
