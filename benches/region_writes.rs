@@ -170,7 +170,11 @@ fn main() {
         let client_cpu = per_write(cpu_time("self").saturating_sub(self_before));
         lat.sort();
         let rate = count as f64 / secs as f64;
-        let what = if null { "calls" } else { "writes" };
+        let (one, what) = if null {
+            ("call", "calls")
+        } else {
+            ("write", "writes")
+        };
         println!(
             "{clients:>4} clients: {rate:>9.0} {what}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  ({count} {what} in {secs} s)",
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
@@ -179,8 +183,7 @@ fn main() {
         // CPU per write is what bounds throughput on a shared 2-core machine, and unlike the
         // rate it does not move when other work competes for the cores.
         println!(
-            "              CPU per {}: servers {} us (leader first), load generator {client_cpu:.1} us",
-            &what[..what.len() - 1],
+            "              CPU per {one}: servers {} us (leader first), load generator {client_cpu:.1} us",
             {
                 let mut v: Vec<(usize, f64)> = server_cpu.iter().copied().enumerate().collect();
                 v.sort_by_key(|(i, _)| usize::from(*i != leader));

@@ -2,7 +2,7 @@
 //! processes (client-only agents, later other servers) can call it.
 
 use crate::peer::{PeerHandler, PeerRequest, PeerResponse, PEER_PATH, PEER_STREAM_PATH};
-use crate::stream::{serve_stream, Answer};
+use crate::stream::{serve_stream, Answer, Tagged};
 use crate::wire::{code_to_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{QueryMeta, Rpc, RpcError};
 use serde::Serialize;
@@ -81,69 +81,74 @@ impl Service<http::Request<Body>> for CaravanService {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if req.uri().path() == PEER_PATH {
-            if let Some(peer) = self.peer.clone() {
-                let handler = PeerCallHandler { peer };
-                return Box::pin(async move {
-                    let mut grpc = tonic::server::Grpc::new(
-                        ProstCodec::<PeerResponse, PeerRequest>::default(),
-                    )
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                    Ok(grpc.unary(handler, req).await)
-                });
-            }
-        }
-        if req.uri().path() == PEER_STREAM_PATH {
-            if let Some(peer) = self.peer.clone() {
-                #[cfg(test)]
-                PEER_STREAMS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let shutdown = self.shutdown.clone();
-                return Box::pin(async move {
-                    let answer: Arc<dyn Answer<PeerRequest, PeerResponse>> =
-                        Arc::new(PeerAnswer { peer });
-                    Ok(serve_stream(answer, shutdown, req).await)
-                });
-            }
-        }
-        if req.uri().path() == STREAM_PATH {
-            let answer: Arc<dyn Answer<CallRequest, CallResponse>> = Arc::new(RpcAnswer {
+        let shutdown = self.shutdown.clone();
+        let rpc = || -> Arc<dyn Answer<CallRequest, CallResponse>> {
+            Arc::new(RpcAnswer {
                 rpc: self.rpc.clone(),
-            });
-            let shutdown = self.shutdown.clone();
-            return Box::pin(async move { Ok(serve_stream(answer, shutdown, req).await) });
-        }
-        if req.uri().path() != CALL_PATH {
-            return Box::pin(async {
-                let mut resp = http::Response::new(Body::default());
-                let headers = resp.headers_mut();
-                headers.insert("grpc-status", http::HeaderValue::from_static("12"));
-                headers.insert(
-                    "content-type",
-                    http::HeaderValue::from_static("application/grpc"),
-                );
-                Ok(resp)
-            });
-        }
-        let handler = CallHandler {
-            rpc: self.rpc.clone(),
+            })
         };
-        Box::pin(async move {
-            let mut grpc =
-                tonic::server::Grpc::new(ProstCodec::<CallResponse, CallRequest>::default())
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            Ok(grpc.unary(handler, req).await)
-        })
+        let peer = || -> Option<Arc<dyn Answer<PeerRequest, PeerResponse>>> {
+            let peer = self.peer.clone()?;
+            Some(Arc::new(PeerAnswer { peer }))
+        };
+        match req.uri().path() {
+            CALL_PATH => {
+                let answer = rpc();
+                Box::pin(async move { Ok(serve_unary(answer, req).await) })
+            }
+            STREAM_PATH => {
+                let answer = rpc();
+                Box::pin(async move { Ok(serve_stream(answer, shutdown, req).await) })
+            }
+            PEER_PATH => match peer() {
+                Some(answer) => Box::pin(async move { Ok(serve_unary(answer, req).await) }),
+                None => unimplemented(),
+            },
+            PEER_STREAM_PATH => match peer() {
+                Some(answer) => {
+                    #[cfg(test)]
+                    PEER_STREAMS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Box::pin(async move { Ok(serve_stream(answer, shutdown, req).await) })
+                }
+                None => unimplemented(),
+            },
+            _ => unimplemented(),
+        }
     }
 }
 
-struct CallHandler {
-    rpc: Arc<dyn Rpc>,
+/// gRPC's UNIMPLEMENTED (12), for paths this server does not serve.
+fn unimplemented() -> BoxFuture<Result<http::Response<Body>, Infallible>> {
+    Box::pin(async {
+        let mut resp = http::Response::new(Body::default());
+        let headers = resp.headers_mut();
+        headers.insert("grpc-status", http::HeaderValue::from_static("12"));
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        Ok(resp)
+    })
 }
 
-impl Service<tonic::Request<CallRequest>> for CallHandler {
-    type Response = tonic::Response<CallResponse>;
+/// Serves one unary call with `answer`.
+async fn serve_unary<Req: Tagged, Resp: Tagged>(
+    answer: Arc<dyn Answer<Req, Resp>>,
+    req: http::Request<Body>,
+) -> http::Response<Body> {
+    let mut grpc = tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    grpc.unary(Unary { answer }, req).await
+}
+
+/// A unary call as a tonic service.
+struct Unary<Req, Resp> {
+    answer: Arc<dyn Answer<Req, Resp>>,
+}
+
+impl<Req: Tagged, Resp: Tagged> Service<tonic::Request<Req>> for Unary<Req, Resp> {
+    type Response = tonic::Response<Resp>;
     type Error = tonic::Status;
     type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
 
@@ -151,20 +156,16 @@ impl Service<tonic::Request<CallRequest>> for CallHandler {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: tonic::Request<CallRequest>) -> Self::Future {
-        let rpc = self.rpc.clone();
-        Box::pin(async move {
-            Ok(tonic::Response::new(
-                answer(rpc.as_ref(), req.into_inner()).await,
-            ))
-        })
+    fn call(&mut self, req: tonic::Request<Req>) -> Self::Future {
+        let work = self.answer.answer(req.into_inner());
+        Box::pin(async move { Ok(tonic::Response::new(work.await)) })
     }
 }
 
 /// Decodes and runs one call; every outcome, a body that does not decode included, is a
-/// response (tagged with the request's `id`).
-pub(crate) async fn answer(rpc: &dyn Rpc, req: CallRequest) -> CallResponse {
-    let mut resp = match serde_json::from_slice::<Call>(&req.body) {
+/// response.
+async fn answer(rpc: &dyn Rpc, req: CallRequest) -> CallResponse {
+    match serde_json::from_slice::<Call>(&req.body) {
         Err(e) => error_response(RpcError::bad_request(format!(
             "cannot decode RPC call {:?}: {e}",
             req.method
@@ -179,37 +180,12 @@ pub(crate) async fn answer(rpc: &dyn Rpc, req: CallRequest) -> CallResponse {
             },
             Err(e) => error_response(e),
         },
-    };
-    resp.id = req.id;
-    resp
-}
-
-struct PeerCallHandler {
-    peer: Arc<dyn PeerHandler>,
-}
-
-impl Service<tonic::Request<PeerRequest>> for PeerCallHandler {
-    type Response = tonic::Response<PeerResponse>;
-    type Error = tonic::Status;
-    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: tonic::Request<PeerRequest>) -> Self::Future {
-        let peer = self.peer.clone();
-        Box::pin(async move {
-            Ok(tonic::Response::new(
-                answer_peer(peer.as_ref(), req.into_inner()).await,
-            ))
-        })
     }
 }
 
 /// Runs one peer call; an error travels back as the response's message.
 async fn answer_peer(peer: &dyn PeerHandler, req: PeerRequest) -> PeerResponse {
-    let mut resp = match peer.handle(&req.kind, req.body).await {
+    match peer.handle(&req.kind, req.body).await {
         Ok(body) => PeerResponse {
             body,
             ..Default::default()
@@ -218,9 +194,7 @@ async fn answer_peer(peer: &dyn PeerHandler, req: PeerRequest) -> PeerResponse {
             error,
             ..Default::default()
         },
-    };
-    resp.id = req.id;
-    resp
+    }
 }
 
 /// `Rpc` calls arriving on the call stream.

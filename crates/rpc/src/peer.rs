@@ -5,7 +5,7 @@
 //! frame each way instead of a new HTTP/2 stream. Bodies over
 //! [`MAX_STREAMED_BODY`] (snapshot installs) go as unary calls (`caravan.Caravan/Peer`).
 
-use crate::stream::{Session, Tagged, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
+use crate::stream::{SessionSlot, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,46 +43,11 @@ pub(crate) struct PeerResponse {
     pub(crate) id: u64,
 }
 
-impl Tagged for PeerRequest {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn set_id(&mut self, id: u64) {
-        self.id = id;
-    }
-}
-
-impl Tagged for PeerResponse {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn set_id(&mut self, id: u64) {
-        self.id = id;
-    }
-}
-
-type PeerSession = Session<PeerRequest, PeerResponse>;
-
-/// One peer: its connection and the stream on it (opened on first use, reopened after it
-/// ends).
+/// One peer: its connection and the stream on it.
 #[derive(Clone)]
 struct Peer {
     channel: Channel,
-    session: Arc<Mutex<Option<Arc<PeerSession>>>>,
-}
-
-impl Peer {
-    fn session(&self) -> Arc<PeerSession> {
-        let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.as_ref() {
-            Some(s) if !s.is_closed() => s.clone(),
-            _ => {
-                let s = Arc::new(Session::open(self.channel.clone(), PEER_STREAM_PATH));
-                *slot = Some(s.clone());
-                s
-            }
-        }
-    }
+    session: Arc<SessionSlot<PeerRequest, PeerResponse>>,
 }
 
 /// What a server does with peer calls.
@@ -152,7 +117,7 @@ impl PeerClient {
             .connect_lazy();
         let peer = Peer {
             channel,
-            session: Arc::default(),
+            session: Arc::new(SessionSlot::new(PEER_STREAM_PATH)),
         };
         map.insert(addr.to_string(), peer.clone());
         Ok(peer)
@@ -177,7 +142,8 @@ impl PeerClient {
             id: 0,
         };
         let resp = if !self.unary_only && request.body.len() <= MAX_STREAMED_BODY {
-            peer.session()
+            peer.session
+                .get(&peer.channel)
                 .call(request, timeout)
                 .await
                 .map_err(|s| unreachable(s.message().to_string()))?

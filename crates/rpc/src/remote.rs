@@ -1,7 +1,7 @@
 //! `RemoteRpc`: the `Rpc` trait over gRPC to a list of servers, failing over to the next
 //! server when one cannot be reached.
 
-use crate::stream::{Session, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
+use crate::stream::{SessionSlot, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WINDOW};
 use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{
     AllocClientUpdate, ErrorCode, NodeUpdateResponse, PeerRef, QueryMeta, QueryOptions,
@@ -10,7 +10,6 @@ use crate::{
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
@@ -21,8 +20,6 @@ use tonic::transport::{Channel, Endpoint};
 
 /// Time allowed for a call beyond any blocking wait it asks for.
 const CALL_SLACK: Duration = Duration::from_secs(30);
-
-type CallSession = Session<CallRequest, CallResponse>;
 
 /// The servers of a region, reached over gRPC.
 pub struct RemoteRpc {
@@ -36,22 +33,7 @@ pub struct RemoteRpc {
 struct Server {
     addr: String,
     channel: Option<Channel>,
-    session: Mutex<Option<Arc<CallSession>>>,
-}
-
-impl Server {
-    /// The open call stream, or a new one if there is none or it has ended.
-    fn session(&self, channel: &Channel) -> Arc<CallSession> {
-        let mut slot = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.as_ref() {
-            Some(s) if !s.is_closed() => s.clone(),
-            _ => {
-                let s = Arc::new(Session::open(channel.clone(), STREAM_PATH));
-                *slot = Some(s.clone());
-                s
-            }
-        }
-    }
+    session: SessionSlot<CallRequest, CallResponse>,
 }
 
 impl RemoteRpc {
@@ -72,7 +54,7 @@ impl RemoteRpc {
                 Server {
                     addr,
                     channel,
-                    session: Mutex::new(None),
+                    session: SessionSlot::new(STREAM_PATH),
                 }
             })
             .collect();
@@ -141,7 +123,7 @@ impl RemoteRpc {
                 continue;
             };
             let result = if streamed {
-                server.session(channel).call(req.clone(), timeout).await
+                server.session.get(channel).call(req.clone(), timeout).await
             } else {
                 Self::call_one(channel.clone(), req.clone(), timeout).await
             };

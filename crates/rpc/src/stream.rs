@@ -41,6 +41,26 @@ pub(crate) trait Tagged: prost::Message + Default + Send + 'static {
     fn set_id(&mut self, id: u64);
 }
 
+macro_rules! tagged_by_id_field {
+    ($($message:ty),*) => {$(
+        impl Tagged for $message {
+            fn id(&self) -> u64 {
+                self.id
+            }
+            fn set_id(&mut self, id: u64) {
+                self.id = id;
+            }
+        }
+    )*};
+}
+
+tagged_by_id_field!(
+    crate::wire::CallRequest,
+    crate::wire::CallResponse,
+    crate::peer::PeerRequest,
+    crate::peer::PeerResponse
+);
+
 type ResponseStream<Resp> = Pin<Box<dyn futures_util::Stream<Item = Result<Resp, Status>> + Send>>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -151,6 +171,35 @@ fn lock<Resp>(
     w: &Mutex<Option<Waiters<Resp>>>,
 ) -> std::sync::MutexGuard<'_, Option<Waiters<Resp>>> {
     w.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The open session to one server, opened on first use and reopened once it has ended.
+pub(crate) struct SessionSlot<Req, Resp> {
+    path: &'static str,
+    open: Mutex<Option<Arc<Session<Req, Resp>>>>,
+}
+
+impl<Req: Tagged, Resp: Tagged> SessionSlot<Req, Resp> {
+    /// An empty slot for streams to `path`.
+    pub(crate) fn new(path: &'static str) -> Self {
+        Self {
+            path,
+            open: Mutex::new(None),
+        }
+    }
+
+    /// The open session on `channel`, or a new one if there is none or it has ended.
+    pub(crate) fn get(&self, channel: &Channel) -> Arc<Session<Req, Resp>> {
+        let mut slot = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(s) if !s.is_closed() => s.clone(),
+            _ => {
+                let s = Arc::new(Session::open(channel.clone(), self.path));
+                *slot = Some(s.clone());
+                s
+            }
+        }
+    }
 }
 
 /// Removes a call's waiter if the call ends without a response (timeout, or the caller

@@ -49,24 +49,6 @@ pub(crate) struct CallResponse {
     pub(crate) id: u64,
 }
 
-impl crate::stream::Tagged for CallRequest {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn set_id(&mut self, id: u64) {
-        self.id = id;
-    }
-}
-
-impl crate::stream::Tagged for CallResponse {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn set_id(&mut self, id: u64) {
-        self.id = id;
-    }
-}
-
 /// The one mapping between `ErrorCode` and its wire number (0 means success).
 pub(crate) fn code_to_wire(code: ErrorCode) -> i32 {
     match code {
