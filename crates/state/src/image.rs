@@ -260,6 +260,7 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use crate::allocs::tests::alloc;
+    use crate::batch_tests::register;
     use crate::{Command, PlanResult, StateStore};
     use std::sync::Arc;
     use structs::{mock, Evaluation};
@@ -321,16 +322,7 @@ mod tests {
     #[test]
     fn an_image_shares_the_stores_objects_and_links_stripped_jobs_on_load() {
         let mut s = StateStore::new();
-        s.apply(
-            1,
-            Command::JobRegister {
-                job: Box::new(mock::job("web", 1)),
-                eval: None,
-                enforce_index: None,
-                now: 1,
-            },
-        )
-        .unwrap();
+        s.apply(1, register("web", None)).unwrap();
         let version = s.job_versions("default", "web")[0].clone();
         let mut a = alloc("a1", "n1", &version);
         a.job = Some(version.clone());

@@ -251,11 +251,12 @@ fn job_key(namespace: &str, id: &str) -> JobKey {
 }
 
 #[cfg(test)]
-mod batch_tests {
+pub(crate) mod batch_tests {
     use crate::{Command, StateError, StateStore};
     use structs::mock;
 
-    fn register(id: &str, enforce_index: Option<u64>) -> Command {
+    /// The command that registers `mock::job(id, 1)` (no eval; `enforce_index` as given).
+    pub(crate) fn register(id: &str, enforce_index: Option<u64>) -> Command {
         Command::JobRegister {
             job: Box::new(mock::job(id, 1)),
             eval: None,
