@@ -12,32 +12,71 @@ pub(crate) fn caravan_bin() -> &'static str {
     env!("CARGO_BIN_EXE_caravan")
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks; released before the agent binds it).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The agent ports every test agent uses: Nomad's defaults. Each agent has a loopback address
+/// of its own (see [`LoopbackNet`]), so fixed ports never collide and nothing is picked and
+/// released (a port picked free can be taken again before the agent binds it).
+pub(crate) const HTTP_PORT: u16 = 4646;
+pub(crate) const RPC_PORT: u16 = 4647;
+pub(crate) const SERF_PORT: u16 = 4648;
+
+/// A /24 of loopback addresses (127.a.b.0/24) that one test alone uses, claimed for the
+/// test's life by a listener on 127.a.b.254:4645 (another test picking the same /24 fails to
+/// bind it and picks again).
+pub(crate) struct LoopbackNet {
+    prefix: String,
+    _claim: TcpListener,
+}
+
+impl LoopbackNet {
+    pub(crate) fn claim() -> LoopbackNet {
+        let mut seed = std::process::id() as u64
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+        for _ in 0..1000 {
+            // xorshift64: a new candidate each try.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let a = 10 + (seed % 240) as u8;
+            let b = 1 + ((seed >> 8) % 250) as u8;
+            let prefix = format!("127.{a}.{b}");
+            if let Ok(claim) = TcpListener::bind((format!("{prefix}.254").as_str(), 4645)) {
+                return LoopbackNet {
+                    prefix,
+                    _claim: claim,
+                };
+            }
+        }
+        panic!("no free loopback /24 after 1000 tries");
+    }
+
+    /// `127.a.b.<host>`.
+    pub(crate) fn ip(&self, host: u8) -> String {
+        format!("{}.{host}", self.prefix)
+    }
 }
 
 /// A running agent process.
 pub(crate) struct Agent {
     child: Child,
-    pub(crate) http_port: u16,
-    pub(crate) rpc_port: u16,
+    /// The agent's own loopback address (its /24 is claimed while the agent lives).
+    pub(crate) ip: String,
     pub(crate) dir: tempfile::TempDir,
     log: PathBuf,
+    _net: LoopbackNet,
 }
 
 impl Agent {
-    /// Starts `caravan agent -dev` on free ports.
+    /// Starts `caravan agent -dev` on an address of its own.
     pub(crate) fn dev() -> Agent {
         Self::start(&["-dev"], "")
     }
 
     /// Starts a client-only agent joined to `server`'s RPC port, with extra config HCL.
     pub(crate) fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
-        let servers = format!("-servers=127.0.0.1:{}", server.rpc_port);
+        let servers = format!("-servers={}:{RPC_PORT}", server.ip);
         let hcl = format!(
             "client {{\n  enabled = true\n  options = {{\n    \"driver.raw_exec.enable\" = \"1\"\n  }}\n  {extra_hcl}\n}}\n"
         );
@@ -45,25 +84,15 @@ impl Agent {
     }
 
     fn start(flags: &[&str], extra_config: &str) -> Agent {
-        // Free ports are released before the agent binds them, so a parallel test can take one
-        // first; the agent then exits with a bind error and we start it on new ports.
-        for _ in 0..5 {
-            if let Some(agent) = Self::try_start(flags, extra_config) {
-                return agent;
-            }
-        }
-        panic!("agent failed to bind free ports five times");
-    }
-
-    fn try_start(flags: &[&str], extra_config: &str) -> Option<Agent> {
+        let net = LoopbackNet::claim();
+        let ip = net.ip(1);
         let dir = tempfile::tempdir().expect("temp dir");
-        let (http_port, rpc_port, serf_port) = (free_port(), free_port(), free_port());
         let config = dir.path().join("agent.hcl");
         let data_dir = dir.path().join("data");
         std::fs::write(
             &config,
             format!(
-                "bind_addr = \"127.0.0.1\"\ndata_dir = \"{}\"\nports {{\n  http = {http_port}\n  rpc = {rpc_port}\n  serf = {serf_port}\n}}\n{extra_config}",
+                "bind_addr = \"{ip}\"\ndata_dir = \"{}\"\nports {{\n  http = {HTTP_PORT}\n  rpc = {RPC_PORT}\n  serf = {SERF_PORT}\n}}\n{extra_config}",
                 data_dir.display()
             ),
         )
@@ -83,32 +112,31 @@ impl Agent {
         let child = cmd.spawn().expect("start caravan agent");
         let mut agent = Agent {
             child,
-            http_port,
-            rpc_port,
+            ip,
             dir,
             log,
+            _net: net,
         };
-        agent.wait_ready().then_some(agent)
+        agent.wait_ready();
+        agent
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<ip>:4646`.
     pub(crate) fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://{}:{HTTP_PORT}", self.ip)
     }
 
-    /// Waits until the node is ready; false when the agent exited because a port was taken.
-    fn wait_ready(&mut self) -> bool {
+    /// Waits until the node is ready.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let log = self.log_text();
-                assert!(log.contains("binding"), "agent exited:\n{log}");
-                return false;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("agent exited ({status}):\n{}", self.log_text());
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
+            if std::net::TcpStream::connect((self.ip.as_str(), HTTP_PORT)).is_ok() {
                 let out = self.cli(&["node", "status"]);
                 if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ready") {
-                    return true;
+                    return;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -2,9 +2,8 @@
 //! address (127.X.Y.n, one /24 per test), with data dirs that outlive restarts. Every process
 //! runs in its own process group and is killed on drop, even when the test fails.
 
-use crate::harness::{caravan_bin, try_http};
+use crate::harness::{caravan_bin, try_http, LoopbackNet, HTTP_PORT, RPC_PORT, SERF_PORT};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -21,13 +20,6 @@ pub(crate) struct Node {
     child: Option<Child>,
 }
 
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Node {
     fn new(root: &Path, name: &str, ip: &str) -> Node {
         let dir = root.join(name);
@@ -35,8 +27,8 @@ impl Node {
         Node {
             name: name.into(),
             ip: ip.into(),
-            http_port: free_port(ip),
-            rpc_port: free_port(ip),
+            http_port: HTTP_PORT,
+            rpc_port: RPC_PORT,
             data_dir: dir.join("data"),
             config: dir.join("agent.hcl"),
             log: dir.join("agent.log"),
@@ -51,9 +43,8 @@ impl Node {
 
     /// Writes the agent config: common settings plus `body`.
     pub(crate) fn configure(&self, body: &str) {
-        let serf = free_port(&self.ip);
         let text = format!(
-            "name = \"{}\"\nbind_addr = \"{}\"\ndata_dir = \"{}\"\nlog_level = \"INFO\"\nports {{\n  http = {}\n  rpc = {}\n  serf = {serf}\n}}\n{body}",
+            "name = \"{}\"\nbind_addr = \"{}\"\ndata_dir = \"{}\"\nlog_level = \"INFO\"\nports {{\n  http = {}\n  rpc = {}\n  serf = {SERF_PORT}\n}}\n{body}",
             self.name,
             self.ip,
             self.data_dir.display(),
@@ -185,20 +176,8 @@ impl Drop for Node {
 pub(crate) struct Cluster {
     pub(crate) servers: Vec<Node>,
     pub(crate) clients: Vec<Node>,
-    net: String,
+    net: LoopbackNet,
     root: tempfile::TempDir,
-}
-
-/// A /24 of loopback addresses for one test, so tests do not share ports.
-fn loopback_net() -> String {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-    let a = 10 + (seed % 240) as u8;
-    let b = 1 + ((seed >> 8) % 250) as u8;
-    format!("127.{a}.{b}")
 }
 
 impl Cluster {
@@ -214,9 +193,9 @@ impl Cluster {
     /// Like [`Cluster::start`], but nothing is started yet (data dirs can be prepared first).
     pub(crate) fn configure(n: usize, expect: usize, extra: &str) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
-        let net = loopback_net();
+        let net = LoopbackNet::claim();
         let servers: Vec<Node> = (1..=n)
-            .map(|i| Node::new(root.path(), &format!("s{i}"), &format!("{net}.{i}")))
+            .map(|i| Node::new(root.path(), &format!("s{i}"), &net.ip(i as u8)))
             .collect();
         let join: Vec<String> = servers
             .iter()
@@ -240,11 +219,7 @@ impl Cluster {
     /// server; returns its index.
     pub(crate) fn add_server(&mut self, expect: usize, extra: &str) -> usize {
         let i = self.servers.len() + 1;
-        let node = Node::new(
-            self.root.path(),
-            &format!("s{i}"),
-            &format!("{}.{i}", self.net),
-        );
+        let node = Node::new(self.root.path(), &format!("s{i}"), &self.net.ip(i as u8));
         let join: Vec<String> = self
             .servers
             .iter()
@@ -266,7 +241,7 @@ impl Cluster {
         let c = Node::new(
             self.root.path(),
             &format!("c{i}"),
-            &format!("{}.{}", self.net, 100 + i),
+            &self.net.ip(100 + i as u8),
         );
         let servers: Vec<String> = self
             .servers
