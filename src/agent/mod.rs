@@ -102,12 +102,17 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
             .await
             .context("starting the server")?;
         let local: Arc<dyn rpc::Rpc> = handle.rpc();
-        rpc_task = Some(tokio::spawn(rpc::grpc_server::serve(
+        // Raft runs while a restarted server rebuilds its state from disk: peers are
+        // answered at once, other agents' calls once the state is there.
+        rpc_task = Some(tokio::spawn(rpc::grpc_server::serve_once_ready(
             local.clone(),
             Some(handle.peer_handler()),
             listener,
             server_token.clone(),
+            handle.ready_signal(),
         )));
+        // The local client and the HTTP API start with the state there.
+        handle.ready().await.context("starting the server")?;
         server = Some(handle);
         local
     } else {

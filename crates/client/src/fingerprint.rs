@@ -176,9 +176,11 @@ pub(crate) fn node(
             );
             1000.0
         });
+    // As Nomad: the frequency attribute is the per-core MHz rounded, the total is the exact
+    // product rounded down (so it can differ from cores x the attribute by less than cores).
     let total_compute = config
         .cpu_total_compute
-        .unwrap_or((mhz * cores as f64) as i64);
+        .unwrap_or((mhz * cores as f64).floor() as i64);
     let mem_bytes =
         parse_meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()).unwrap_or(0);
     let memory_mb = config.memory_total_mb.unwrap_or(mem_bytes / (1024 * 1024));
@@ -196,7 +198,7 @@ pub(crate) fn node(
     };
     set("cpu.arch", go_arch(&machine));
     set("cpu.numcores", cores.to_string());
-    set("cpu.frequency", format!("{}", mhz as i64));
+    set("cpu.frequency", format!("{}", mhz.round() as i64));
     set("cpu.totalcompute", total_compute.to_string());
     if !cpu.model.is_empty() {
         set("cpu.modelname", cpu.model.clone());
@@ -376,7 +378,13 @@ CPU implementer\t: 0x41\n\nprocessor\t: 1\nBogoMIPS\t: 50.00\n\nprocessor\t: 2\n
         assert_eq!(n.attributes["nomad.version"], structs::VERSION);
         let cores: i64 = n.attributes["cpu.numcores"].parse().unwrap();
         let mhz: i64 = n.attributes["cpu.frequency"].parse().unwrap();
-        assert_eq!(n.node_resources.cpu.cpu_shares, cores * mhz);
+        let total: i64 = n.attributes["cpu.totalcompute"].parse().unwrap();
+        assert_eq!(n.node_resources.cpu.cpu_shares, total);
+        // The total is the exact product; the attribute is rounded per core.
+        assert!(
+            (total - cores * mhz).abs() <= cores,
+            "{total} vs {cores} x {mhz}"
+        );
         assert_eq!(n.node_resources.memory.memory_mb, 2048);
         assert_eq!(n.node_resources.networks[0].ip, "127.0.0.1");
         assert_eq!(n.node_resources.networks[0].device, "lo");

@@ -9,6 +9,10 @@
 //! - [`StateMachine`]: applies committed entries to a `state::StateStore` that readers see
 //!   through [`StateHandle`]; snapshots are images of the store ([`snapshot`]), kept in a
 //!   [`SnapshotStore`] (a directory, or memory).
+//! - `load`: a restart rebuilds the store from the snapshot on disk on a thread of its own
+//!   while Raft already runs (the region elects meanwhile; followers lower the rebuild's
+//!   priority so the leader's finishes first); applying, snapshots, the leader barrier and the
+//!   server's endpoints wait for it.
 //! - [`network`]: Raft RPCs between servers over the `rpc` crate's gRPC transport.
 //! - `leader_watch`: calls an election as soon as a dead leader is noticed, from the most
 //!   up-to-date survivor, instead of waiting for openraft's election timers.
@@ -22,6 +26,7 @@
 
 mod batch;
 mod leader_watch;
+mod load;
 mod log_mem;
 pub mod network;
 mod node;
@@ -44,6 +49,8 @@ pub type Raft = openraft::Raft<TypeConfig>;
 
 pub use openraft;
 
+#[cfg(test)]
+mod load_tests;
 #[cfg(test)]
 mod suite_tests;
 #[cfg(test)]

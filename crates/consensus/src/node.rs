@@ -85,6 +85,9 @@ pub enum StartError {
         /// Why.
         source: SnapshotError,
     },
+    /// The state could not be rebuilt from the snapshot on disk.
+    #[error("{0}")]
+    Load(String),
     /// openraft refused the configuration or failed to start.
     #[error("Raft: {0}")]
     Raft(String),
@@ -210,6 +213,7 @@ impl RaftNode {
             }
         };
         let leadership = watch_leadership(&raft);
+        crate::load::follow_leadership(state.clone(), leadership.clone());
         let batcher = Batcher::start(raft.clone());
         let watch = leader_watch::start(
             raft.clone(),
@@ -291,8 +295,13 @@ impl RaftNode {
     }
 
     /// Waits until this leader has applied everything committed before its term (a barrier),
-    /// so leader duties start from complete state.
+    /// and its state is rebuilt, so leader duties start from complete state.
     pub async fn barrier(&self) -> Result<(), WriteError> {
+        // openraft counts the entries behind the snapshot on disk as applied at once; the
+        // state they make is there only when its rebuild finished (load.rs). A server that
+        // restarts as the leader (its vote for itself was committed) passes the Raft barrier
+        // at once.
+        self.state.wait_loaded().await.map_err(WriteError::Raft)?;
         self.raft
             .ensure_linearizable()
             .await

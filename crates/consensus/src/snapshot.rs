@@ -297,6 +297,13 @@ pub fn decode_meta(bytes: &[u8]) -> Result<Meta, SnapshotError> {
 
 /// Reads metadata and image, verifying the checksum.
 pub fn decode(bytes: &[u8]) -> Result<(Meta, StateImage), SnapshotError> {
+    let meta = verify(bytes)?;
+    Ok((meta, decode_verified(bytes)?))
+}
+
+/// Checks the header and the checksum of the whole file and reads the metadata: what a
+/// restart must know before Raft starts (the image is decoded later, [`decode_verified`]).
+pub fn verify(bytes: &[u8]) -> Result<Meta, SnapshotError> {
     let (meta, crc, image) = split(bytes)?;
     let found = crc32fast::hash(image);
     if found != crc {
@@ -305,8 +312,13 @@ pub fn decode(bytes: &[u8]) -> Result<(Meta, StateImage), SnapshotError> {
             expected: crc,
         });
     }
-    let meta = serde_json::from_slice(meta).map_err(decode_err)?;
-    Ok((meta, decode_body(image)?))
+    serde_json::from_slice(meta).map_err(decode_err)
+}
+
+/// The image of a snapshot that [`verify`] accepted.
+pub fn decode_verified(bytes: &[u8]) -> Result<StateImage, SnapshotError> {
+    let (_, _, image) = split(bytes)?;
+    decode_body(image)
 }
 
 /// Where the current snapshot is kept: a directory (durable) or memory (the test twin).
@@ -337,6 +349,14 @@ impl SnapshotStore {
             dir: None,
             memory: Arc::default(),
             current: Arc::default(),
+        }
+    }
+
+    /// The current snapshot's file, or "the snapshot in memory", for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self.path() {
+            Some(path) => path.display().to_string(),
+            None => "the snapshot in memory".into(),
         }
     }
 

@@ -14,13 +14,17 @@ use openraft::{
 use state::{Command, StateError, StateStore};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::watch;
 
 /// Read access to the applied state.
 pub struct StateHandle {
     state: RwLock<StateStore>,
     index_tx: watch::Sender<u64>,
+    /// True once the state is there (at once, or after the rebuild from disk, load.rs).
+    loaded: watch::Sender<bool>,
+    /// Why the rebuild failed, if it did.
+    load_error: Mutex<Option<String>>,
 }
 
 impl StateHandle {
@@ -29,10 +33,20 @@ impl StateHandle {
         Self {
             state: RwLock::new(state),
             index_tx,
+            loaded: watch::channel(true).0,
+            load_error: Mutex::new(None),
         }
     }
 
-    /// An immutable snapshot of the current state (O(1)).
+    /// An empty handle whose state is still being rebuilt.
+    fn loading() -> Self {
+        let handle = Self::new(StateStore::new());
+        handle.loaded.send_replace(false);
+        handle
+    }
+
+    /// An immutable snapshot of the current state (O(1)). Empty while the state is being
+    /// rebuilt: readers that must see it wait for [`StateHandle::wait_loaded`] first.
     pub fn snapshot(&self) -> StateStore {
         self.state
             .read()
@@ -43,6 +57,40 @@ impl StateHandle {
     /// Subscribes to changes of the state index.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.index_tx.subscribe()
+    }
+
+    /// Waits until the state is there; the error says why the rebuild from disk failed.
+    pub async fn wait_loaded(&self) -> Result<(), String> {
+        let mut rx = self.loaded.subscribe();
+        // The sender lives in self, so the wait cannot fail while self is borrowed.
+        let _ = rx.wait_for(|loaded| *loaded).await;
+        match self
+            .load_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns true once the state is there (or its rebuild failed).
+    pub fn loaded_signal(&self) -> watch::Receiver<bool> {
+        self.loaded.subscribe()
+    }
+
+    pub(crate) fn finish_load(&self, state: Result<StateStore, String>) {
+        match state {
+            Ok(state) => self.replace(state),
+            Err(e) => {
+                *self
+                    .load_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e)
+            }
+        }
+        self.loaded.send_replace(true);
     }
 
     fn replace(&self, next: StateStore) {
@@ -70,34 +118,44 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError<u64> {
 }
 
 impl StateMachine {
-    /// A state machine starting from the snapshot in `snapshots`, if there is one.
+    /// A state machine starting from the snapshot in `snapshots`, if there is one. The
+    /// snapshot is verified here, and its state rebuilt on a thread of its own (load.rs):
+    /// until then the handle is empty and everything that needs the state waits for it.
     pub fn open(snapshots: SnapshotStore) -> Result<Self, SnapshotError> {
-        let (state, last_applied, membership) = match snapshots.load()? {
+        let (handle, last_applied, membership) = match snapshots.load()? {
             Some(bytes) => {
-                let started = tokio::time::Instant::now();
-                let (meta, image) = snapshot::decode(&bytes)?;
-                let decoded = started.elapsed();
-                let state = StateStore::from_image(image).map_err(SnapshotError::Decode)?;
-                tracing::info!(
-                    bytes = bytes.len(),
-                    allocs = state.allocs().count(),
-                    last_log_index = meta.last_log_id.map_or(0, |l| l.index),
-                    decode_ms = decoded.as_millis() as u64,
-                    total_ms = started.elapsed().as_millis() as u64,
-                    "state restored from the snapshot on disk"
-                );
+                let meta = snapshot::verify(&bytes)?;
+                let handle = Arc::new(StateHandle::loading());
+                crate::load::spawn(handle.clone(), bytes, snapshots.describe());
                 snapshots.set_current_meta(meta.clone());
-                (state, meta.last_log_id, meta.last_membership)
+                (handle, meta.last_log_id, meta.last_membership)
             }
-            None => (StateStore::new(), None, StoredMembership::default()),
+            None => (
+                Arc::new(StateHandle::new(StateStore::new())),
+                None,
+                StoredMembership::default(),
+            ),
         };
         Ok(Self {
-            handle: Arc::new(StateHandle::new(state)),
+            handle,
             last_applied,
             membership,
             snapshots,
             snapshot_seq: Arc::default(),
         })
+    }
+
+    /// A state machine whose state is still being rebuilt, for tests that finish the rebuild
+    /// themselves.
+    #[cfg(test)]
+    pub(crate) fn loading_for_test() -> Self {
+        Self {
+            handle: Arc::new(StateHandle::loading()),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            snapshots: SnapshotStore::memory(),
+            snapshot_seq: Arc::default(),
+        }
     }
 
     /// The read side, shared with the server.
@@ -207,6 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        self.handle.wait_loaded().await.map_err(sm_err)?;
         let mut state = self.handle.snapshot();
         let mut replies = Vec::new();
         for entry in entries {
@@ -232,8 +291,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let loaded = self.handle.wait_loaded().await;
         SnapshotBuilder {
-            state: self.handle.snapshot(),
+            state: loaded.map(|()| self.handle.snapshot()),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             snapshots: self.snapshots.clone(),
@@ -252,6 +312,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &Meta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
+        // A rebuild still running would overwrite the installed state when it finishes.
+        self.handle.wait_loaded().await.map_err(sm_err)?;
         let bytes = snapshot.into_inner();
         let snapshots = self.snapshots.clone();
         let meta_owned = meta.clone();
@@ -298,7 +360,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Builds a snapshot from an O(1) copy of the state, off the Raft core's thread.
 pub struct SnapshotBuilder {
-    state: StateStore,
+    /// The state, or why it could not be rebuilt from disk (then no snapshot is built).
+    state: Result<StateStore, String>,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, ServerNode>,
     snapshots: SnapshotStore,
@@ -316,7 +379,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id,
         };
-        let state = self.state.clone();
+        let state = self.state.clone().map_err(sm_err)?;
         let snapshots = self.snapshots.clone();
         let meta2 = meta.clone();
         let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SnapshotError> {

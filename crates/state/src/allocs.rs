@@ -12,6 +12,11 @@ impl StateStore {
         self.allocs.get(id)
     }
 
+    /// How many allocations there are.
+    pub fn alloc_count(&self) -> usize {
+        self.allocs.len()
+    }
+
     /// Every allocation, ordered by ID.
     pub fn allocs(&self) -> impl Iterator<Item = &Arc<Allocation>> {
         self.allocs.values()

@@ -188,14 +188,17 @@ impl StateStore {
             .collect();
         // The allocation map and its two indexes are independent: build them on separate
         // threads. A restart with a million allocations spends most of its rebuild here.
+        // The threads are named `state-*`: a server that rebuilds in the background lowers
+        // their priority when another server leads (consensus/src/load.rs).
         let (map, by_job, by_node) = std::thread::scope(|scope| {
-            let map = scope.spawn(|| {
+            let named = |name: &str| std::thread::Builder::new().name(format!("state-{name}"));
+            let map = named("allocs").spawn_scoped(scope, || {
                 ids.iter()
                     .zip(&allocs)
                     .map(|(id, a)| (Arc::clone(id), Arc::clone(a)))
                     .collect::<OrdMap<AllocKey, Arc<Allocation>>>()
             });
-            let by_job = scope.spawn(|| {
+            let by_job = named("by-job").spawn_scoped(scope, || {
                 let mut groups: FnvMap<(&str, &str), Vec<&AllocKey>> = FnvMap::default();
                 for (id, a) in ids.iter().zip(&allocs) {
                     groups
@@ -225,10 +228,14 @@ impl StateStore {
                 .into_iter()
                 .map(|(node, ids)| (node.to_string(), id_set(ids)))
                 .collect::<OrdMap<String, OrdSet<AllocKey>>>();
-            (map.join(), by_job.join(), by_node)
+            (
+                joined(map, "allocation map"),
+                joined(by_job, "job index"),
+                by_node,
+            )
         });
-        s.allocs = map.map_err(|_| "building the allocation map failed".to_string())?;
-        s.allocs_by_job = by_job.map_err(|_| "building the job index failed".to_string())?;
+        s.allocs = map?;
+        s.allocs_by_job = by_job?;
         s.allocs_by_node = by_node;
         let mut evals_by_job: OrdMap<JobKey, OrdSet<String>> = OrdMap::new();
         for eval in image.evals {
@@ -255,6 +262,17 @@ impl StateStore {
         }
         self
     }
+}
+
+/// The result of a rebuild thread, or why there is none.
+fn joined<T>(
+    handle: std::io::Result<std::thread::ScopedJoinHandle<'_, T>>,
+    what: &str,
+) -> Result<T, String> {
+    handle
+        .map_err(|e| format!("cannot start a thread to build the {what}: {e}"))?
+        .join()
+        .map_err(|_| format!("building the {what} failed"))
 }
 
 #[cfg(test)]

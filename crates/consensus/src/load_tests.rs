@@ -1,0 +1,254 @@
+//! Tests of the background state rebuild (load.rs).
+
+use crate::load::{set_priority, HELD};
+use crate::snapshot::{encode, Meta, SnapshotError, SnapshotStore};
+use crate::{StateMachine, TypeConfig};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use state::Command;
+use state::StateStore;
+use structs::mock;
+
+fn state_with_nodes(n: usize) -> StateStore {
+    let mut s = StateStore::new();
+    for i in 0..n {
+        let node = Box::new(mock::node(&format!("n{i}")));
+        s.apply(i as u64 + 1, Command::NodeRegister { node, now: 1 })
+            .unwrap();
+    }
+    s
+}
+
+fn meta_at(index: u64) -> Meta {
+    Meta {
+        last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+        snapshot_id: format!("1-{index}-0"),
+        ..Meta::default()
+    }
+}
+
+fn blank(index: u64) -> Entry<TypeConfig> {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Blank,
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_on_disk_is_rebuilt_in_the_background_and_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::dir(dir.path()).unwrap();
+    let state = state_with_nodes(50);
+    store
+        .save(
+            &meta_at(50),
+            &encode(&meta_at(50), &state.to_image()).unwrap(),
+        )
+        .unwrap();
+    let mut sm = StateMachine::open(SnapshotStore::dir(dir.path()).unwrap()).unwrap();
+    // Raft learns where the state is from the metadata alone.
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(50));
+    let handle = sm.handle();
+    // Applying waits for the rebuild, then applies on top of it.
+    sm.apply([blank(51)]).await.unwrap();
+    assert!(*handle.loaded_signal().borrow());
+    handle.wait_loaded().await.unwrap();
+    let snap = handle.snapshot();
+    assert_eq!(snap.node_count(), 50);
+    assert_eq!(snap.latest_index(), 50);
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(51));
+}
+
+#[tokio::test]
+async fn entries_apply_on_top_of_the_rebuilt_state_never_before_it() {
+    let mut sm = StateMachine::loading_for_test();
+    let handle = sm.handle();
+    let node = Box::new(mock::node("late"));
+    let cmd = serde_json::to_vec(&Command::NodeRegister { node, now: 2 }).unwrap();
+    let entry = Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 51),
+        payload: EntryPayload::Normal(crate::Payload::Commands(vec![serde_bytes::ByteBuf::from(
+            cmd,
+        )])),
+    };
+    let apply = tokio::spawn(async move { sm.apply([entry]).await.map(|_| sm) });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !apply.is_finished(),
+        "an entry applied before the state was there"
+    );
+    handle.finish_load(Ok(state_with_nodes(50)));
+    let sm = apply.await.unwrap().unwrap();
+    let snap = sm.handle().snapshot();
+    assert_eq!(snap.node_count(), 51);
+    assert_eq!(snap.latest_index(), 51);
+}
+
+#[tokio::test]
+async fn a_rebuild_that_fails_names_the_file_and_stops_applies_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::dir(dir.path()).unwrap();
+    let good = encode(&meta_at(9), &state_with_nodes(3).to_image()).unwrap();
+    // A body cut short behind a matching checksum (a crafted or buggy file): the start
+    // accepts it, the rebuild cannot read it.
+    let body_at = good.len() - snapshot_body_len(&good);
+    let mut bad = good[..body_at + (good.len() - body_at) / 2].to_vec();
+    let crc = crc32fast::hash(&bad[body_at..]);
+    bad[body_at - 4..body_at].copy_from_slice(&crc.to_le_bytes());
+    store.save(&meta_at(9), &bad).unwrap();
+    let mut sm = StateMachine::open(SnapshotStore::dir(dir.path()).unwrap()).unwrap();
+    let handle = sm.handle();
+    let err = handle.wait_loaded().await.unwrap_err();
+    assert!(
+        err.contains("cannot rebuild the state from")
+            && err.contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+    // Nothing is applied on top of an empty state, and no empty snapshot replaces the file.
+    assert!(sm.apply([blank(10)]).await.is_err());
+    let mut builder = sm.get_snapshot_builder().await;
+    assert!(builder.build_snapshot().await.is_err());
+    assert_eq!(store.load().unwrap().unwrap(), bad);
+}
+
+#[test]
+fn a_corrupt_snapshot_still_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::dir(dir.path()).unwrap();
+    let mut bytes = encode(&meta_at(3), &state_with_nodes(3).to_image()).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    store.save(&meta_at(3), &bytes).unwrap();
+    let err = StateMachine::open(SnapshotStore::dir(dir.path()).unwrap())
+        .err()
+        .expect("a checksum mismatch is refused at once");
+    assert!(matches!(err, SnapshotError::Checksum { .. }), "{err}");
+}
+
+#[test]
+fn only_the_rebuild_threads_change_priority() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let start = |name: &str| {
+        let tx = tx.clone();
+        let name = name.to_string();
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                // SAFETY: gettid(2) has no preconditions.
+                tx.send((name, unsafe { libc::gettid() })).unwrap();
+                std::thread::park();
+            })
+            .unwrap()
+    };
+    let threads = [start("state-test"), start("other-test")];
+    let tids: std::collections::BTreeMap<String, i32> = rx.iter().take(2).collect();
+    let nice = |name: &str| {
+        // SAFETY: getpriority(2) has no memory-safety preconditions.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, tids[name] as u32) }
+    };
+    let other_before = nice("other-test");
+    set_priority(19);
+    assert_eq!(nice("state-test"), 19);
+    assert_eq!(nice("other-test"), other_before);
+    for t in threads {
+        t.thread().unpark();
+        t.join().unwrap();
+    }
+}
+
+/// openraft restarts a server whose committed vote is its own as the leader at once, and
+/// counts the entries behind the snapshot on disk as applied: the leader barrier must wait
+/// for the rebuilt state too, or leader duties start from an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarting_as_leader_passes_the_barrier_only_with_its_state() {
+    use crate::{RaftNode, RaftSettings, ServerNode, Storage};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = || Storage::Durable {
+        dir: dir.path().to_path_buf(),
+        region: "global".into(),
+    };
+    let settings = RaftSettings {
+        snapshot_threshold: 4,
+        trailing_logs: 0,
+        ..RaftSettings::default()
+    };
+    let node = ServerNode {
+        name: "s1".into(),
+        rpc_addr: "127.0.0.1:1".into(),
+    };
+    let start = || {
+        RaftNode::start(
+            storage(),
+            node.clone(),
+            &settings,
+            rpc::peer::PeerClient::new(),
+        )
+    };
+    let raft = start().await.unwrap();
+    raft.initialize(std::collections::BTreeMap::from([(
+        raft.id(),
+        node.clone(),
+    )]))
+    .await
+    .unwrap();
+    leads(&raft).await;
+    for i in 0..10 {
+        let node = Box::new(mock::node(&format!("n{i}")));
+        raft.write(&Command::NodeRegister { node, now: 1 })
+            .await
+            .unwrap();
+    }
+    for _ in 0..500 {
+        if raft
+            .raft()
+            .metrics()
+            .borrow()
+            .snapshot
+            .is_some_and(|s| s.index >= 8)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    raft.shutdown().await;
+    drop(raft);
+
+    let (release, held) = std::sync::mpsc::channel();
+    let snapshots = SnapshotStore::dir(&dir.path().join("snapshots")).unwrap();
+    *HELD.lock().unwrap() = Some((snapshots.describe(), held));
+    let raft = start().await.unwrap();
+    leads(&raft).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), raft.barrier())
+            .await
+            .is_err(),
+        "the barrier passed before the state was rebuilt"
+    );
+    assert_eq!(raft.state().snapshot().node_count(), 0);
+    release.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), raft.barrier())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raft.state().snapshot().node_count(), 10);
+    raft.shutdown().await;
+}
+
+async fn leads(raft: &crate::RaftNode) {
+    for _ in 0..500 {
+        if raft.current_leadership().is_self {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no leadership after 5 s");
+}
+
+/// The length of a snapshot's body (behind its header, metadata and checksum).
+fn snapshot_body_len(bytes: &[u8]) -> usize {
+    let meta_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    bytes.len() - (12 + meta_len + 4)
+}
