@@ -206,3 +206,30 @@ fn a_missing_segment_is_refused() {
     let err = WalLogStore::open(&dir, "eu").unwrap_err().to_string();
     assert!(err.contains("is missing"), "{err}");
 }
+
+/// openraft saves the committed log id after every commit; alone it is only remembered (no
+/// fdatasync of its own), read back at once, and made durable with the next batch that is.
+#[test]
+fn a_committed_log_id_alone_costs_no_fdatasync_and_rides_with_the_next_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        s.blocking_append((1..=3).map(|i| entry(1, i, b"cmd")))
+            .await
+            .unwrap();
+        let shared = s.shared.clone();
+        let syncs = || shared.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        let before = syncs();
+        for i in 1..=3 {
+            s.save_committed(Some(log_id(1, 1, i))).await.unwrap();
+        }
+        assert_eq!(s.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
+        // The writer takes the committed ids in order; a vote after them must be durable.
+        s.save_vote(&Vote::new_committed(1, 7)).await.unwrap();
+        assert_eq!(syncs() - before, 1, "only the vote's batch was synced");
+        drop(s);
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        assert_eq!(s.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
+    });
+}
