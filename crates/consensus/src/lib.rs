@@ -25,6 +25,7 @@
 #![allow(clippy::result_large_err)]
 
 mod batch;
+mod command_codec;
 mod leader_watch;
 mod load;
 mod log_mem;

@@ -254,7 +254,7 @@ impl RaftNode {
 
     /// Commits a command (leader only) and returns how it applied.
     pub async fn write(&self, cmd: &state::Command) -> Result<Applied, WriteError> {
-        let bytes = serde_json::to_vec(cmd).map_err(raft_err)?;
+        let bytes = crate::command_codec::encode(cmd).map_err(WriteError::Raft)?;
         self.batcher.write(bytes).await
     }
 

@@ -11,7 +11,7 @@ use openraft::{
     AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
     StoredMembership,
 };
-use state::{Command, StateError, StateStore};
+use state::{StateError, StateStore};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -186,7 +186,7 @@ fn apply_commands(
     let mut decoded = Vec::with_capacity(encoded.len());
     let mut slots = Vec::with_capacity(encoded.len());
     for bytes in encoded {
-        match serde_json::from_slice::<Command>(bytes) {
+        match crate::command_codec::decode(bytes) {
             Ok(c) => {
                 slots.push(None);
                 decoded.push(c);

@@ -19,7 +19,7 @@ openraft::declare_raft_types!(
 /// entry (see `RaftNode::write`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// The JSON of `state::Command`s, applied in order at the entry's index.
+    /// Encoded `state::Command`s (`command_codec`), applied in order at the entry's index.
     Commands(Vec<serde_bytes::ByteBuf>),
     /// Replace the whole state with a snapshot (`operator snapshot restore`); the bytes are a
     /// [`crate::snapshot`] file.

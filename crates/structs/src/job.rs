@@ -166,6 +166,7 @@ pub struct Task {
     pub driver: String,
     pub user: String,
     /// Driver configuration, keys as the user wrote them (`command`, `args`, `image`...).
+    #[serde(with = "crate::json_map")]
     pub config: Map<String, Value>,
     pub env: BTreeMap<String, String>,
     pub services: Vec<Service>,
@@ -463,5 +464,6 @@ pub struct ScalingPolicy {
     pub min: Option<i64>,
     pub max: Option<i64>,
     pub enabled: bool,
+    #[serde(with = "crate::json_map")]
     pub policy: Map<String, Value>,
 }

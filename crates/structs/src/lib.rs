@@ -11,6 +11,7 @@ pub mod duration;
 mod eval;
 pub mod ids;
 mod job;
+pub mod json_map;
 pub mod mock;
 mod node;
 mod resources;
