@@ -128,6 +128,7 @@ fn main() {
         let pids = server_pids(&c);
         let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu_time(p)).collect();
         let self_before = cpu_time("self");
+        let mut entries = 0;
         let (count, mut lat) = rt.block_on(async {
             // Warm up connections.
             for rpc in &conns {
@@ -140,25 +141,35 @@ fn main() {
                 tasks.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
                     let mut n = 0;
+                    // The Raft indexes this client's writes applied at (one per entry).
+                    let (mut first, mut last) = (u64::MAX, 0);
                     while tokio::time::Instant::now() < deadline {
                         n += 1;
                         let start = Instant::now();
                         if null {
                             rpc.regions().await.expect("call");
                         } else {
-                            rpc.alloc_client_update(vec![update(t, n)])
+                            let index = rpc
+                                .alloc_client_update(vec![update(t, n)])
                                 .await
                                 .expect("write");
+                            first = first.min(index);
+                            last = last.max(index);
                         }
                         lat.push(start.elapsed());
                     }
-                    lat
+                    (lat, first, last)
                 }));
             }
             let mut all = Vec::new();
+            let (mut first, mut last) = (u64::MAX, 0);
             for t in tasks {
-                all.extend(t.await.unwrap());
+                let (lat, f, l) = t.await.unwrap();
+                all.extend(lat);
+                first = first.min(f);
+                last = last.max(l);
             }
+            entries = last.saturating_sub(first) + 1;
             (all.len(), all)
         });
         let per_write = |d: Duration| d.as_secs_f64() * 1e6 / count.max(1) as f64;
@@ -180,6 +191,12 @@ fn main() {
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
         );
+        if !null {
+            println!(
+                "              {entries} Raft entries, {:.1} writes per entry",
+                count as f64 / entries.max(1) as f64
+            );
+        }
         // CPU per write is what bounds throughput on a shared 2-core machine, and unlike the
         // rate it does not move when other work competes for the cores.
         println!(
