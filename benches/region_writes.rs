@@ -191,6 +191,12 @@ fn main() {
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
         );
+        println!(
+            "              tail: p90 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            percentile(&lat, 0.90).as_secs_f64() * 1e3,
+            percentile(&lat, 0.999).as_secs_f64() * 1e3,
+            lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
         if !null {
             println!(
                 "              {entries} Raft entries, {:.1} writes per entry",
