@@ -50,7 +50,9 @@ async fn a_snapshot_on_disk_is_rebuilt_in_the_background_and_waited_for() {
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(50));
     let handle = sm.handle();
-    // Applying waits for the rebuild, then applies on top of it.
+    // As once `Raft::new` has returned: applying waits for the rebuild, then applies on top.
+    sm.starting_flag()
+        .store(false, std::sync::atomic::Ordering::Release);
     sm.apply([blank(51)]).await.unwrap();
     assert!(*handle.loaded_signal().borrow());
     handle.wait_loaded().await.unwrap();
@@ -82,6 +84,34 @@ async fn entries_apply_on_top_of_the_rebuilt_state_never_before_it() {
     handle.finish_load(Ok(state_with_nodes(50)));
     let sm = apply.await.unwrap().unwrap();
     let snap = sm.handle().snapshot();
+    assert_eq!(snap.node_count(), 51);
+    assert_eq!(snap.latest_index(), 51);
+}
+
+#[tokio::test]
+async fn entries_raft_re_applies_while_starting_are_applied_by_the_rebuild() {
+    let mut sm = StateMachine::loading_for_test();
+    sm.starting_flag()
+        .store(true, std::sync::atomic::Ordering::Release);
+    let handle = sm.handle();
+    let node = Box::new(mock::node("late"));
+    let entry = Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 51),
+        payload: EntryPayload::Normal(crate::Payload::Commands(vec![serde_bytes::ByteBuf::from(
+            crate::command_codec::encode(&Command::NodeRegister { node, now: 2 }).unwrap(),
+        )])),
+    };
+    // Inside `Raft::new` nothing waits for the rebuild.
+    let replies = tokio::time::timeout(std::time::Duration::from_secs(5), sm.apply([entry]))
+        .await
+        .expect("the startup re-apply does not wait for the rebuild")
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(51));
+    assert_eq!(handle.snapshot().node_count(), 0);
+    handle.finish_load(Ok(state_with_nodes(50)));
+    let snap = handle.snapshot();
     assert_eq!(snap.node_count(), 51);
     assert_eq!(snap.latest_index(), 51);
 }
@@ -160,10 +190,13 @@ fn only_the_rebuild_threads_change_priority() {
 
 /// openraft restarts a server whose committed vote is its own as the leader at once, and
 /// counts the entries behind the snapshot on disk as applied: the leader barrier must wait
-/// for the rebuilt state too, or leader duties start from an empty one.
+/// for the rebuilt state too, or leader duties start from an empty one. And openraft
+/// re-applies the committed entries after the snapshot inside `Raft::new`: those must not hold
+/// Raft's start until the rebuild is done, and must be in the state once it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_restarting_as_leader_passes_the_barrier_only_with_its_state() {
+async fn a_server_restarting_as_leader_starts_raft_at_once_and_serves_only_with_its_state() {
     use crate::{RaftNode, RaftSettings, ServerNode, Storage};
+    use openraft::storage::RaftLogStorage;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let storage = || Storage::Durable {
@@ -171,7 +204,7 @@ async fn a_server_restarting_as_leader_passes_the_barrier_only_with_its_state() 
         region: "global".into(),
     };
     let settings = RaftSettings {
-        snapshot_threshold: 4,
+        snapshot_threshold: 8,
         trailing_logs: 0,
         ..RaftSettings::default()
     };
@@ -195,31 +228,45 @@ async fn a_server_restarting_as_leader_passes_the_barrier_only_with_its_state() 
     .await
     .unwrap();
     leads(&raft).await;
-    for i in 0..10 {
-        let node = Box::new(mock::node(&format!("n{i}")));
-        raft.write(&Command::NodeRegister { node, now: 1 })
-            .await
-            .unwrap();
+    let register = |i: usize| Command::NodeRegister {
+        node: Box::new(mock::node(&format!("n{i}"))),
+        now: 1,
+    };
+    for i in 0..8 {
+        raft.write(&register(i)).await.unwrap();
     }
-    for _ in 0..500 {
-        if raft
-            .raft()
-            .metrics()
-            .borrow()
-            .snapshot
-            .is_some_and(|s| s.index >= 8)
-        {
+    let snapshot_at = |raft: &RaftNode| raft.raft().metrics().borrow().snapshot.map(|s| s.index);
+    for _ in 0..1000 {
+        if snapshot_at(&raft).is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let snapshot = snapshot_at(&raft).expect("a snapshot after 8 entries");
+    // Committed entries after the snapshot, so the restart re-applies some (the last write
+    // makes the committed id of the one before it durable).
+    for i in 8..12 {
+        raft.write(&register(i)).await.unwrap();
+    }
+    assert_eq!(snapshot_at(&raft), Some(snapshot), "no second snapshot yet");
     raft.shutdown().await;
     drop(raft);
+    {
+        let (mut log, _) = crate::WalLogStore::open(&dir.path().join("raft"), "global").unwrap();
+        let committed = log.read_committed().await.unwrap().map(|c| c.index);
+        assert!(
+            committed > Some(snapshot),
+            "the setup must leave committed entries after the snapshot ({committed:?} vs {snapshot})"
+        );
+    }
 
     let (release, held) = std::sync::mpsc::channel();
     let snapshots = SnapshotStore::dir(&dir.path().join("snapshots")).unwrap();
     *HELD.lock().unwrap() = Some((snapshots.describe(), held));
-    let raft = start().await.unwrap();
+    let raft = tokio::time::timeout(Duration::from_secs(10), start())
+        .await
+        .expect("Raft starts while the state is still being rebuilt")
+        .unwrap();
     leads(&raft).await;
     assert!(
         tokio::time::timeout(Duration::from_millis(300), raft.barrier())
@@ -233,7 +280,7 @@ async fn a_server_restarting_as_leader_passes_the_barrier_only_with_its_state() 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(raft.state().snapshot().node_count(), 10);
+    assert_eq!(raft.state().snapshot().node_count(), 12);
     raft.shutdown().await;
 }
 

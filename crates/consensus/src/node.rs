@@ -196,9 +196,11 @@ impl RaftNode {
                     }
                 })?;
                 let state = sm.handle();
+                let starting = sm.starting_flag();
                 let raft = Raft::new(id, config, network, log, sm)
                     .await
                     .map_err(|e| StartError::Raft(e.to_string()))?;
+                starting.store(false, std::sync::atomic::Ordering::Release);
                 (raft, id, state, snapshots)
             }
             Storage::Memory => {
@@ -206,9 +208,11 @@ impl RaftNode {
                 let snapshots = SnapshotStore::memory();
                 let sm = StateMachine::open(snapshots.clone())?;
                 let state = sm.handle();
+                let starting = sm.starting_flag();
                 let raft = Raft::new(id, config, network, MemLogStore::new(), sm)
                     .await
                     .map_err(|e| StartError::Raft(e.to_string()))?;
+                starting.store(false, std::sync::atomic::Ordering::Release);
                 (raft, id, state, snapshots)
             }
         };

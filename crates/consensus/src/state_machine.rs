@@ -13,7 +13,7 @@ use openraft::{
 };
 use state::{StateError, StateStore};
 use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::watch;
 
@@ -25,6 +25,10 @@ pub struct StateHandle {
     loaded: watch::Sender<bool>,
     /// Why the rebuild failed, if it did.
     load_error: Mutex<Option<String>>,
+    /// Entries openraft re-applied at startup while the state was being rebuilt: the rebuild
+    /// applies them before it publishes the state. The lock also orders that against
+    /// [`StateHandle::defer_while_loading`].
+    replay: Mutex<Vec<Entry<TypeConfig>>>,
 }
 
 impl StateHandle {
@@ -35,6 +39,7 @@ impl StateHandle {
             index_tx,
             loaded: watch::channel(true).0,
             load_error: Mutex::new(None),
+            replay: Mutex::new(Vec::new()),
         }
     }
 
@@ -81,8 +86,21 @@ impl StateHandle {
     }
 
     pub(crate) fn finish_load(&self, state: Result<StateStore, String>) {
+        let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
         match state {
-            Ok(state) => self.replace(state),
+            Ok(mut state) => {
+                let entries = std::mem::take(&mut *replay);
+                if !entries.is_empty() {
+                    tracing::info!(
+                        entries = entries.len(),
+                        "applying the entries Raft re-applied while the state was rebuilt"
+                    );
+                }
+                for entry in entries {
+                    apply_payload(&mut state, entry.log_id.index, entry.payload);
+                }
+                self.replace(state)
+            }
             Err(e) => {
                 *self
                     .load_error
@@ -91,6 +109,20 @@ impl StateHandle {
             }
         }
         self.loaded.send_replace(true);
+    }
+
+    /// Keeps `entries` to apply when the rebuild finishes, if it has not; gives them back if
+    /// it has.
+    fn defer_while_loading(
+        &self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Option<Vec<Entry<TypeConfig>>> {
+        let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
+        if *self.loaded.borrow() {
+            return Some(entries);
+        }
+        replay.extend(entries);
+        None
     }
 
     fn replace(&self, next: StateStore) {
@@ -107,6 +139,9 @@ impl StateHandle {
 /// The state machine openraft drives.
 pub struct StateMachine {
     handle: Arc<StateHandle>,
+    /// True until `Raft::new` returns: openraft re-applies committed entries in there, before
+    /// Raft runs, and nobody waits for their results (see `apply`).
+    starting: Arc<AtomicBool>,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, ServerNode>,
     snapshots: SnapshotStore,
@@ -138,6 +173,7 @@ impl StateMachine {
         };
         Ok(Self {
             handle,
+            starting: Arc::new(AtomicBool::new(true)),
             last_applied,
             membership,
             snapshots,
@@ -151,11 +187,17 @@ impl StateMachine {
     pub(crate) fn loading_for_test() -> Self {
         Self {
             handle: Arc::new(StateHandle::loading()),
+            starting: Arc::new(AtomicBool::new(false)),
             last_applied: None,
             membership: StoredMembership::default(),
             snapshots: SnapshotStore::memory(),
             snapshot_seq: Arc::default(),
         }
+    }
+
+    /// Cleared once `Raft::new` has returned (see the `starting` field).
+    pub(crate) fn starting_flag(&self) -> Arc<AtomicBool> {
+        self.starting.clone()
     }
 
     /// The read side, shared with the server.
@@ -231,6 +273,21 @@ fn apply_commands(
         .collect()
 }
 
+/// Applies one entry's payload at `index`; one result per command.
+fn apply_payload(
+    state: &mut StateStore,
+    index: u64,
+    payload: EntryPayload<TypeConfig>,
+) -> Vec<Applied> {
+    match payload {
+        EntryPayload::Blank | EntryPayload::Membership(_) => Vec::new(),
+        EntryPayload::Normal(Payload::Commands(cmds)) => apply_commands(state, index, &cmds),
+        EntryPayload::Normal(Payload::Restore(bytes)) => {
+            vec![apply_restore(state, index, &bytes)]
+        }
+    }
+}
+
 fn apply_restore(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
     let mut out = Applied {
         index,
@@ -265,27 +322,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let mut entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        for entry in &entries {
+            self.last_applied = Some(entry.log_id);
+            if let EntryPayload::Membership(m) = &entry.payload {
+                self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+            }
+        }
+        if self.starting.load(Ordering::Acquire) {
+            // openraft's startup re-apply runs inside `Raft::new`: waiting here for the rebuild
+            // would hold Raft back until it is done. Nobody waits for these results, so the
+            // rebuild applies the entries before it publishes the state.
+            let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+            match self.handle.defer_while_loading(entries) {
+                None => {
+                    return Ok(indexes
+                        .into_iter()
+                        .map(|index| EntryApplied {
+                            index,
+                            results: Vec::new(),
+                        })
+                        .collect())
+                }
+                Some(back) => entries = back,
+            }
+        }
         self.handle.wait_loaded().await.map_err(sm_err)?;
         let mut state = self.handle.snapshot();
-        let mut replies = Vec::new();
-        for entry in entries {
-            let index = entry.log_id.index;
-            self.last_applied = Some(entry.log_id);
-            let results = match entry.payload {
-                EntryPayload::Blank => Vec::new(),
-                EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    Vec::new()
-                }
-                EntryPayload::Normal(Payload::Commands(cmds)) => {
-                    apply_commands(&mut state, index, &cmds)
-                }
-                EntryPayload::Normal(Payload::Restore(bytes)) => {
-                    vec![apply_restore(&mut state, index, &bytes)]
-                }
-            };
-            replies.push(EntryApplied { index, results });
-        }
+        let replies = entries
+            .into_iter()
+            .map(|entry| {
+                let index = entry.log_id.index;
+                let results = apply_payload(&mut state, index, entry.payload);
+                EntryApplied { index, results }
+            })
+            .collect();
         self.handle.replace(state);
         Ok(replies)
     }
