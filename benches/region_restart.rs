@@ -3,7 +3,8 @@
 //!
 //! Setup (not timed): a state of `ALLOCS` allocations (default 1,000,000) on 1,000 nodes and
 //! 100 jobs is built in process and written into each server's data dir exactly as a region
-//! leaves it after compaction: the snapshot file, and a Raft log purged up to it. Then, `RUNS`
+//! leaves it: the snapshot file, a Raft log purged up to it and `TAIL` (default 1,000) committed
+//! entries after it, which each server re-applies on start. Then, `RUNS`
 //! times (default 3): start the servers, wait until a leader answers a consistent read of an
 //! allocation and the job summaries, report the time and each agent's CPU time and RSS so far,
 //! stop the servers (SIGINT).
@@ -25,10 +26,12 @@ mod cluster;
 #[path = "../tests/e2e/harness.rs"]
 mod harness;
 
-use consensus::openraft::storage::RaftLogStorage;
-use consensus::openraft::{CommittedLeaderId, LogId, Membership, StoredMembership, Vote};
-use consensus::{snapshot, ServerNode, SnapshotStore, WalLogStore};
-use state::{Command, PlanResult, StateStore};
+use consensus::openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use consensus::openraft::{
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StoredMembership, Vote,
+};
+use consensus::{snapshot, Payload, ServerNode, SnapshotStore, TypeConfig, WalLogStore};
+use state::{ClientAllocUpdate, Command, PlanResult, StateStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use structs::{mock, Allocation};
@@ -125,9 +128,15 @@ fn agent_usage(s: &cluster::Node) -> Option<(f64, f64, f64)> {
     None
 }
 
-/// Writes each server's data dir as compaction leaves it: the snapshot, and a log purged up to
-/// the snapshot's last entry with that entry committed.
-fn seed(c: &cluster::Cluster, mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<u8>) {
+/// Writes each server's data dir as a running region leaves it: the snapshot, a log purged up
+/// to the snapshot's last entry, and `tail` committed entries after it (each a client update of
+/// 10 of `allocs`), which every server re-applies on start.
+fn seed(
+    c: &cluster::Cluster,
+    allocs: &[String],
+    tail: usize,
+    mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<u8>,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,10 +173,37 @@ fn seed(c: &cluster::Cluster, mut bytes_for: impl FnMut(&snapshot::Meta) -> Vec<
             .unwrap()
             .save(&meta, &bytes)
             .unwrap();
+        let entries: Vec<Entry<TypeConfig>> = (1..=tail as u64)
+            .map(|i| {
+                let updates = (0..10)
+                    .map(|k| ClientAllocUpdate {
+                        alloc_id: allocs[(i as usize * 10 + k) % allocs.len()].clone(),
+                        client_status: "running".into(),
+                        client_description: "Tasks are running".into(),
+                        ..ClientAllocUpdate::default()
+                    })
+                    .collect();
+                let cmd = Command::AllocClientUpdate {
+                    updates,
+                    evals: vec![],
+                    now: i as i64,
+                };
+                Entry {
+                    log_id: LogId::new(CommittedLeaderId::new(1, first), 10_000 + i),
+                    payload: EntryPayload::Normal(Payload::Commands(vec![
+                        serde_bytes::ByteBuf::from(serde_json::to_vec(&cmd).unwrap()),
+                    ])),
+                }
+            })
+            .collect();
+        let last = entries.last().map_or(log_id, |e| e.log_id);
         rt.block_on(async {
             log.save_vote(&Vote::new_committed(1, first)).await.unwrap();
             log.purge(log_id).await.unwrap();
-            log.save_committed(Some(log_id)).await.unwrap();
+            log.blocking_append(entries).await.unwrap();
+            log.save_committed(Some(last)).await.unwrap();
+            // The committed id is made durable with the next synced write.
+            log.save_vote(&Vote::new_committed(1, first)).await.unwrap();
         });
     }
 }
@@ -183,7 +219,9 @@ fn main() {
     let mut c = cluster::Cluster::configure(3, 3, "");
     let mut size = 0;
     let mut encode = Duration::ZERO;
-    seed(&c, |meta| {
+    let tail = env("TAIL", 1000);
+    let ids: Vec<String> = state.allocs().take(10_000).map(|a| a.id.clone()).collect();
+    seed(&c, &ids, tail, |meta| {
         let t = Instant::now();
         let bytes = snapshot::encode(meta, &state.to_image()).unwrap();
         encode = t.elapsed();

@@ -102,17 +102,14 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
             .await
             .context("starting the server")?;
         let local: Arc<dyn rpc::Rpc> = handle.rpc();
-        // Raft runs while a restarted server rebuilds its state from disk: peers are
-        // answered at once, other agents' calls once the state is there.
-        rpc_task = Some(tokio::spawn(rpc::grpc_server::serve_once_ready(
+        // Raft, the HTTP API and forwarding to the leader run while a restarted server
+        // rebuilds its state from disk; what needs the local state waits for it.
+        rpc_task = Some(tokio::spawn(rpc::grpc_server::serve(
             local.clone(),
             Some(handle.peer_handler()),
             listener,
             server_token.clone(),
-            handle.ready_signal(),
         )));
-        // The local client and the HTTP API start with the state there.
-        handle.ready().await.context("starting the server")?;
         server = Some(handle);
         local
     } else {
@@ -150,7 +147,18 @@ async fn run_async(settings: AgentSettings) -> anyhow::Result<()> {
 
     banner::print(&settings, node_id.as_deref());
 
-    wait_for_signal().await;
+    // A state rebuild that fails (a snapshot that passed its checksum but cannot be read)
+    // stops the agent with its error.
+    let rebuilt = async {
+        match &server {
+            Some(s) => s.ready().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = wait_for_signal() => {}
+        Err(e) = rebuilt => return Err(anyhow::Error::new(e).context("starting the server")),
+    }
     eprintln!("==> Caught signal: interrupt\n==> Gracefully shutting down agent...");
     http_token.cancel();
     let _ = http_task.await;

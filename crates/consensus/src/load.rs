@@ -4,8 +4,10 @@
 //! rebuilding its store, but Raft needs only the snapshot's metadata. So the state machine
 //! starts with the metadata (the whole file's checksum verified first, so a corrupt snapshot
 //! still stops the start), a thread rebuilds the store, and whatever reads or changes the
-//! state waits for it: applying entries, building or installing snapshots, and (through
-//! [`StateHandle::wait_loaded`] and [`StateHandle::loaded_signal`]) the server's endpoints.
+//! state waits for it: applying entries, building or installing snapshots, the leader barrier,
+//! and (through [`StateHandle::wait_loaded`]) the server's endpoints that read local state;
+//! what they forward to the leader goes at once. Committed entries openraft re-applies inside
+//! `Raft::new` are kept and applied by the rebuild (state_machine.rs).
 //! The region elects meanwhile. A server that learns it is a follower lowers the rebuild's CPU
 //! priority, so the leader's rebuild, which the region waits for before it serves, gets the
 //! cores; the followers finish after it.

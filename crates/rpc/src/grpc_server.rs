@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use thiserror::Error;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::codec::ProstCodec;
@@ -41,18 +40,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RpcTransportError> {
-    serve_once_ready(rpc, peer, listener, shutdown, watch::channel(true).1).await
-}
-
-/// Like [`serve`], but calls (not peer calls) wait until `ready` is true: a server rebuilding
-/// its state from disk answers Raft at once and other agents once the state is there.
-pub async fn serve_once_ready(
-    rpc: Arc<dyn Rpc>,
-    peer: Option<Arc<dyn PeerHandler>>,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-    ready: watch::Receiver<bool>,
-) -> Result<(), RpcTransportError> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // The call stream carries many calls at once: windows large enough that flow control
@@ -63,7 +50,6 @@ pub async fn serve_once_ready(
             CaravanService {
                 rpc,
                 peer,
-                ready,
                 shutdown: shutdown.clone(),
             },
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -77,8 +63,6 @@ pub async fn serve_once_ready(
 struct CaravanService {
     rpc: Arc<dyn Rpc>,
     peer: Option<Arc<dyn PeerHandler>>,
-    /// Calls wait for this to be true.
-    ready: watch::Receiver<bool>,
     /// Ends open call streams, so a graceful shutdown does not wait for their callers.
     shutdown: CancellationToken,
 }
@@ -101,7 +85,6 @@ impl Service<http::Request<Body>> for CaravanService {
         let rpc = || -> Arc<dyn Answer<CallRequest, CallResponse>> {
             Arc::new(RpcAnswer {
                 rpc: self.rpc.clone(),
-                ready: self.ready.clone(),
             })
         };
         let peer = || -> Option<Arc<dyn Answer<PeerRequest, PeerResponse>>> {
@@ -217,20 +200,12 @@ async fn answer_peer(peer: &dyn PeerHandler, req: PeerRequest) -> PeerResponse {
 /// `Rpc` calls arriving on the call stream.
 struct RpcAnswer {
     rpc: Arc<dyn Rpc>,
-    ready: watch::Receiver<bool>,
 }
 
 impl Answer<CallRequest, CallResponse> for RpcAnswer {
     fn answer(&self, req: CallRequest) -> BoxFuture<CallResponse> {
         let rpc = self.rpc.clone();
-        let mut ready = (!*self.ready.borrow()).then(|| self.ready.clone());
-        Box::pin(async move {
-            if let Some(ready) = ready.as_mut() {
-                // A dropped sender means the server is gone; the call then answers as it can.
-                let _ = ready.wait_for(|r| *r).await;
-            }
-            answer(rpc.as_ref(), req).await
-        })
+        Box::pin(async move { answer(rpc.as_ref(), req).await })
     }
 }
 

@@ -24,14 +24,14 @@ impl Shared {
     /// Decides where a request runs, waiting up to 5 s for a leader.
     pub(crate) async fn route(&self, stale: bool) -> Result<Route, RpcError> {
         if stale {
-            return Ok(Route::Local);
+            return self.local().await;
         }
         let deadline = Instant::now() + HOLD;
         let mut leadership = self.raft.leadership();
         loop {
             let now = leadership.borrow_and_update().clone();
             if now.is_self {
-                return Ok(Route::Local);
+                return self.local().await;
             }
             if let Some((id, node)) = now.leader {
                 if id != self.raft.id() {
@@ -50,6 +50,17 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Served here, once the state is: a restarted server rebuilds it from the snapshot on
+    /// disk while Raft runs, and forwards to the leader meanwhile.
+    async fn local(&self) -> Result<Route, RpcError> {
+        self.raft
+            .state()
+            .wait_loaded()
+            .await
+            .map_err(|e| RpcError::new(ErrorCode::Internal, e))?;
+        Ok(Route::Local)
     }
 
     /// A (cached) gRPC client for the leader at `addr`.

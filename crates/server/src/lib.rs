@@ -169,8 +169,8 @@ impl ServerHandle {
     }
 
     /// Waits until the region state is there: a restarted server rebuilds it from the
-    /// snapshot on disk in the background while Raft already runs. Fails when the rebuild
-    /// did (the agent then stops).
+    /// snapshot on disk in the background while Raft and forwarding already run. Fails when
+    /// the rebuild did (the agent then stops).
     pub async fn ready(&self) -> Result<(), StartError> {
         self.shared
             .raft
@@ -178,12 +178,6 @@ impl ServerHandle {
             .wait_loaded()
             .await
             .map_err(StartError::Load)
-    }
-
-    /// Turns true once the region state is there: calls from other agents wait for it
-    /// (peer calls, Raft's, do not).
-    pub fn ready_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.shared.raft.state().loaded_signal()
     }
 
     /// The RPC endpoints, for the HTTP API and a local client.
