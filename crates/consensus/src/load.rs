@@ -87,7 +87,7 @@ pub(crate) fn follow_leadership(
     handle: Arc<StateHandle>,
     mut leadership: watch::Receiver<Leadership>,
 ) {
-    if *handle.loaded_signal().borrow() {
+    if handle.is_loaded() {
         return;
     }
     tokio::spawn(async move {

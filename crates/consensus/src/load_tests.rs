@@ -54,7 +54,7 @@ async fn a_snapshot_on_disk_is_rebuilt_in_the_background_and_waited_for() {
     sm.starting_flag()
         .store(false, std::sync::atomic::Ordering::Release);
     sm.apply([blank(51)]).await.unwrap();
-    assert!(*handle.loaded_signal().borrow());
+    assert!(handle.is_loaded());
     handle.wait_loaded().await.unwrap();
     let snap = handle.snapshot();
     assert_eq!(snap.node_count(), 50);

@@ -7,7 +7,7 @@ use crate::network::{self, Network};
 use crate::snapshot::{Meta, SnapshotError, SnapshotStore};
 use crate::{
     Applied, MemLogStore, Payload, Raft, ServerNode, StateHandle, StateMachine, StoreOpenError,
-    WalLogStore,
+    TypeConfig, WalLogStore,
 };
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
@@ -155,6 +155,25 @@ pub(crate) fn write_err(e: RaftError<u64, ClientWriteError<u64, ServerNode>>) ->
     }
 }
 
+/// Starts openraft on `log` and `sm`; returns it and the state's read side. Until it returns,
+/// the state machine lets openraft's startup re-apply run without waiting for the state's
+/// rebuild (state_machine.rs).
+async fn new_raft<LS: openraft::storage::RaftLogStorage<TypeConfig>>(
+    id: u64,
+    config: Arc<Config>,
+    network: Network,
+    log: LS,
+    sm: StateMachine,
+) -> Result<(Raft, Arc<StateHandle>), StartError> {
+    let state = sm.handle();
+    let starting = sm.starting_flag();
+    let raft = Raft::new(id, config, network, log, sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    starting.store(false, std::sync::atomic::Ordering::Release);
+    Ok((raft, state))
+}
+
 impl RaftNode {
     /// Opens storage and starts the Raft member. `node` is this server's name and advertised
     /// RPC address; `peers` carries Raft RPCs to the other servers.
@@ -195,24 +214,14 @@ impl RaftNode {
                         source,
                     }
                 })?;
-                let state = sm.handle();
-                let starting = sm.starting_flag();
-                let raft = Raft::new(id, config, network, log, sm)
-                    .await
-                    .map_err(|e| StartError::Raft(e.to_string()))?;
-                starting.store(false, std::sync::atomic::Ordering::Release);
+                let (raft, state) = new_raft(id, config, network, log, sm).await?;
                 (raft, id, state, snapshots)
             }
             Storage::Memory => {
                 let id = rand::random::<u64>().max(1);
                 let snapshots = SnapshotStore::memory();
                 let sm = StateMachine::open(snapshots.clone())?;
-                let state = sm.handle();
-                let starting = sm.starting_flag();
-                let raft = Raft::new(id, config, network, MemLogStore::new(), sm)
-                    .await
-                    .map_err(|e| StartError::Raft(e.to_string()))?;
-                starting.store(false, std::sync::atomic::Ordering::Release);
+                let (raft, state) = new_raft(id, config, network, MemLogStore::new(), sm).await?;
                 (raft, id, state, snapshots)
             }
         };

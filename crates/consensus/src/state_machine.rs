@@ -21,10 +21,9 @@ use tokio::sync::watch;
 pub struct StateHandle {
     state: RwLock<StateStore>,
     index_tx: watch::Sender<u64>,
-    /// True once the state is there (at once, or after the rebuild from disk, load.rs).
-    loaded: watch::Sender<bool>,
-    /// Why the rebuild failed, if it did.
-    load_error: Mutex<Option<String>>,
+    /// Set once the state is there (at once, or after the rebuild from disk, load.rs), or to
+    /// why the rebuild failed.
+    loaded: watch::Sender<Option<Result<(), String>>>,
     /// Entries openraft re-applied at startup while the state was being rebuilt: the rebuild
     /// applies them before it publishes the state. The lock also orders that against
     /// [`StateHandle::defer_while_loading`].
@@ -37,8 +36,7 @@ impl StateHandle {
         Self {
             state: RwLock::new(state),
             index_tx,
-            loaded: watch::channel(true).0,
-            load_error: Mutex::new(None),
+            loaded: watch::channel(Some(Ok(()))).0,
             replay: Mutex::new(Vec::new()),
         }
     }
@@ -46,7 +44,7 @@ impl StateHandle {
     /// An empty handle whose state is still being rebuilt.
     fn loading() -> Self {
         let handle = Self::new(StateStore::new());
-        handle.loaded.send_replace(false);
+        handle.loaded.send_replace(None);
         handle
     }
 
@@ -66,49 +64,36 @@ impl StateHandle {
 
     /// Waits until the state is there; the error says why the rebuild from disk failed.
     pub async fn wait_loaded(&self) -> Result<(), String> {
+        if let Some(outcome) = self.loaded.borrow().clone() {
+            return outcome;
+        }
         let mut rx = self.loaded.subscribe();
         // The sender lives in self, so the wait cannot fail while self is borrowed.
-        let _ = rx.wait_for(|loaded| *loaded).await;
-        match self
-            .load_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        let outcome = rx.wait_for(Option::is_some).await.map(|o| o.clone());
+        outcome.ok().flatten().unwrap_or(Ok(()))
     }
 
-    /// Turns true once the state is there (or its rebuild failed).
-    pub fn loaded_signal(&self) -> watch::Receiver<bool> {
-        self.loaded.subscribe()
+    /// Whether the state is there (or its rebuild failed).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.borrow().is_some()
     }
 
     pub(crate) fn finish_load(&self, state: Result<StateStore, String>) {
         let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
-        match state {
-            Ok(mut state) => {
-                let entries = std::mem::take(&mut *replay);
-                if !entries.is_empty() {
-                    tracing::info!(
-                        entries = entries.len(),
-                        "applying the entries Raft re-applied while the state was rebuilt"
-                    );
-                }
-                for entry in entries {
-                    apply_payload(&mut state, entry.log_id.index, entry.payload);
-                }
-                self.replace(state)
+        let outcome = state.map(|mut state| {
+            let entries = std::mem::take(&mut *replay);
+            if !entries.is_empty() {
+                tracing::info!(
+                    entries = entries.len(),
+                    "applying the entries Raft re-applied while the state was rebuilt"
+                );
             }
-            Err(e) => {
-                *self
-                    .load_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e)
+            for entry in entries {
+                apply_payload(&mut state, entry.log_id.index, entry.payload);
             }
-        }
-        self.loaded.send_replace(true);
+            self.replace(state)
+        });
+        self.loaded.send_replace(Some(outcome));
     }
 
     /// Keeps `entries` to apply when the rebuild finishes, if it has not; gives them back if
@@ -118,7 +103,7 @@ impl StateHandle {
         entries: Vec<Entry<TypeConfig>>,
     ) -> Option<Vec<Entry<TypeConfig>>> {
         let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
-        if *self.loaded.borrow() {
+        if self.is_loaded() {
             return Some(entries);
         }
         replay.extend(entries);
