@@ -19,6 +19,11 @@ pub(crate) const HTTP_PORT: u16 = 4646;
 pub(crate) const RPC_PORT: u16 = 4647;
 pub(crate) const SERF_PORT: u16 = 4648;
 
+/// The agent config's `ports` block with those ports.
+pub(crate) fn ports_hcl() -> String {
+    format!("ports {{\n  http = {HTTP_PORT}\n  rpc = {RPC_PORT}\n  serf = {SERF_PORT}\n}}\n")
+}
+
 /// A /24 of loopback addresses (127.a.b.0/24) that one test alone uses, claimed for the
 /// test's life by a listener on 127.a.b.254:4645 (another test picking the same /24 fails to
 /// bind it and picks again).
@@ -92,8 +97,9 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "bind_addr = \"{ip}\"\ndata_dir = \"{}\"\nports {{\n  http = {HTTP_PORT}\n  rpc = {RPC_PORT}\n  serf = {SERF_PORT}\n}}\n{extra_config}",
-                data_dir.display()
+                "bind_addr = \"{ip}\"\ndata_dir = \"{}\"\n{}{extra_config}",
+                data_dir.display(),
+                ports_hcl()
             ),
         )
         .expect("write agent config");

@@ -2,7 +2,7 @@
 //! address (127.X.Y.n, one /24 per test), with data dirs that outlive restarts. Every process
 //! runs in its own process group and is killed on drop, even when the test fails.
 
-use crate::harness::{caravan_bin, try_http, LoopbackNet, HTTP_PORT, RPC_PORT, SERF_PORT};
+use crate::harness::{caravan_bin, ports_hcl, try_http, LoopbackNet, HTTP_PORT, RPC_PORT};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 /// One agent process slot: its address, ports, config and data, started and stopped at will.
 pub(crate) struct Node {
     pub(crate) name: String,
+    /// Its own loopback address; the ports are Nomad's defaults (`harness::HTTP_PORT`...).
     pub(crate) ip: String,
-    pub(crate) http_port: u16,
-    pub(crate) rpc_port: u16,
     pub(crate) data_dir: PathBuf,
     config: PathBuf,
     log: PathBuf,
@@ -27,8 +26,6 @@ impl Node {
         Node {
             name: name.into(),
             ip: ip.into(),
-            http_port: HTTP_PORT,
-            rpc_port: RPC_PORT,
             data_dir: dir.join("data"),
             config: dir.join("agent.hcl"),
             log: dir.join("agent.log"),
@@ -36,20 +33,19 @@ impl Node {
         }
     }
 
-    /// `ip:rpc_port`.
+    /// `ip:4647`.
     pub(crate) fn rpc_addr(&self) -> String {
-        format!("{}:{}", self.ip, self.rpc_port)
+        format!("{}:{RPC_PORT}", self.ip)
     }
 
     /// Writes the agent config: common settings plus `body`.
     pub(crate) fn configure(&self, body: &str) {
         let text = format!(
-            "name = \"{}\"\nbind_addr = \"{}\"\ndata_dir = \"{}\"\nlog_level = \"INFO\"\nports {{\n  http = {}\n  rpc = {}\n  serf = {SERF_PORT}\n}}\n{body}",
+            "name = \"{}\"\nbind_addr = \"{}\"\ndata_dir = \"{}\"\nlog_level = \"INFO\"\n{}{body}",
             self.name,
             self.ip,
             self.data_dir.display(),
-            self.http_port,
-            self.rpc_port
+            ports_hcl()
         );
         std::fs::write(&self.config, text).expect("write config");
     }
@@ -126,7 +122,7 @@ impl Node {
 
     /// `http://ip:port/path`.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}:{}{path}", self.ip, self.http_port)
+        format!("http://{}:{HTTP_PORT}{path}", self.ip)
     }
 
     /// A request; Err when the agent cannot be reached.
