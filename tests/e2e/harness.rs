@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary under test: this build's, or the one `CARAVAN_BIN` names (benchmarks compare
+/// two builds in one run that way).
 pub(crate) fn caravan_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_caravan")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("CARAVAN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_caravan").into())
+    })
 }
 
 /// The agent ports every test agent uses: Nomad's defaults. Each agent has a loopback address
