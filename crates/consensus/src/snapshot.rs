@@ -26,7 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use structs::{Evaluation, Job, JobSummary, Node};
+use structs::{Evaluation, Job, JobSummary, Node, SchedulerConfiguration};
 use thiserror::Error;
 
 /// The format this build writes and reads.
@@ -69,7 +69,8 @@ struct BodyIn<'a> {
 }
 
 /// Current jobs, tracked versions, and the jobs allocations embed that are not tracked
-/// versions (each stored once, however many allocations share it).
+/// versions (each stored once, however many allocations share it); what snapshots written
+/// before the scheduler configuration held.
 type JobsPart = (
     Vec<Arc<Job>>,
     Vec<(state::JobKey, Vec<Arc<Job>>)>,
@@ -163,8 +164,13 @@ fn encode_body(image: &StateImage, chunk: usize, out: &mut Vec<u8>) -> Result<()
             });
         }
     }
-    let jobs =
-        serde_json::to_vec(&(&image.jobs, &image.job_versions, &embedded)).map_err(decode_err)?;
+    let jobs = serde_json::to_vec(&(
+        &image.jobs,
+        &image.job_versions,
+        &embedded,
+        &image.scheduler_config,
+    ))
+    .map_err(decode_err)?;
     let chunks: Vec<&[ImageAlloc]> = image.allocs.chunks(chunk.max(1)).collect();
     let encoded = parallel(&chunks, |c| allocs::encode_chunk(c, &index))?;
     let body = BodyOut {
@@ -182,8 +188,7 @@ fn encode_body(image: &StateImage, chunk: usize, out: &mut Vec<u8>) -> Result<()
 
 fn decode_body(bytes: &[u8]) -> Result<StateImage, SnapshotError> {
     let body: BodyIn<'_> = bincode::deserialize(bytes).map_err(decode_err)?;
-    let (jobs, job_versions, embedded): JobsPart =
-        serde_json::from_slice(body.jobs).map_err(decode_err)?;
+    let (jobs, job_versions, embedded, scheduler_config) = decode_jobs_part(body.jobs)?;
     let chunks: Vec<&[u8]> = body.alloc_chunks.iter().map(|c| &c[..]).collect();
     let decoded = parallel(&chunks, |c| allocs::decode_chunk(c, &embedded))?;
     let mut allocs = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
@@ -206,7 +211,29 @@ fn decode_body(bytes: &[u8]) -> Result<StateImage, SnapshotError> {
         nodes: body.nodes,
         allocs,
         evals: body.evals,
+        scheduler_config,
     })
+}
+
+/// [`JobsPart`] and the scheduler configuration: the JSON part this build writes.
+type JobsAndSettings = (
+    Vec<Arc<Job>>,
+    Vec<(state::JobKey, Vec<Arc<Job>>)>,
+    Vec<Arc<Job>>,
+    SchedulerConfiguration,
+);
+
+/// The JSON part: jobs and the region's settings. Snapshots written before the scheduler
+/// configuration was kept in state hold only the jobs; they read with the default settings.
+fn decode_jobs_part(bytes: &[u8]) -> Result<JobsAndSettings, SnapshotError> {
+    match serde_json::from_slice(bytes) {
+        Ok(part) => Ok(part),
+        Err(e) => {
+            let (jobs, versions, embedded): JobsPart =
+                serde_json::from_slice(bytes).map_err(|_| decode_err(e))?;
+            Ok((jobs, versions, embedded, SchedulerConfiguration::default()))
+        }
+    }
 }
 
 const FILE_NAME: &str = "snapshot.bin";
@@ -746,6 +773,35 @@ mod tests {
             let again = encode_chunked(&Meta::default(), &back.to_image(), chunk).unwrap();
             assert_eq!(again, bytes);
         }
+    }
+
+    #[test]
+    fn the_scheduler_configuration_round_trips_and_older_snapshots_read_with_defaults() {
+        let mut s = varied_state();
+        let next = s.latest_index() + 1;
+        s.apply(
+            next,
+            state::Command::SchedulerSetConfig {
+                config: structs::SchedulerConfiguration {
+                    scheduler_algorithm: "spread".into(),
+                    ..Default::default()
+                },
+                cas: None,
+            },
+        )
+        .unwrap();
+        let bytes = encode(&Meta::default(), &s.to_image()).unwrap();
+        let back = StateStore::from_image(decode(&bytes).unwrap().1).unwrap();
+        assert_eq!(back.scheduler_config(), s.scheduler_config());
+        assert!(back.scheduler_config().spread_algorithm());
+        // The JSON part of snapshots written before the configuration was kept.
+        let image = s.to_image();
+        let old = serde_json::to_vec(&(&image.jobs, &image.job_versions, Vec::<Arc<Job>>::new()))
+            .unwrap();
+        let (jobs, _, _, config) = decode_jobs_part(&old).unwrap();
+        assert_eq!(jobs.len(), image.jobs.len());
+        assert_eq!(config, structs::SchedulerConfiguration::default());
+        assert!(decode_jobs_part(b"[1,2]").is_err());
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub(crate) fn resolve_target(target: &str, node: &Node) -> Option<String> {
     }
 }
 
-fn constraint_holds(c: &Constraint, re: Option<&Regex>, node: &Node) -> bool {
+pub(crate) fn constraint_holds(c: &Constraint, re: Option<&Regex>, node: &Node) -> bool {
     let l = resolve_target(&c.l_target, node);
     let r = resolve_target(&c.r_target, node);
     let op = if c.operand.is_empty() {

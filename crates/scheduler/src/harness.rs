@@ -30,6 +30,12 @@ impl Harness {
         self.index
     }
 
+    /// Commits one command.
+    pub(crate) fn apply(&mut self, cmd: Command) {
+        let i = self.next();
+        self.state.apply(i, cmd).unwrap();
+    }
+
     pub(crate) fn add_node(&mut self, node: structs::Node) {
         let i = self.next();
         self.state

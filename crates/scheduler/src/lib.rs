@@ -26,6 +26,7 @@ pub mod fit;
 mod place;
 mod rank;
 mod reconcile;
+mod score;
 mod system;
 mod version;
 
@@ -161,3 +162,5 @@ pub(crate) fn annotate<'a>(
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod scoring_tests;

@@ -3,15 +3,17 @@
 
 use crate::feasible::Feasibility;
 use crate::fit::{capacity, NodeUsage};
-use crate::rank::{binpack_score, SeededRng};
+use crate::rank::{binpack_score, spread_fit_score, SeededRng};
 use crate::reconcile::PlaceRequest;
+use crate::score::GroupScorer;
 use crate::{SchedCtx, SchedOutcome};
 use state::StateStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use structs::{
     AllocMetric, AllocatedPortMapping, AllocatedResources, AllocatedTaskResources, Allocation,
-    Evaluation, Job, Node, TaskGroup, VecMap, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN,
+    Evaluation, Job, Node, TaskGroup, VecMap, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING,
+    ALLOC_DESIRED_RUN,
 };
 
 /// Per-eval placement state: node usage including what this plan already placed or stops.
@@ -26,6 +28,8 @@ pub(crate) struct Placer<'a> {
     cursor: usize,
     /// Shared by every placement's metric (a clone is a pointer copy).
     nodes_available: VecMap<String, i64>,
+    /// The cluster's scheduler algorithm is `spread`: emptier nodes score higher.
+    spread_algorithm: bool,
 }
 
 /// True when `name` matches a datacenter pattern with `*` globs.
@@ -95,6 +99,7 @@ impl<'a> Placer<'a> {
             rng,
             cursor: 0,
             nodes_available: nodes_available.into(),
+            spread_algorithm: snap.scheduler_config().spread_algorithm(),
         }
         .with_job_groups(job)
     }
@@ -127,27 +132,35 @@ impl<'a> Placer<'a> {
     }
 
     /// Places one allocation, or returns the metric explaining why it could not be placed.
+    /// `penalty` is a node to avoid (where the allocation being replaced failed).
     pub(crate) fn place_one(
         &mut self,
         job: &Arc<Job>,
         group: &TaskGroup,
         feas: &Feasibility<'_>,
-        distinct: DistinctHosts,
+        scorer: &mut GroupScorer,
+        penalty: Option<&str>,
     ) -> Result<(Arc<Node>, AllocatedResources, AllocMetric), Box<AllocMetric>> {
+        let distinct = distinct_hosts(job, group);
         let n = self.nodes.len();
         let mut metric = AllocMetric {
             nodes_in_pool: n as i64,
             nodes_available: self.nodes_available.clone(),
             ..Default::default()
         };
-        let limit = if job.is_batch() {
+        let mut limit = if job.is_batch() {
             2
         } else {
             (usize::BITS - n.leading_zeros()).max(2) as usize
         };
+        if scorer.wants_wide_search() {
+            limit = limit.max(WIDE_SEARCH_LIMIT);
+        }
         let count = group.count.max(1) as f64;
         let mut best: Option<(f64, usize, AllocatedResources)> = None;
+        let mut ranked: Vec<Ranked> = Vec::new();
         let mut found = 0;
+        let mut skipped = 0;
         for step in 0..n {
             let i = (self.cursor + step) % n;
             let node = self.nodes[i].clone();
@@ -196,20 +209,40 @@ impl<'a> Placer<'a> {
                         memory_mb: used_memory_mb + resources.memory_mb(),
                         ..Default::default()
                     };
-                    let mut score = binpack_score(&node, &after);
+                    let mut parts = Parts {
+                        fit: if self.spread_algorithm {
+                            spread_fit_score(&node, &after)
+                        } else {
+                            binpack_score(&node, &after)
+                        },
+                        ..Parts::default()
+                    };
                     let collisions = self
                         .job_groups_on_node
                         .get(&(node.id.clone(), group.name.clone()))
                         .copied()
                         .unwrap_or(0);
                     if collisions > 0 {
-                        // Job anti-affinity, averaged with the bin-pack score.
-                        score = (score - f64::from(collisions + 1) / count) / 2.0;
+                        parts.anti_affinity = Some(-f64::from(collisions + 1) / count);
                     }
-                    metric
-                        .scores
-                        .insert(format!("{}.normalized-score", node.id), score);
-                    found += 1;
+                    if penalty == Some(node.id.as_str()) {
+                        parts.penalty = Some(-1.0);
+                    }
+                    parts.affinity = scorer.affinity(&node).filter(|s| *s != 0.0);
+                    parts.spread = scorer.spread(&node).filter(|s| *s != 0.0);
+                    let score = parts.normalized();
+                    ranked.push(Ranked {
+                        node: node.id.clone(),
+                        parts,
+                        score,
+                    });
+                    // Nomad's limit iterator: up to three nodes scoring 0 or less are passed
+                    // over without counting toward the limit.
+                    if score <= 0.0 && skipped < MAX_SKIP {
+                        skipped += 1;
+                    } else {
+                        found += 1;
+                    }
                     if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                         best = Some((score, i, resources));
                     }
@@ -219,6 +252,7 @@ impl<'a> Placer<'a> {
                 }
             }
         }
+        record_top_scores(&mut metric, ranked);
         match best {
             Some((_, i, resources)) => {
                 self.cursor = (i + 1) % n.max(1);
@@ -234,10 +268,78 @@ impl<'a> Placer<'a> {
                     .job_groups_on_node
                     .entry((node.id.clone(), group.name.clone()))
                     .or_insert(0) += 1;
+                scorer.placed(&node);
                 Ok((node, resources, metric))
             }
             None => Err(Box::new(metric)),
         }
+    }
+
+    /// The nodes of a group's live allocations (one per allocation), for spread counts.
+    pub(crate) fn live_nodes_of(&self, job: &Job, group: &str) -> Vec<Arc<Node>> {
+        self.snap
+            .allocs_by_job(&job.namespace, &job.id)
+            .into_iter()
+            .filter(|a| a.task_group == group && !a.terminal() && !self.stopping.contains(&a.id))
+            .filter_map(|a| self.snap.node_by_id(&a.node_id).cloned())
+            .collect()
+    }
+}
+
+/// Nodes scored before picking when a group has affinities or spreads (Nomad's
+/// `NodeLimitForFeasibilityChecks` default).
+const WIDE_SEARCH_LIMIT: usize = 100;
+/// Nodes scoring 0 or less the limit iterator passes over.
+const MAX_SKIP: usize = 3;
+/// Nodes whose scores a placement's metric keeps (the best ones).
+const TOP_SCORES: usize = 5;
+
+/// The terms of a node's score; the normalized score is their average.
+#[derive(Debug, Default, Clone, Copy)]
+struct Parts {
+    fit: f64,
+    anti_affinity: Option<f64>,
+    penalty: Option<f64>,
+    affinity: Option<f64>,
+    spread: Option<f64>,
+}
+
+impl Parts {
+    fn terms(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        [
+            Some(("binpack", self.fit)),
+            self.anti_affinity.map(|s| ("job-anti-affinity", s)),
+            self.penalty.map(|s| ("node-reschedule-penalty", s)),
+            self.affinity.map(|s| ("node-affinity", s)),
+            self.spread.map(|s| ("allocation-spread", s)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    fn normalized(&self) -> f64 {
+        let (sum, n) = self.terms().fold((0.0, 0), |(s, n), (_, v)| (s + v, n + 1));
+        sum / f64::from(n)
+    }
+}
+
+struct Ranked {
+    node: String,
+    parts: Parts,
+    score: f64,
+}
+
+/// Keeps the best-scoring nodes' terms in the metric (`<node>.<scorer>` keys, as Nomad's
+/// `alloc status -verbose` shows them).
+fn record_top_scores(metric: &mut AllocMetric, mut ranked: Vec<Ranked>) {
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    for r in ranked.into_iter().take(TOP_SCORES) {
+        for (name, v) in r.parts.terms() {
+            metric.scores.insert(format!("{}.{name}", r.node), v);
+        }
+        metric
+            .scores
+            .insert(format!("{}.normalized-score", r.node), r.score);
     }
 }
 
@@ -357,6 +459,7 @@ pub(crate) fn place_all(
     }
     let mut placer = Placer::new(snap, job, ctx, out);
     let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
+    let mut scorers: BTreeMap<String, GroupScorer> = BTreeMap::new();
     for (n, req) in requests.into_iter().enumerate() {
         let Some(group) = job.group(&req.group) else {
             continue;
@@ -369,7 +472,17 @@ pub(crate) fn place_all(
         let feas = feas_cache
             .entry(group.name.clone())
             .or_insert_with(|| Feasibility::new(job, group));
-        match placer.place_one(job, group, feas, distinct_hosts(job, group)) {
+        let scorer = scorers.entry(group.name.clone()).or_insert_with(|| {
+            let live = placer.live_nodes_of(job, &group.name);
+            GroupScorer::new(job, group, live.iter().map(|n| n.as_ref()))
+        });
+        // Rescheduling a failed allocation avoids the node it failed on.
+        let penalty = req
+            .previous
+            .as_ref()
+            .filter(|p| p.client_status == ALLOC_CLIENT_FAILED)
+            .map(|p| p.node_id.clone());
+        match placer.place_one(job, group, feas, scorer, penalty.as_deref()) {
             Ok((node, resources, metric)) => {
                 let mut alloc = new_alloc(
                     NewAlloc {

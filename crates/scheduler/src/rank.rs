@@ -7,15 +7,26 @@ use structs::Node;
 /// and normalised to [0, 1]. Fuller nodes score higher.
 pub(crate) fn binpack_score(node: &Node, used: &NodeUsage) -> f64 {
     let (cpu, mem, _) = capacity(node);
-    let free = |used: i64, total: i64| {
-        if total <= 0 {
-            0.0
-        } else {
-            (1.0 - used as f64 / total as f64).clamp(0.0, 1.0)
-        }
-    };
-    let total = 10f64.powf(free(used.cpu, cpu)) + 10f64.powf(free(used.memory_mb, mem));
+    let total =
+        10f64.powf(free_fraction(used.cpu, cpu)) + 10f64.powf(free_fraction(used.memory_mb, mem));
     (20.0 - total).clamp(0.0, 18.0) / 18.0
+}
+
+/// The `spread` scheduler algorithm's fitness: `(10^freeCpu + 10^freeMem) - 2`, clamped to
+/// [0, 18] and normalised to [0, 1]. Emptier nodes score higher.
+pub(crate) fn spread_fit_score(node: &Node, used: &NodeUsage) -> f64 {
+    let (cpu, mem, _) = capacity(node);
+    let total =
+        10f64.powf(free_fraction(used.cpu, cpu)) + 10f64.powf(free_fraction(used.memory_mb, mem));
+    (total - 2.0).clamp(0.0, 18.0) / 18.0
+}
+
+fn free_fraction(used: i64, total: i64) -> f64 {
+    if total <= 0 {
+        0.0
+    } else {
+        (1.0 - used as f64 / total as f64).clamp(0.0, 1.0)
+    }
 }
 
 /// A small deterministic PRNG (splitmix64) seeded from a string.
@@ -69,6 +80,7 @@ mod tests {
         };
         assert!(binpack_score(&node, &half) > binpack_score(&node, &empty));
         assert!(binpack_score(&node, &empty) >= 0.0);
+        assert!(spread_fit_score(&node, &half) < spread_fit_score(&node, &empty));
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub enum Command {
         /// Unix nanoseconds.
         now: i64,
     },
+    /// Set the scheduler configuration (`PUT /v1/operator/scheduler/configuration`).
+    SchedulerSetConfig {
+        /// The new configuration (its indexes are set by the store).
+        config: structs::SchedulerConfiguration,
+        /// Check-and-set: only if the current `ModifyIndex` equals this.
+        cas: Option<u64>,
+    },
 }
 
 /// The committed part of a plan.

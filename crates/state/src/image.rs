@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use structs::{Allocation, Evaluation, Job, JobSummary, Node};
+use structs::{Allocation, Evaluation, Job, JobSummary, Node, SchedulerConfiguration};
 
 /// Everything a store holds; the secondary indexes are rebuilt on load.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,8 @@ pub struct StateImage {
     pub allocs: Vec<(Option<u64>, Arc<Allocation>)>,
     /// Evaluations.
     pub evals: Vec<Arc<Evaluation>>,
+    /// The scheduler configuration.
+    pub scheduler_config: SchedulerConfiguration,
 }
 
 /// FNV-1a: the grouping of a million allocations by node and job hashes short IDs, where
@@ -155,6 +157,7 @@ impl StateStore {
             nodes: self.nodes.values().cloned().collect(),
             allocs,
             evals: self.evals.values().cloned().collect(),
+            scheduler_config: (*self.scheduler_config).clone(),
         }
     }
 
@@ -164,6 +167,7 @@ impl StateStore {
         let mut s = StateStore {
             latest_index: image.latest_index,
             table_index: image.table_index.into_iter().collect(),
+            scheduler_config: Arc::new(image.scheduler_config),
             ..StateStore::default()
         };
         for job in image.jobs {

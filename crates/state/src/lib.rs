@@ -7,6 +7,7 @@
 
 mod allocs;
 mod command;
+mod config;
 mod evals;
 mod image;
 mod jobs;
@@ -61,6 +62,8 @@ pub enum Table {
     Allocs,
     /// Evaluations.
     Evals,
+    /// The scheduler configuration.
+    SchedulerConfig,
 }
 
 /// (namespace, job ID).
@@ -85,6 +88,7 @@ pub struct StateStore {
     allocs_by_node: OrdMap<String, OrdSet<AllocKey>>,
     evals: OrdMap<String, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobKey, OrdSet<String>>,
+    scheduler_config: Arc<structs::SchedulerConfiguration>,
 }
 
 /// How many versions of a job are kept (Nomad's `job_tracked_versions`).
@@ -219,6 +223,10 @@ impl StateStore {
             } => {
                 self.update_allocs_from_client(index, updates, now);
                 self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
+            Command::SchedulerSetConfig { config, cas } => {
+                self.set_scheduler_config(index, config, cas)?;
                 Ok(ApplyOutcome::default())
             }
         }

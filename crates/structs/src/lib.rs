@@ -15,6 +15,7 @@ pub mod json_map;
 pub mod mock;
 mod node;
 mod resources;
+mod scheduler_config;
 pub mod time;
 pub mod validate;
 mod vecmap;
@@ -26,6 +27,7 @@ pub use ids::{derive_uuid, short_id};
 pub use job::*;
 pub use node::*;
 pub use resources::*;
+pub use scheduler_config::*;
 pub use vecmap::VecMap;
 
 /// The version Caravan reports (`caravan version`, `/v1/agent/self`, node attributes).
