@@ -230,6 +230,18 @@ pub(crate) enum OperatorCommand {
     /// Saves and restores the region's state.
     #[command(subcommand)]
     Snapshot(OperatorSnapshotCommand),
+    /// Reads and changes the region's scheduler configuration.
+    #[command(subcommand)]
+    Scheduler(OperatorSchedulerCommand),
+}
+
+/// `caravan operator scheduler ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorSchedulerCommand {
+    /// Shows the scheduler configuration.
+    GetConfig(super::operator_scheduler::GetConfigArgs),
+    /// Changes the scheduler configuration.
+    SetConfig(super::operator_scheduler::SetConfigArgs),
 }
 
 /// `caravan operator raft ...`.

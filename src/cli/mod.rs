@@ -17,6 +17,7 @@ mod jobfile;
 mod monitor;
 mod node_status;
 mod operator_raft;
+mod operator_scheduler;
 mod operator_snapshot;
 mod prefix;
 mod server_members;
@@ -26,7 +27,7 @@ mod version;
 
 use args::{
     AgentCli, AllocCommand, Cli, Command, EvalCommand, JobCommand, NodeCommand, OperatorCommand,
-    OperatorRaftCommand, OperatorSnapshotCommand, ServerCommand,
+    OperatorRaftCommand, OperatorSchedulerCommand, OperatorSnapshotCommand, ServerCommand,
 };
 use clap::Parser;
 
@@ -95,6 +96,12 @@ pub fn main() -> i32 {
         }
         Command::Operator(OperatorCommand::Snapshot(OperatorSnapshotCommand::Restore(f))) => {
             operator_snapshot::restore(g, &f)
+        }
+        Command::Operator(OperatorCommand::Scheduler(OperatorSchedulerCommand::GetConfig(a))) => {
+            operator_scheduler::get_config(g, &a)
+        }
+        Command::Operator(OperatorCommand::Scheduler(OperatorSchedulerCommand::SetConfig(a))) => {
+            operator_scheduler::set_config(g, &a)
         }
         Command::Version => version::version(),
     };

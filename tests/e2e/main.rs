@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod scheduler_config;
 
 use harness::{eventually, http, Agent};
 use serde_json::Value;

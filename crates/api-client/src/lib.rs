@@ -16,4 +16,6 @@ mod test_server;
 pub use client::{ApiClient, Indexed, Query};
 pub use cluster::LogsRequest;
 pub use error::ApiError;
-pub use operator::{RaftConfiguration, RaftServer};
+pub use operator::{
+    RaftConfiguration, RaftServer, SchedulerConfigResponse, SchedulerSetConfigResponse,
+};

@@ -33,6 +33,26 @@ pub struct RaftConfiguration {
     pub servers: Vec<RaftServer>,
 }
 
+/// `GET /v1/operator/scheduler/configuration`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SchedulerConfigResponse {
+    /// The configuration.
+    pub scheduler_config: structs::SchedulerConfiguration,
+    /// Raft index of the configuration.
+    pub index: u64,
+}
+
+/// `PUT /v1/operator/scheduler/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SchedulerSetConfigResponse {
+    /// False when the check-and-set index did not match.
+    pub updated: bool,
+    /// Raft index of the write.
+    pub index: u64,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RestoreResponse {
@@ -77,6 +97,28 @@ impl ApiClient {
             &[(key, peer.to_string())],
         );
         self.send(req, None).map(|_| ())
+    }
+
+    /// `GET /v1/operator/scheduler/configuration`.
+    pub fn scheduler_get_config(&self) -> Result<SchedulerConfigResponse, ApiError> {
+        Ok(self
+            .get("/v1/operator/scheduler/configuration", &Query::default())?
+            .value)
+    }
+
+    /// `PUT /v1/operator/scheduler/configuration`, with `?cas=` when `cas` is given.
+    pub fn scheduler_set_config(
+        &self,
+        config: &structs::SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<SchedulerSetConfigResponse, ApiError> {
+        let params: Vec<(&str, String)> = cas.map(|c| ("cas", c.to_string())).into_iter().collect();
+        self.write(
+            "PUT",
+            "/v1/operator/scheduler/configuration",
+            &params,
+            Some(config),
+        )
     }
 
     /// `GET /v1/operator/snapshot`: the region's state as snapshot bytes.

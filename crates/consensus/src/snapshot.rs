@@ -781,8 +781,8 @@ mod tests {
         let next = s.latest_index() + 1;
         s.apply(
             next,
-            state::Command::SchedulerSetConfig {
-                config: structs::SchedulerConfiguration {
+            Command::SchedulerSetConfig {
+                config: SchedulerConfiguration {
                     scheduler_algorithm: "spread".into(),
                     ..Default::default()
                 },
@@ -800,7 +800,7 @@ mod tests {
             .unwrap();
         let (jobs, _, _, config) = decode_jobs_part(&old).unwrap();
         assert_eq!(jobs.len(), image.jobs.len());
-        assert_eq!(config, structs::SchedulerConfiguration::default());
+        assert_eq!(config, SchedulerConfiguration::default());
         assert!(decode_jobs_part(b"[1,2]").is_err());
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rpc::peer::{PeerClient, PeerHandler};
 use rpc::{
     AllocClientUpdate, NodeUpdateResponse, PeerRef, QueryOptions, QueryResponse, RaftConfiguration,
-    Rpc, RpcError, ServerMember,
+    Rpc, RpcError, SchedulerSetConfigResponse, ServerMember,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
     JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node, NodeListStub,
+    SchedulerConfiguration,
 };
 use tokio::time::{sleep, Instant};
 
@@ -153,6 +154,20 @@ impl Rpc for NoRpc {
         Err(unused())
     }
     async fn snapshot_restore(&self, _: &str, _: Vec<u8>) -> Result<u64, RpcError> {
+        Err(unused())
+    }
+    async fn scheduler_get_config(
+        &self,
+        _: &QueryOptions,
+    ) -> Result<QueryResponse<SchedulerConfiguration>, RpcError> {
+        Err(unused())
+    }
+    async fn scheduler_set_config(
+        &self,
+        _: &str,
+        _: SchedulerConfiguration,
+        _: Option<u64>,
+    ) -> Result<SchedulerSetConfigResponse, RpcError> {
         Err(unused())
     }
     async fn node_register(&self, _: Node) -> Result<NodeUpdateResponse, RpcError> {

@@ -158,6 +158,12 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         )
         .route("/v1/operator/raft/peer", delete(operator::remove_peer))
         .route(
+            "/v1/operator/scheduler/configuration",
+            get(operator::scheduler_get_config)
+                .put(operator::scheduler_set_config)
+                .post(operator::scheduler_set_config),
+        )
+        .route(
             "/v1/operator/snapshot",
             get(operator::snapshot_save)
                 .put(operator::snapshot_restore)

@@ -1,8 +1,9 @@
-//! Operator endpoints: `/v1/operator/raft/configuration`, `/v1/operator/raft/peer` and
-//! `/v1/operator/snapshot` (save with GET, restore with PUT/POST).
+//! Operator endpoints: `/v1/operator/raft/configuration`, `/v1/operator/raft/peer`,
+//! `/v1/operator/snapshot` (save with GET, restore with PUT/POST) and
+//! `/v1/operator/scheduler/configuration`.
 
 use crate::error::ApiError;
-use crate::query::{json, Params};
+use crate::query::{json, json_query, JsonBody, Params};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -64,6 +65,51 @@ pub(crate) async fn snapshot_restore(
     Ok(json(&p, &serde_json::json!({ "Index": index })))
 }
 
+/// `GET /v1/operator/scheduler/configuration`: `{SchedulerConfig, Index, KnownLeader,
+/// LastContact}` in the body, as Nomad answers it, and the usual index headers.
+pub(crate) async fn scheduler_get_config(
+    State(s): State<AppState>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let q = p.query_options(&s.agent)?;
+    let resp = s.rpc.scheduler_get_config(&q).await?;
+    let body = serde_json::json!({
+        "SchedulerConfig": resp.value,
+        "Index": resp.meta.index,
+        "KnownLeader": resp.meta.known_leader,
+        "LastContact": resp.meta.last_contact_ms,
+    });
+    Ok(json_query(
+        &p,
+        &rpc::QueryResponse {
+            value: body,
+            meta: resp.meta,
+        },
+    ))
+}
+
+/// `PUT`/`POST /v1/operator/scheduler/configuration` (`?cas=<ModifyIndex>` to check and set):
+/// `{Updated, Index}`.
+pub(crate) async fn scheduler_set_config(
+    State(s): State<AppState>,
+    p: Params,
+    JsonBody(config): JsonBody<structs::SchedulerConfiguration>,
+) -> Result<Response, ApiError> {
+    let cas = match p.get("cas") {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "Failed to parse value of \"cas\" ({v}) as an index"
+            ))
+        })?),
+    };
+    let resp = s
+        .rpc
+        .scheduler_set_config(&p.region(&s.agent), config, cas)
+        .await?;
+    Ok(json(&p, &resp))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::{app, call, FakeRpc};
@@ -71,6 +117,45 @@ mod tests {
     use rpc::PeerRef;
     use serde_json::Value;
     use std::sync::Arc;
+
+    #[tokio::test]
+    async fn scheduler_configuration_read_set_and_check_and_set() {
+        let rpc = Arc::new(FakeRpc::default());
+        let app = app(&rpc, None);
+        let path = "/v1/operator/scheduler/configuration";
+        let r = call(&app, Method::GET, path, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let v: Value = r.json();
+        assert_eq!(v["SchedulerConfig"]["SchedulerAlgorithm"], "binpack");
+        assert_eq!(
+            v["SchedulerConfig"]["PreemptionConfig"]["SystemSchedulerEnabled"],
+            true
+        );
+        assert_eq!(v["KnownLeader"], true);
+        assert!(v["Index"].is_u64());
+        let r = call(
+            &app,
+            Method::PUT,
+            path,
+            Some(r#"{"SchedulerAlgorithm":"spread"}"#),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let v: Value = r.json();
+        assert_eq!(
+            (v["Updated"].clone(), v["Index"].clone()),
+            (true.into(), 1.into())
+        );
+        let stale = format!("{path}?cas=0");
+        let r = call(&app, Method::PUT, &stale, Some("{}")).await;
+        assert_eq!(r.json::<Value>()["Updated"], false);
+        assert!(rpc.scheduler.lock().unwrap().spread_algorithm());
+        let r = call(&app, Method::PUT, &format!("{path}?cas=x"), Some("{}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = call(&app, Method::PUT, path, Some("{not json")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.text().contains("line 1"), "{}", r.text());
+    }
 
     #[tokio::test]
     async fn raft_configuration_in_nomads_shape() {

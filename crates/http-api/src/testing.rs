@@ -43,6 +43,8 @@ pub(crate) struct FakeRpc {
     pub(crate) removed_peers: Mutex<Vec<rpc::PeerRef>>,
     /// Snapshots restored through the operator API.
     pub(crate) restored: Mutex<Vec<Vec<u8>>>,
+    /// The scheduler configuration the operator API reads and sets.
+    pub(crate) scheduler: Mutex<structs::SchedulerConfiguration>,
 }
 
 impl FakeRpc {
@@ -339,6 +341,42 @@ impl Rpc for FakeRpc {
         self.status(region)?;
         self.restored.lock().unwrap().push(snapshot);
         Ok(INDEX + 1)
+    }
+    async fn scheduler_get_config(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<structs::SchedulerConfiguration>, RpcError> {
+        self.status(&q.region)?;
+        let value = self.scheduler.lock().unwrap().clone();
+        Ok(QueryResponse {
+            meta: QueryMeta {
+                index: value.modify_index,
+                known_leader: true,
+                ..Default::default()
+            },
+            value,
+        })
+    }
+    async fn scheduler_set_config(
+        &self,
+        region: &str,
+        mut config: structs::SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<rpc::SchedulerSetConfigResponse, RpcError> {
+        self.status(region)?;
+        let mut current = self.scheduler.lock().unwrap();
+        if cas.is_some_and(|c| c != current.modify_index) {
+            return Ok(rpc::SchedulerSetConfigResponse {
+                updated: false,
+                index: current.modify_index,
+            });
+        }
+        config.modify_index = current.modify_index + 1;
+        *current = config;
+        Ok(rpc::SchedulerSetConfigResponse {
+            updated: true,
+            index: current.modify_index,
+        })
     }
     async fn node_register(&self, _node: Node) -> Result<NodeUpdateResponse, RpcError> {
         Err(RpcError::internal("not used by the HTTP API"))

@@ -291,5 +291,11 @@ async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), Rpc
             let bytes = crate::wire::decode_bytes(&snapshot)?;
             plain(&rpc.snapshot_restore(&region, bytes).await?)
         }
+        Call::SchedulerGetConfig(q) => query!(rpc.scheduler_get_config(&q.into())),
+        Call::SchedulerSetConfig {
+            region,
+            config,
+            cas,
+        } => plain(&rpc.scheduler_set_config(&region, *config, cas).await?),
     }
 }

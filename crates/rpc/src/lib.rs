@@ -12,7 +12,7 @@ use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
     JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node, NodeListStub,
-    TaskState, VecMap,
+    SchedulerConfiguration, TaskState, VecMap,
 };
 
 mod error;
@@ -23,7 +23,9 @@ pub mod remote;
 mod stream;
 mod wire;
 pub use error::{ErrorCode, RpcError};
-pub use operator::{PeerRef, RaftConfiguration, RaftServer, ServerMember};
+pub use operator::{
+    PeerRef, RaftConfiguration, RaftServer, SchedulerSetConfigResponse, ServerMember,
+};
 
 /// Options of a read: region, namespace, `?prefix=`, and blocking (`?index=&wait=`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -190,6 +192,19 @@ pub trait Rpc: Send + Sync + 'static {
     async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError>;
     /// Replaces the region's state with a snapshot file; returns the index it applied at.
     async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError>;
+    /// The region's scheduler configuration.
+    async fn scheduler_get_config(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<SchedulerConfiguration>, RpcError>;
+    /// Sets the region's scheduler configuration; with `cas`, only if its `ModifyIndex` is
+    /// that (otherwise `Updated` is false).
+    async fn scheduler_set_config(
+        &self,
+        region: &str,
+        config: SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<SchedulerSetConfigResponse, RpcError>;
 
     // ---- client agent ----
     /// Registers or re-registers a client node (fingerprint included).

@@ -32,6 +32,16 @@ pub struct RaftConfiguration {
     pub servers: Vec<RaftServer>,
 }
 
+/// What `PUT /v1/operator/scheduler/configuration` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SchedulerSetConfigResponse {
+    /// False when a check-and-set index did not match (nothing changed).
+    pub updated: bool,
+    /// The Raft index of the write (or the current one when not updated).
+    pub index: u64,
+}
+
 /// Which peer `operator raft remove-peer` removes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerRef {

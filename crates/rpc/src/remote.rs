@@ -5,7 +5,7 @@ use crate::stream::{SessionSlot, CONNECTION_WINDOW, MAX_STREAMED_BODY, STREAM_WI
 use crate::wire::{code_from_wire, Call, CallRequest, CallResponse, CALL_PATH, STREAM_PATH};
 use crate::{
     AllocClientUpdate, ErrorCode, NodeUpdateResponse, PeerRef, QueryMeta, QueryOptions,
-    QueryResponse, RaftConfiguration, Rpc, RpcError, ServerMember,
+    QueryResponse, RaftConfiguration, Rpc, RpcError, SchedulerSetConfigResponse, ServerMember,
 };
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use structs::{
     AllocListStub, Allocation, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
     JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, Node, NodeListStub,
+    SchedulerConfiguration,
 };
 use tonic::codec::ProstCodec;
 use tonic::transport::{Channel, Endpoint};
@@ -355,6 +356,25 @@ impl Rpc for RemoteRpc {
         self.value(Call::SnapshotRestore {
             region: region.into(),
             snapshot: crate::wire::encode_bytes(&snapshot),
+        })
+        .await
+    }
+    async fn scheduler_get_config(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<SchedulerConfiguration>, RpcError> {
+        self.call(Call::SchedulerGetConfig(q.into())).await
+    }
+    async fn scheduler_set_config(
+        &self,
+        region: &str,
+        config: SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<SchedulerSetConfigResponse, RpcError> {
+        self.value(Call::SchedulerSetConfig {
+            region: region.into(),
+            config: Box::new(config),
+            cas,
         })
         .await
     }

@@ -158,6 +158,33 @@ impl Rpc for Fake {
     async fn snapshot_restore(&self, _: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
         Ok(snapshot.len() as u64)
     }
+    async fn scheduler_get_config(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<SchedulerConfiguration>, RpcError> {
+        Ok(QueryResponse {
+            value: SchedulerConfiguration {
+                scheduler_algorithm: "spread".into(),
+                modify_index: 9,
+                ..Default::default()
+            },
+            meta: QueryMeta {
+                index: q.min_index + 9,
+                ..Default::default()
+            },
+        })
+    }
+    async fn scheduler_set_config(
+        &self,
+        region: &str,
+        config: SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<crate::SchedulerSetConfigResponse, RpcError> {
+        Ok(crate::SchedulerSetConfigResponse {
+            updated: region == "eu" && config.spread_algorithm() && cas != Some(1),
+            index: 10,
+        })
+    }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         self.nodes.lock().unwrap().push(node);
         Ok(NodeUpdateResponse {
@@ -344,6 +371,27 @@ async fn operator_calls_and_binary_snapshots_cross_the_wire() {
     let bytes = remote.snapshot_save("eu").await.unwrap();
     assert_eq!(bytes, (0..=255u8).collect::<Vec<_>>());
     assert_eq!(remote.snapshot_restore("eu", bytes).await.unwrap(), 256);
+    let q = QueryOptions {
+        min_index: 1,
+        ..Default::default()
+    };
+    let got = remote.scheduler_get_config(&q).await.unwrap();
+    assert!(got.value.spread_algorithm());
+    assert_eq!((got.value.modify_index, got.meta.index), (9, 10));
+    let spread = SchedulerConfiguration {
+        scheduler_algorithm: "spread".into(),
+        ..Default::default()
+    };
+    let set = remote
+        .scheduler_set_config("eu", spread.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!((set.updated, set.index), (true, 10));
+    let set = remote
+        .scheduler_set_config("eu", spread, Some(1))
+        .await
+        .unwrap();
+    assert!(!set.updated, "the check-and-set index crossed the wire");
     token.cancel();
 }
 

@@ -200,6 +200,12 @@ pub(crate) enum Call {
         /// Base64 of the snapshot file.
         snapshot: String,
     },
+    SchedulerGetConfig(WireQuery),
+    SchedulerSetConfig {
+        region: String,
+        config: Box<structs::SchedulerConfiguration>,
+        cas: Option<u64>,
+    },
 }
 
 impl Call {
@@ -234,15 +240,19 @@ impl Call {
             Call::RaftRemovePeer { .. } => "raft_remove_peer",
             Call::SnapshotSave { .. } => "snapshot_save",
             Call::SnapshotRestore { .. } => "snapshot_restore",
+            Call::SchedulerGetConfig(_) => "scheduler_get_config",
+            Call::SchedulerSetConfig { .. } => "scheduler_set_config",
         }
     }
 
     /// How long a call may block on the server (blocking queries), beyond transport time.
     pub(crate) fn max_wait(&self) -> Duration {
         let q = match self {
-            Call::JobList(q) | Call::AllocList(q) | Call::NodeList(q) | Call::EvalList(q) => {
-                Some(q)
-            }
+            Call::JobList(q)
+            | Call::AllocList(q)
+            | Call::NodeList(q)
+            | Call::EvalList(q)
+            | Call::SchedulerGetConfig(q) => Some(q),
             Call::JobGet { q, .. }
             | Call::JobVersions { q, .. }
             | Call::JobAllocations { q, .. }

@@ -207,6 +207,20 @@ impl Rpc for Fake {
     async fn snapshot_restore(&self, _: &str, _: Vec<u8>) -> Result<u64, RpcError> {
         nope()
     }
+    async fn scheduler_get_config(
+        &self,
+        _: &QueryOptions,
+    ) -> Result<QueryResponse<SchedulerConfiguration>, RpcError> {
+        nope()
+    }
+    async fn scheduler_set_config(
+        &self,
+        _: &str,
+        _: SchedulerConfiguration,
+        _: Option<u64>,
+    ) -> Result<rpc::SchedulerSetConfigResponse, RpcError> {
+        nope()
+    }
     async fn node_register(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         let mut s = self.state.lock().unwrap();
         s.node = Some(node);

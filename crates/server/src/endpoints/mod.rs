@@ -347,4 +347,28 @@ impl Rpc for ServerRpc {
             operator::snapshot_restore(&self.shared, region, snapshot.clone()).await
         )
     }
+    async fn scheduler_get_config(
+        &self,
+        q: &QueryOptions,
+    ) -> Result<QueryResponse<structs::SchedulerConfiguration>, RpcError> {
+        routed!(
+            self,
+            q.stale,
+            |r| r.scheduler_get_config(q).await,
+            operator::scheduler_get_config(&self.shared, q).await
+        )
+    }
+    async fn scheduler_set_config(
+        &self,
+        region: &str,
+        config: structs::SchedulerConfiguration,
+        cas: Option<u64>,
+    ) -> Result<rpc::SchedulerSetConfigResponse, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.scheduler_set_config(region, config.clone(), cas).await,
+            operator::scheduler_set_config(&self.shared, region, config.clone(), cas).await
+        )
+    }
 }

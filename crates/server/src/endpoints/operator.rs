@@ -140,3 +140,48 @@ fn member(info: &ServerInfo, status: &str, leader: bool) -> ServerMember {
         bootstrap_expect: info.bootstrap_expect,
     }
 }
+
+pub(super) async fn scheduler_get_config(
+    shared: &Shared,
+    q: &rpc::QueryOptions,
+) -> Result<rpc::QueryResponse<structs::SchedulerConfiguration>, RpcError> {
+    shared
+        .blocking(q, |s| {
+            Ok((
+                s.scheduler_config().clone(),
+                s.index_of(&[state::Table::SchedulerConfig]),
+            ))
+        })
+        .await
+}
+
+pub(super) async fn scheduler_set_config(
+    shared: &Shared,
+    region: &str,
+    mut config: structs::SchedulerConfiguration,
+    cas: Option<u64>,
+) -> Result<rpc::SchedulerSetConfigResponse, RpcError> {
+    shared.check_region(region)?;
+    config.validate().map_err(RpcError::bad_request)?;
+    match shared
+        .log
+        .apply(state::Command::SchedulerSetConfig { config, cas })
+        .await
+    {
+        Ok((index, _)) => Ok(rpc::SchedulerSetConfigResponse {
+            updated: true,
+            index,
+        }),
+        // A check-and-set that did not match changes nothing: Nomad answers `Updated: false`.
+        Err(e) if e.code == ErrorCode::Conflict && cas.is_some() => {
+            Ok(rpc::SchedulerSetConfigResponse {
+                updated: false,
+                index: shared
+                    .log
+                    .snapshot()
+                    .index_of(&[state::Table::SchedulerConfig]),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
