@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod reschedule;
 mod scheduler_config;
 
 use harness::{eventually, http, Agent};

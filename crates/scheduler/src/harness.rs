@@ -8,6 +8,8 @@ use structs::{mock, Constraint, Evaluation, Job, NetworkResource, Port};
 
 pub(crate) struct Harness {
     pub(crate) state: StateStore,
+    /// The clock every evaluation runs at (Unix ns).
+    pub(crate) now: i64,
     index: u64,
     evals: u64,
 }
@@ -16,6 +18,7 @@ impl Harness {
     pub(crate) fn new(nodes: usize) -> Self {
         let mut h = Harness {
             state: StateStore::new(),
+            now: 10,
             index: 0,
             evals: 0,
         };
@@ -75,8 +78,13 @@ impl Harness {
             status: "pending".into(),
             ..Default::default()
         };
+        self.run_eval(eval)
+    }
+
+    /// Runs one evaluation and commits its plan and follow-up evaluations.
+    pub(crate) fn run_eval(&mut self, eval: Evaluation) -> SchedOutcome {
         let ctx = SchedCtx {
-            now: 10,
+            now: self.now,
             seed: eval.id.clone(),
         };
         let out = compute(&self.state, &eval, &ctx);
@@ -89,7 +97,8 @@ impl Harness {
                 .cloned()
                 .collect(),
             allocs_stopped: out.plan.node_update.values().flatten().cloned().collect(),
-            now: 10,
+            evals: out.followup_evals.clone(),
+            now: self.now,
             ..Default::default()
         };
         // Every committed plan must fit on its nodes.

@@ -26,6 +26,7 @@ pub mod fit;
 mod place;
 mod rank;
 mod reconcile;
+mod reschedule;
 mod score;
 mod system;
 mod version;
@@ -35,7 +36,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use structs::{
     AllocMetric, Allocation, DesiredUpdates, Evaluation, Job, PlanAnnotations, EVAL_STATUS_BLOCKED,
-    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, TRIGGER_QUEUED_ALLOCS,
+    EVAL_STATUS_PENDING, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, TRIGGER_ALLOC_FAILURE,
+    TRIGGER_QUEUED_ALLOCS,
 };
 
 /// Inputs that would otherwise come from the clock or entropy.
@@ -86,6 +88,9 @@ pub struct SchedOutcome {
     pub annotations: PlanAnnotations,
     /// A blocked evaluation to create when placements failed (waits for capacity).
     pub blocked_eval: Option<Evaluation>,
+    /// Evaluations that wait (`WaitUntil`) to reschedule failed allocations whose delay has
+    /// not passed; the allocations carry their IDs (`FollowupEvalID`) in the plan.
+    pub followup_evals: Vec<Evaluation>,
 }
 
 /// Runs the scheduler for one evaluation against a snapshot.
@@ -106,7 +111,14 @@ pub fn compute(snap: &StateStore, eval: &Evaluation, ctx: &SchedCtx) -> SchedOut
     if is_system {
         system::compute_system(snap, eval, ctx, &mut out);
     } else {
-        let rec = reconcile::reconcile(snap, eval, job.as_deref());
+        let mut rec = reconcile::reconcile(snap, eval, job.as_deref(), ctx.now);
+        followup_evals(
+            snap,
+            eval,
+            ctx,
+            std::mem::take(&mut rec.followups),
+            &mut out,
+        );
         for (node, stops) in rec.stops {
             out.plan.node_update.entry(node).or_default().extend(stops);
         }
@@ -126,6 +138,75 @@ pub fn compute(snap: &StateStore, eval: &Evaluation, ctx: &SchedCtx) -> SchedOut
         out.blocked_eval = Some(blocked_eval_for(eval, ctx, &out.queued));
     }
     out
+}
+
+/// Follow-up evaluations share a time when their allocations are due this close together
+/// (Nomad batches failed allocations into one follow-up the same way).
+const FOLLOWUP_BATCH_NS: i64 = 5_000_000_000;
+
+/// Creates the follow-up evaluations for failed allocations to reschedule later, and puts
+/// each allocation, with its `FollowupEvalID`, in the plan. An allocation that already waits
+/// for a pending follow-up is left alone.
+fn followup_evals(
+    snap: &StateStore,
+    eval: &Evaluation,
+    ctx: &SchedCtx,
+    mut due: Vec<(Arc<Allocation>, i64)>,
+    out: &mut SchedOutcome,
+) {
+    due.sort_by_key(|(a, at)| (*at, a.id.clone()));
+    let mut batches: Vec<(i64, String)> = Vec::new();
+    for (alloc, at) in due {
+        let waiting = !alloc.followup_eval_id.is_empty()
+            && alloc.followup_eval_id != eval.id
+            && snap
+                .eval_by_id(&alloc.followup_eval_id)
+                .is_some_and(|e| !e.terminal());
+        if waiting {
+            continue;
+        }
+        let batch = batches
+            .iter()
+            .position(|(first, _)| at - first <= FOLLOWUP_BATCH_NS);
+        let id = match batch {
+            Some(i) => {
+                // The batch waits for its latest allocation.
+                if let Some(e) = out.followup_evals.get_mut(i) {
+                    e.wait_until = Some(structs::time::rfc3339_nano(at));
+                }
+                batches[i].1.clone()
+            }
+            None => {
+                let id =
+                    structs::derive_uuid(&format!("{}/followup", ctx.seed), batches.len() as u64);
+                out.followup_evals.push(Evaluation {
+                    id: id.clone(),
+                    namespace: eval.namespace.clone(),
+                    priority: eval.priority,
+                    eval_type: eval.eval_type.clone(),
+                    triggered_by: TRIGGER_ALLOC_FAILURE.into(),
+                    job_id: eval.job_id.clone(),
+                    job_modify_index: eval.job_modify_index,
+                    status: EVAL_STATUS_PENDING.into(),
+                    status_description: "created for delayed rescheduling".into(),
+                    wait_until: Some(structs::time::rfc3339_nano(at)),
+                    previous_eval: eval.id.clone(),
+                    create_time: ctx.now,
+                    modify_time: ctx.now,
+                    ..Default::default()
+                });
+                batches.push((at, id.clone()));
+                id
+            }
+        };
+        let mut updated = (*alloc).clone();
+        updated.followup_eval_id = id;
+        out.plan
+            .node_allocation
+            .entry(updated.node_id.clone())
+            .or_default()
+            .push(updated);
+    }
 }
 
 /// The evaluation that waits for capacity when some placements failed.
@@ -162,5 +243,7 @@ pub(crate) fn annotate<'a>(
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod reschedule_tests;
 #[cfg(test)]
 mod scoring_tests;

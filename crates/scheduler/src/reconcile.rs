@@ -3,12 +3,13 @@
 //! a new one.
 
 use crate::annotate;
+use crate::reschedule::{self, Reschedule};
 use state::StateStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use structs::{
     Allocation, DesiredUpdates, Evaluation, Job, TaskGroup, ALLOC_CLIENT_COMPLETE,
-    ALLOC_CLIENT_FAILED,
+    ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN,
 };
 
 /// Stop reasons, as Nomad words them.
@@ -21,7 +22,7 @@ pub(crate) const STOP_UPDATING: &str = "alloc is being updated due to job update
 pub(crate) struct PlaceRequest {
     pub(crate) group: String,
     pub(crate) index: u64,
-    /// The allocation this one replaces (destructive update).
+    /// The allocation this one replaces (a destructive update, or a failed one rescheduled).
     pub(crate) previous: Option<Arc<Allocation>>,
 }
 
@@ -32,6 +33,8 @@ pub(crate) struct Reconciled {
     pub(crate) in_place: Vec<Allocation>,
     pub(crate) place: Vec<PlaceRequest>,
     pub(crate) desired: BTreeMap<String, DesiredUpdates>,
+    /// Failed allocations to replace later, with when (Unix ns).
+    pub(crate) followups: Vec<(Arc<Allocation>, i64)>,
 }
 
 impl Reconciled {
@@ -45,7 +48,13 @@ impl Reconciled {
 }
 
 /// Decides what to do with a job's allocations. `job` is None when the job was purged.
-pub(crate) fn reconcile(snap: &StateStore, eval: &Evaluation, job: Option<&Job>) -> Reconciled {
+/// `now` (Unix ns) decides which failed allocations are due for rescheduling.
+pub(crate) fn reconcile(
+    snap: &StateStore,
+    eval: &Evaluation,
+    job: Option<&Job>,
+    now: i64,
+) -> Reconciled {
     let mut rec = Reconciled::default();
     let allocs = snap.allocs_by_job(&eval.namespace, &eval.job_id);
     // Allocations the server still wants running, of this incarnation of the job ID.
@@ -81,12 +90,14 @@ pub(crate) fn reconcile(snap: &StateStore, eval: &Evaluation, job: Option<&Job>)
     }
     for group in &job.task_groups {
         let allocs = by_group.remove(group.name.as_str()).unwrap_or_default();
-        reconcile_group(job, group, allocs, &mut rec);
+        reconcile_group(snap, now, job, group, allocs, &mut rec);
     }
     rec
 }
 
 fn reconcile_group(
+    snap: &StateStore,
+    now: i64,
     job: &Job,
     group: &TaskGroup,
     allocs: Vec<&Arc<Allocation>>,
@@ -127,6 +138,25 @@ fn reconcile_group(
             annotate(&mut rec.desired, &group.name).place += 1;
             continue;
         };
+        if alloc.client_status == ALLOC_CLIENT_FAILED && alloc.desired_status == ALLOC_DESIRED_RUN {
+            match reschedule::decide(snap, group.reschedule_policy.as_ref(), alloc, now) {
+                Reschedule::Now => {
+                    rec.place.push(PlaceRequest {
+                        group: group.name.clone(),
+                        index: idx,
+                        previous: Some((*alloc).clone()),
+                    });
+                    annotate(&mut rec.desired, &group.name).place += 1;
+                    continue;
+                }
+                Reschedule::At(at) => {
+                    rec.followups.push(((*alloc).clone(), at));
+                    annotate(&mut rec.desired, &group.name).ignore += 1;
+                    continue;
+                }
+                Reschedule::Never => {}
+            }
+        }
         let old_job = alloc.job.as_deref();
         if alloc.client_terminal()
             || old_job.is_some_and(|j| j.job_modify_index == job.job_modify_index)

@@ -1,10 +1,13 @@
 //! The eval broker: one task owns a priority queue of pending evaluations and hands them to
-//! workers, at most one in flight per job (later evals of a job wait for its ack).
+//! workers, at most one in flight per job (later evals of a job wait for its ack). An
+//! evaluation with a `WaitUntil` in the future (a delayed reschedule) is held until then.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::time::Duration;
 use structs::Evaluation;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Inputs of the broker task.
@@ -80,6 +83,8 @@ pub(crate) struct Broker {
     known: BTreeSet<String>,
     /// Workers waiting for work.
     idle: VecDeque<oneshot::Sender<Evaluation>>,
+    /// Evaluations held until their `WaitUntil`, by due time (and arrival, for ties).
+    delayed: BTreeMap<(Instant, u64), Evaluation>,
     /// Only the leader's broker hands out work.
     enabled: bool,
 }
@@ -116,6 +121,7 @@ impl Broker {
             busy_jobs: BTreeSet::new(),
             known: BTreeSet::new(),
             idle: VecDeque::new(),
+            delayed: BTreeMap::new(),
             enabled: false,
         };
         (BrokerHandle { tx }, broker)
@@ -123,9 +129,15 @@ impl Broker {
 
     pub(crate) async fn run(mut self) {
         loop {
+            let next_due = self.delayed.keys().next().map(|(at, _)| *at);
             let input = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return,
+                () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    self.release_due();
+                    self.dispatch();
+                    continue;
+                }
                 input = self.rx.recv() => match input {
                     Some(i) => i,
                     None => return,
@@ -139,6 +151,7 @@ impl Broker {
                         self.waiting.clear();
                         self.busy_jobs.clear();
                         self.known.clear();
+                        self.delayed.clear();
                     }
                 }
                 BrokerInput::Enqueue(_) if !self.enabled => {}
@@ -164,6 +177,27 @@ impl Broker {
         if !self.known.insert(eval.id.clone()) {
             return;
         }
+        if let Some(wait) = wait_left(&eval, crate::now_ns()) {
+            self.seq += 1;
+            self.delayed.insert((Instant::now() + wait, self.seq), eval);
+            return;
+        }
+        self.make_ready(eval);
+    }
+
+    /// Moves every held evaluation that is due to the ready queue (or behind its job's).
+    fn release_due(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let eval = entry.remove();
+            self.make_ready(eval);
+        }
+    }
+
+    fn make_ready(&mut self, eval: Evaluation) {
         let job = job_key(&eval);
         if self.busy_jobs.contains(&job) {
             self.waiting.entry(job).or_default().push_back(eval);
@@ -197,6 +231,14 @@ impl Broker {
             }
         }
     }
+}
+
+/// How long an evaluation must still wait (its `WaitUntil` after `now_ns`); None when it is
+/// due, or its `WaitUntil` is unset or unreadable (it then runs at once rather than never).
+fn wait_left(eval: &Evaluation, now_ns: i64) -> Option<Duration> {
+    let until = structs::time::parse_rfc3339(eval.wait_until.as_deref()?)?;
+    let left = until.checked_sub(now_ns)?;
+    (left > 0).then(|| Duration::from_nanos(left.unsigned_abs()))
 }
 
 #[cfg(test)]
@@ -246,7 +288,7 @@ mod tests {
             async move { h.dequeue().await }
         });
         tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             !waiting.is_finished(),
             "c1 was flushed with the old leadership"
@@ -255,5 +297,44 @@ mod tests {
         assert_eq!(waiting.await.unwrap().unwrap().id, "d1");
         token.cancel();
         task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evaluation_waits_until_its_wait_until() {
+        let token = CancellationToken::new();
+        let (h, b) = Broker::new(token.clone());
+        let task = tokio::spawn(b.run());
+        h.set_enabled(true).await;
+        let mut later = eval("f1", "web", 50);
+        let due = crate::now_ns() + 60_000_000_000;
+        later.wait_until = Some(structs::time::rfc3339_nano(due));
+        h.enqueue(later).await;
+        let mut garbage = eval("g1", "other", 50);
+        garbage.wait_until = Some("soon".into());
+        h.enqueue(garbage).await;
+        assert_eq!(
+            h.dequeue().await.unwrap().id,
+            "g1",
+            "unreadable: runs at once"
+        );
+        let waiting = tokio::spawn({
+            let h = h.clone();
+            async move { h.dequeue().await }
+        });
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert!(!waiting.is_finished(), "held until its time");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(waiting.await.unwrap().unwrap().id, "f1");
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn wait_left_reads_wait_until() {
+        let mut e = eval("e", "j", 50);
+        assert_eq!(wait_left(&e, 0), None);
+        e.wait_until = Some(structs::time::rfc3339_nano(5_000_000_000));
+        assert_eq!(wait_left(&e, 2_000_000_000), Some(Duration::from_secs(3)));
+        assert_eq!(wait_left(&e, 6_000_000_000), None);
     }
 }

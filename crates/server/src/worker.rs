@@ -120,8 +120,15 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
             }
         }
     }
+    // Follow-ups that reschedule failed allocations later: stored with this evaluation, then
+    // held by the broker until their `WaitUntil`.
+    let followups = std::mem::take(&mut outcome.followup_evals);
+    evals.extend(followups.iter().cloned());
     evals.push(updated);
     shared.log.apply(Command::EvalUpsert { evals }).await?;
+    for followup in followups {
+        shared.broker.enqueue(followup).await;
+    }
     Ok(())
 }
 

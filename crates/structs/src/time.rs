@@ -42,6 +42,49 @@ pub fn rfc3339_nano(ns: i64) -> String {
     )
 }
 
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Reads a UTC RFC 3339 time (`2026-11-22T18:30:00Z`, with or without a fraction), as
+/// [`rfc3339_nano`] writes it; None for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let body = s.strip_suffix('Z')?;
+    let (date, time) = body.split_once('T')?;
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: u32 = dp.next()?.parse().ok()?;
+    let d: u32 = dp.next()?.parse().ok()?;
+    let (hms, frac) = match time.split_once('.') {
+        Some((hms, frac)) => (hms, frac),
+        None => (time, ""),
+    };
+    let mut tp = hms.splitn(3, ':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let min: i64 = tp.next()?.parse().ok()?;
+    let sec: i64 = tp.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    let secs = days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + sec;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +98,27 @@ mod tests {
         );
         assert_eq!(rfc3339(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_nano(1_500_000_000), "1970-01-01T00:00:01.5Z");
+    }
+
+    #[test]
+    fn parses_what_it_writes_and_nothing_else() {
+        for ns in [
+            0,
+            1_500_000_000,
+            951_782_400 * 1_000_000_000,
+            1_795_372_200_123_456_789,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339_nano(ns)), Some(ns), "{ns}");
+        }
+        for bad in [
+            "",
+            "2026-11-22",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T18:30:00",
+            "2026-11-22T18:30:00.1234567890Z",
+            "2026-11-22T18:3x:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -4,8 +4,9 @@ use crate::{new_id, now_ns, Shared};
 use rpc::{AllocClientUpdate, NodeUpdateResponse, QueryOptions, QueryResponse, RpcError};
 use state::{ClientAllocUpdate, Command};
 use structs::{
-    Allocation, Evaluation, Node, EVAL_STATUS_PENDING, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM,
-    NODE_STATUS_READY, TRIGGER_NODE_UPDATE,
+    Allocation, Evaluation, Node, ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN, EVAL_STATUS_PENDING,
+    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_STATUS_READY, TRIGGER_ALLOC_FAILURE,
+    TRIGGER_NODE_UPDATE,
 };
 
 /// Evaluations for every system job, so they place on a node that joined or came back.
@@ -30,6 +31,48 @@ fn system_job_evals(shared: &Shared, node_id: &str) -> Vec<Evaluation> {
             ..Default::default()
         })
         .collect()
+}
+
+/// One evaluation per job of the allocations that newly failed, so the scheduler can
+/// reschedule them (Nomad's `alloc-failure` trigger). System jobs are not rescheduled.
+fn failure_evals(snap: &state::StateStore, updates: &[AllocClientUpdate]) -> Vec<Evaluation> {
+    let now = now_ns();
+    let mut jobs = std::collections::BTreeSet::new();
+    let mut evals = Vec::new();
+    for u in updates
+        .iter()
+        .filter(|u| u.client_status == ALLOC_CLIENT_FAILED)
+    {
+        let Some(alloc) = snap.alloc_by_id(&u.alloc_id) else {
+            continue;
+        };
+        if alloc.client_terminal() || alloc.desired_status != ALLOC_DESIRED_RUN {
+            continue;
+        }
+        let Some(job) = snap.job_by_id(&alloc.namespace, &alloc.job_id) else {
+            continue;
+        };
+        if job.stop || job.job_type == JOB_TYPE_SYSTEM || job.job_type == JOB_TYPE_SYSBATCH {
+            continue;
+        }
+        if !jobs.insert((job.namespace.clone(), job.id.clone())) {
+            continue;
+        }
+        evals.push(Evaluation {
+            id: new_id(),
+            namespace: job.namespace.clone(),
+            priority: job.priority,
+            eval_type: job.job_type.clone(),
+            triggered_by: TRIGGER_ALLOC_FAILURE.into(),
+            job_id: job.id.clone(),
+            job_modify_index: job.job_modify_index,
+            status: EVAL_STATUS_PENDING.into(),
+            create_time: now,
+            modify_time: now,
+            ..Default::default()
+        });
+    }
+    evals
 }
 
 async fn node_became_ready(shared: &Shared, node_id: &str) -> Result<(), RpcError> {
@@ -154,6 +197,7 @@ pub(super) async fn alloc_client_update(
                 .alloc_by_id(&u.alloc_id)
                 .is_some_and(|a| !a.client_terminal())
     });
+    let evals = failure_evals(&snap, &updates);
     let (index, _) = shared
         .log
         .apply(Command::AllocClientUpdate {
@@ -166,10 +210,13 @@ pub(super) async fn alloc_client_update(
                     task_states: u.task_states,
                 })
                 .collect(),
-            evals: vec![],
+            evals: evals.clone(),
             now: now_ns(),
         })
         .await?;
+    for eval in evals {
+        shared.broker.enqueue(eval).await;
+    }
     if freed {
         shared.unblock_evals().await;
     }
