@@ -21,6 +21,7 @@
 //! [`fit::node_fits`] against the latest state (optimistic concurrency) before committing.
 
 pub mod diff;
+mod distinct;
 mod feasible;
 pub mod fit;
 mod place;
@@ -243,6 +244,8 @@ pub(crate) fn annotate<'a>(
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod reschedule_tests;
 #[cfg(test)]

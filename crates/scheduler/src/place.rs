@@ -1,6 +1,7 @@
 //! Placement: for each allocation to place, walk the shuffled feasible nodes, fit resources and
 //! ports, score, and pick the best of the first `limit` candidates (Nomad's limit iterator).
 
+use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
 use crate::fit::{capacity, NodeUsage};
 use crate::rank::{binpack_score, spread_fit_score, SeededRng};
@@ -139,6 +140,7 @@ impl<'a> Placer<'a> {
         group: &TaskGroup,
         feas: &Feasibility<'_>,
         scorer: &mut GroupScorer,
+        props: &DistinctProperties,
         penalty: Option<&str>,
     ) -> Result<(Arc<Node>, AllocatedResources, AllocMetric), Box<AllocMetric>> {
         let distinct = distinct_hosts(job, group);
@@ -186,6 +188,13 @@ impl<'a> Placer<'a> {
                     .constraint_filtered
                     .get_or_insert_with("distinct_hosts".into(), || 0) += 1;
                 continue;
+            }
+            if !props.is_empty() {
+                if let Err(reason) = props.check(&node) {
+                    metric.nodes_filtered += 1;
+                    *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
+                    continue;
+                }
             }
             let port_seed = self.rng.next_u64();
             // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
@@ -275,13 +284,16 @@ impl<'a> Placer<'a> {
         }
     }
 
-    /// The nodes of a group's live allocations (one per allocation), for spread counts.
-    pub(crate) fn live_nodes_of(&self, job: &Job, group: &str) -> Vec<Arc<Node>> {
+    /// The job's live allocations as (group, node), for spread and distinct_property counts.
+    pub(crate) fn live_nodes(&self, job: &Job) -> Vec<(String, Arc<Node>)> {
         self.snap
             .allocs_by_job(&job.namespace, &job.id)
             .into_iter()
-            .filter(|a| a.task_group == group && !a.terminal() && !self.stopping.contains(&a.id))
-            .filter_map(|a| self.snap.node_by_id(&a.node_id).cloned())
+            .filter(|a| !a.terminal() && !self.stopping.contains(&a.id))
+            .filter_map(|a| {
+                let node = self.snap.node_by_id(&a.node_id)?.clone();
+                Some((a.task_group.clone(), node))
+            })
             .collect()
     }
 }
@@ -460,6 +472,8 @@ pub(crate) fn place_all(
     let mut placer = Placer::new(snap, job, ctx, out);
     let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
     let mut scorers: BTreeMap<String, GroupScorer> = BTreeMap::new();
+    let mut distinct: BTreeMap<String, DistinctProperties> = BTreeMap::new();
+    let mut live: Option<Vec<(String, Arc<Node>)>> = None;
     for (n, req) in requests.into_iter().enumerate() {
         let Some(group) = job.group(&req.group) else {
             continue;
@@ -472,9 +486,14 @@ pub(crate) fn place_all(
         let feas = feas_cache
             .entry(group.name.clone())
             .or_insert_with(|| Feasibility::new(job, group));
+        let live = live.get_or_insert_with(|| placer.live_nodes(job));
         let scorer = scorers.entry(group.name.clone()).or_insert_with(|| {
-            let live = placer.live_nodes_of(job, &group.name);
-            GroupScorer::new(job, group, live.iter().map(|n| n.as_ref()))
+            let nodes = live.iter().filter(|(g, _)| *g == group.name);
+            GroupScorer::new(job, group, nodes.map(|(_, n)| n.as_ref()))
+        });
+        let props = distinct.entry(group.name.clone()).or_insert_with(|| {
+            let all = live.iter().map(|(g, n)| (g.as_str(), n.as_ref()));
+            DistinctProperties::new(job, group, all)
         });
         // Rescheduling a failed allocation avoids the node it failed on.
         let penalty = req
@@ -482,8 +501,13 @@ pub(crate) fn place_all(
             .as_ref()
             .filter(|p| p.client_status == ALLOC_CLIENT_FAILED)
             .map(|p| p.node_id.clone());
-        match placer.place_one(job, group, feas, scorer, penalty.as_deref()) {
+        match placer.place_one(job, group, feas, scorer, props, penalty.as_deref()) {
             Ok((node, resources, metric)) => {
+                for (g, p) in distinct.iter_mut() {
+                    p.placed(&node, *g == group.name);
+                }
+                // Counts of groups not started yet include this placement.
+                live.push((group.name.clone(), node.clone()));
                 let mut alloc = new_alloc(
                     NewAlloc {
                         job,

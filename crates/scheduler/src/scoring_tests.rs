@@ -1,5 +1,5 @@
-//! Harness cases for ranking beyond bin-packing: affinities, spread blocks and the spread
-//! scheduler algorithm.
+//! Harness cases for ranking beyond bin-packing (affinities, spread blocks, the spread
+//! scheduler algorithm) and for `distinct_property`, which also counts per property value.
 
 use crate::harness::Harness;
 use state::Command;
@@ -167,4 +167,55 @@ fn the_spread_algorithm_prefers_empty_nodes() {
     assert_ne!(h.live("a")[0].node_id, h.live("b")[0].node_id);
     let scores = &h.live("b")[0].metrics.scores;
     assert!(scores.keys().any(|k| k.ends_with(".binpack")));
+}
+
+fn distinct_rack(limit: &str) -> structs::Constraint {
+    structs::Constraint {
+        l_target: "${meta.rack}".into(),
+        operand: "distinct_property".into(),
+        r_target: limit.into(),
+    }
+}
+
+#[test]
+fn distinct_property_limits_allocations_per_value() {
+    let mut h = harness(&SIX);
+    let mut job = multi_dc_job("web", 5);
+    job.task_groups[0].constraints.push(distinct_rack("1"));
+    let out = h.run(job);
+    let racks = placed_by(&h, "web", |n| {
+        n.meta.get("rack").cloned().unwrap_or_default()
+    });
+    assert_eq!(
+        racks,
+        BTreeMap::from([("r1".into(), 1), ("r2".into(), 1), ("r3".into(), 1)])
+    );
+    assert_eq!(out.queued.get("web"), Some(&2), "two cannot be placed");
+    let metric = &out.failed_tg_allocs["web"];
+    assert!(
+        metric
+            .constraint_filtered
+            .keys()
+            .any(|k| k.starts_with("distinct_property")),
+        "{metric:?}"
+    );
+}
+
+#[test]
+fn job_level_distinct_property_counts_every_group() {
+    let mut h = harness(&SIX);
+    let mut job = multi_dc_job("web", 2);
+    let mut other = job.task_groups[0].clone();
+    other.name = "other".into();
+    job.task_groups.push(other);
+    job.constraints.push(distinct_rack("1"));
+    h.run(job);
+    // Four allocations asked over three racks, one per rack across both groups: three fit.
+    let racks = placed_by(&h, "web", |n| {
+        n.meta.get("rack").cloned().unwrap_or_default()
+    });
+    assert_eq!(
+        racks,
+        BTreeMap::from([("r1".into(), 1), ("r2".into(), 1), ("r3".into(), 1)])
+    );
 }
