@@ -1,6 +1,13 @@
 //! The eval broker: one task owns a priority queue of pending evaluations and hands them to
 //! workers, at most one in flight per job (later evals of a job wait for its ack). An
 //! evaluation with a `WaitUntil` in the future (a delayed reschedule) is held until then.
+//!
+//! Delivery is at least once: a worker acks an evaluation it finished or nacks one it could
+//! not, and one neither acked nor nacked within the nack timeout (60 s, Nomad's) is taken back.
+//! Either way it is delivered again, up to the delivery limit (3); then it goes to the failed
+//! queue, which the leader drains (`reaper.rs`): the evaluation is marked failed, a
+//! `failed-follow-up` evaluation is created, and the job is released. Each delivery carries a
+//! token, so the ack of a delivery that was taken back is ignored.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -13,9 +20,17 @@ use tokio_util::sync::CancellationToken;
 /// Inputs of the broker task.
 enum BrokerInput {
     Enqueue(Box<Evaluation>),
-    Dequeue(oneshot::Sender<Evaluation>),
+    Dequeue(oneshot::Sender<Delivery>),
     Ack {
         eval_id: String,
+        token: u64,
+    },
+    Nack {
+        eval_id: String,
+        token: u64,
+    },
+    /// Releases the job of an evaluation the failed queue handed out.
+    Reaped {
         job: JobKey,
     },
     /// Leadership gained (true) or lost (false, which also drops everything queued).
@@ -45,10 +60,29 @@ impl BrokerHandle {
     }
 
     /// Waits for the next evaluation; None when shutting down.
-    pub(crate) async fn dequeue(&self) -> Option<Evaluation> {
+    pub(crate) async fn dequeue(&self) -> Option<Delivery> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(BrokerInput::Dequeue(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Gives an evaluation back to be delivered again (its worker could not finish it).
+    pub(crate) async fn nack(&self, d: &Delivery) {
+        let _ = self
+            .tx
+            .send(BrokerInput::Nack {
+                eval_id: d.eval.id.clone(),
+                token: d.token,
+            })
+            .await;
+    }
+
+    /// Releases the job of an evaluation the failed queue handed out, once it is recorded.
+    pub(crate) async fn reaped(&self, eval: &Evaluation) {
+        let _ = self
+            .tx
+            .send(BrokerInput::Reaped { job: job_key(eval) })
+            .await;
     }
 
     /// Enables the broker on the leader, or disables and flushes it when leadership is lost.
@@ -57,15 +91,36 @@ impl BrokerHandle {
     }
 
     /// Marks an evaluation done, releasing its job's next evaluation.
-    pub(crate) async fn ack(&self, eval: &Evaluation) {
+    pub(crate) async fn ack(&self, d: &Delivery) {
         let _ = self
             .tx
             .send(BrokerInput::Ack {
-                eval_id: eval.id.clone(),
-                job: job_key(eval),
+                eval_id: d.eval.id.clone(),
+                token: d.token,
             })
             .await;
     }
+}
+
+/// An evaluation handed to a worker, to ack or nack.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    /// The evaluation.
+    pub(crate) eval: Evaluation,
+    token: u64,
+}
+
+/// How long a worker may hold an evaluation before the broker takes it back (Nomad's
+/// `EvalNackTimeout`).
+const NACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deliveries before an evaluation goes to the failed queue (Nomad's `EvalDeliveryLimit`).
+pub(crate) const DELIVERY_LIMIT: u32 = 3;
+
+/// A delivered, not yet acknowledged evaluation.
+struct Unacked {
+    eval: Evaluation,
+    token: u64,
+    deadline: Instant,
 }
 
 /// The broker task's state.
@@ -82,9 +137,16 @@ pub(crate) struct Broker {
     /// IDs queued or in flight (dedupe).
     known: BTreeSet<String>,
     /// Workers waiting for work.
-    idle: VecDeque<oneshot::Sender<Evaluation>>,
+    idle: VecDeque<oneshot::Sender<Delivery>>,
     /// Evaluations held until their `WaitUntil`, by due time (and arrival, for ties).
     delayed: BTreeMap<(Instant, u64), Evaluation>,
+    /// Delivered evaluations awaiting their ack, by ID.
+    unacked: BTreeMap<String, Unacked>,
+    /// Deliveries so far, by evaluation ID.
+    deliveries: BTreeMap<String, u32>,
+    /// Evaluations past the delivery limit, for the leader to record as failed.
+    failed_tx: mpsc::UnboundedSender<Evaluation>,
+    nack_timeout: Duration,
     /// Only the leader's broker hands out work.
     enabled: bool,
 }
@@ -110,8 +172,19 @@ impl Ord for ReadyEval {
 }
 
 impl Broker {
-    pub(crate) fn new(shutdown: CancellationToken) -> (BrokerHandle, Broker) {
+    /// The broker, its handle, and its failed queue.
+    pub(crate) fn new(
+        shutdown: CancellationToken,
+    ) -> (BrokerHandle, Broker, mpsc::UnboundedReceiver<Evaluation>) {
+        Self::with_nack_timeout(shutdown, NACK_TIMEOUT)
+    }
+
+    fn with_nack_timeout(
+        shutdown: CancellationToken,
+        nack_timeout: Duration,
+    ) -> (BrokerHandle, Broker, mpsc::UnboundedReceiver<Evaluation>) {
         let (tx, rx) = mpsc::channel(BROKER_CAPACITY);
+        let (failed_tx, failed_rx) = mpsc::unbounded_channel();
         let broker = Broker {
             rx,
             shutdown,
@@ -122,17 +195,27 @@ impl Broker {
             known: BTreeSet::new(),
             idle: VecDeque::new(),
             delayed: BTreeMap::new(),
+            unacked: BTreeMap::new(),
+            deliveries: BTreeMap::new(),
+            failed_tx,
+            nack_timeout,
             enabled: false,
         };
-        (BrokerHandle { tx }, broker)
+        (BrokerHandle { tx }, broker, failed_rx)
     }
 
     pub(crate) async fn run(mut self) {
         loop {
             let next_due = self.delayed.keys().next().map(|(at, _)| *at);
+            let next_timeout = self.unacked.values().map(|u| u.deadline).min();
             let input = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return,
+                () = sleep_until(next_timeout.unwrap_or_else(Instant::now)), if next_timeout.is_some() => {
+                    self.take_back_timed_out();
+                    self.dispatch();
+                    continue;
+                }
                 () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                     self.release_due();
                     self.dispatch();
@@ -152,24 +235,84 @@ impl Broker {
                         self.busy_jobs.clear();
                         self.known.clear();
                         self.delayed.clear();
+                        self.unacked.clear();
+                        self.deliveries.clear();
                     }
                 }
                 BrokerInput::Enqueue(_) if !self.enabled => {}
                 BrokerInput::Enqueue(eval) => self.enqueue(*eval),
                 BrokerInput::Dequeue(tx) => self.idle.push_back(tx),
-                BrokerInput::Ack { eval_id, job } => {
-                    self.known.remove(&eval_id);
-                    self.busy_jobs.remove(&job);
-                    let next = self.waiting.get_mut(&job).and_then(VecDeque::pop_front);
-                    if self.waiting.get(&job).is_some_and(VecDeque::is_empty) {
-                        self.waiting.remove(&job);
-                    }
-                    if let Some(next) = next {
-                        self.push_ready(next);
+                BrokerInput::Ack { eval_id, token } => {
+                    if let Some(u) = self.take_unacked(&eval_id, token) {
+                        self.known.remove(&eval_id);
+                        self.deliveries.remove(&eval_id);
+                        self.release_job(&job_key(&u.eval));
                     }
                 }
+                BrokerInput::Nack { eval_id, token } => {
+                    if let Some(u) = self.take_unacked(&eval_id, token) {
+                        self.redeliver(u.eval);
+                    }
+                }
+                BrokerInput::Reaped { job } => self.release_job(&job),
             }
             self.dispatch();
+        }
+    }
+
+    /// The unacked delivery of `eval_id` if `token` is its current one (a late answer for a
+    /// delivery that was taken back is ignored).
+    fn take_unacked(&mut self, eval_id: &str, token: u64) -> Option<Unacked> {
+        if self.unacked.get(eval_id).is_some_and(|u| u.token == token) {
+            self.unacked.remove(eval_id)
+        } else {
+            None
+        }
+    }
+
+    /// Lets a job's next waiting evaluation become ready.
+    fn release_job(&mut self, job: &JobKey) {
+        self.busy_jobs.remove(job);
+        let next = self.waiting.get_mut(job).and_then(VecDeque::pop_front);
+        if self.waiting.get(job).is_some_and(VecDeque::is_empty) {
+            self.waiting.remove(job);
+        }
+        if let Some(next) = next {
+            self.push_ready(next);
+        }
+    }
+
+    /// A nacked or timed-out evaluation: ready again (its job stays busy with it), or to the
+    /// failed queue past the delivery limit.
+    fn redeliver(&mut self, eval: Evaluation) {
+        let delivered = self.deliveries.get(&eval.id).copied().unwrap_or(0);
+        if delivered >= DELIVERY_LIMIT {
+            self.known.remove(&eval.id);
+            self.deliveries.remove(&eval.id);
+            // The job stays busy until the leader has recorded the failure (`Reaped`).
+            if let Err(e) = self.failed_tx.send(eval) {
+                self.release_job(&job_key(&e.0));
+            }
+            return;
+        }
+        self.seq += 1;
+        self.ready
+            .push((eval.priority, Reverse(self.seq), ReadyEval(eval)));
+    }
+
+    fn take_back_timed_out(&mut self) {
+        let now = Instant::now();
+        let late: Vec<String> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            if let Some(u) = self.unacked.remove(&id) {
+                tracing::warn!(eval_id = %id, "evaluation not acknowledged in time; delivering it again");
+                self.redeliver(u.eval);
+            }
         }
     }
 
@@ -224,10 +367,26 @@ impl Broker {
             let Some((_, _, ReadyEval(eval))) = self.ready.pop() else {
                 return;
             };
-            if let Err(eval) = worker.send(eval) {
-                // The worker went away; put the eval back at the front.
-                self.ready
-                    .push((eval.priority, Reverse(0), ReadyEval(eval)));
+            self.seq += 1;
+            let token = self.seq;
+            let copy = eval.clone();
+            match worker.send(Delivery { eval, token }) {
+                Ok(()) => {
+                    *self.deliveries.entry(copy.id.clone()).or_insert(0) += 1;
+                    self.unacked.insert(
+                        copy.id.clone(),
+                        Unacked {
+                            eval: copy,
+                            token,
+                            deadline: Instant::now() + self.nack_timeout,
+                        },
+                    );
+                }
+                Err(d) => {
+                    // The worker went away; put the eval back at the front.
+                    self.ready
+                        .push((d.eval.priority, Reverse(0), ReadyEval(d.eval)));
+                }
             }
         }
     }
@@ -258,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn priority_order_and_one_per_job() {
         let token = CancellationToken::new();
-        let (h, b) = Broker::new(token.clone());
+        let (h, b, _failed) = Broker::new(token.clone());
         let task = tokio::spawn(b.run());
         h.enqueue(eval("x1", "x", 99)).await; // ignored: not enabled yet
         h.set_enabled(true).await;
@@ -267,9 +426,9 @@ mod tests {
         h.enqueue(eval("b1", "b", 90)).await;
         h.enqueue(eval("b1", "b", 90)).await; // duplicate: ignored
         let first = h.dequeue().await.unwrap();
-        assert_eq!(first.id, "b1");
+        assert_eq!(first.eval.id, "b1");
         let second = h.dequeue().await.unwrap();
-        assert_eq!(second.id, "a1");
+        assert_eq!(second.eval.id, "a1");
         // a2 waits for a1's ack.
         let pending = tokio::spawn({
             let h = h.clone();
@@ -278,7 +437,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!pending.is_finished());
         h.ack(&second).await;
-        assert_eq!(pending.await.unwrap().unwrap().id, "a2");
+        assert_eq!(pending.await.unwrap().unwrap().eval.id, "a2");
         // Losing leadership drops what is queued.
         h.enqueue(eval("c1", "c", 50)).await;
         h.set_enabled(false).await;
@@ -294,7 +453,7 @@ mod tests {
             "c1 was flushed with the old leadership"
         );
         h.enqueue(eval("d1", "d", 50)).await;
-        assert_eq!(waiting.await.unwrap().unwrap().id, "d1");
+        assert_eq!(waiting.await.unwrap().unwrap().eval.id, "d1");
         token.cancel();
         task.await.unwrap();
     }
@@ -302,7 +461,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_evaluation_waits_until_its_wait_until() {
         let token = CancellationToken::new();
-        let (h, b) = Broker::new(token.clone());
+        let (h, b, _failed) = Broker::new(token.clone());
         let task = tokio::spawn(b.run());
         h.set_enabled(true).await;
         let mut later = eval("f1", "web", 50);
@@ -312,11 +471,9 @@ mod tests {
         let mut garbage = eval("g1", "other", 50);
         garbage.wait_until = Some("soon".into());
         h.enqueue(garbage).await;
-        assert_eq!(
-            h.dequeue().await.unwrap().id,
-            "g1",
-            "unreadable: runs at once"
-        );
+        let g1 = h.dequeue().await.unwrap();
+        assert_eq!(g1.eval.id, "g1", "unreadable: runs at once");
+        h.ack(&g1).await;
         let waiting = tokio::spawn({
             let h = h.clone();
             async move { h.dequeue().await }
@@ -324,7 +481,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(59)).await;
         assert!(!waiting.is_finished(), "held until its time");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(waiting.await.unwrap().unwrap().id, "f1");
+        assert_eq!(waiting.await.unwrap().unwrap().eval.id, "f1");
         token.cancel();
         task.await.unwrap();
     }
@@ -336,5 +493,44 @@ mod tests {
         e.wait_until = Some(structs::time::rfc3339_nano(5_000_000_000));
         assert_eq!(wait_left(&e, 2_000_000_000), Some(Duration::from_secs(3)));
         assert_eq!(wait_left(&e, 6_000_000_000), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nacked_and_timed_out_evaluations_are_delivered_again_up_to_the_limit() {
+        let token = CancellationToken::new();
+        let (h, b, mut failed) = Broker::with_nack_timeout(token.clone(), Duration::from_secs(5));
+        let task = tokio::spawn(b.run());
+        h.set_enabled(true).await;
+        h.enqueue(eval("e1", "web", 50)).await;
+        h.enqueue(eval("e2", "web", 50)).await;
+        let first = h.dequeue().await.unwrap();
+        assert_eq!(first.eval.id, "e1");
+        h.nack(&first).await;
+        let second = h.dequeue().await.unwrap();
+        assert_eq!(second.eval.id, "e1", "nacked: delivered again, ahead of e2");
+        // Never answered: taken back after the nack timeout.
+        let third = h.dequeue().await.unwrap();
+        assert_eq!(third.eval.id, "e1");
+        // The first delivery's late ack is ignored (the third holds it now).
+        h.ack(&second).await;
+        h.nack(&third).await;
+        // Past the limit: to the failed queue, and e2 still waits for the job.
+        let reaped = failed.recv().await.unwrap();
+        assert_eq!(reaped.id, "e1");
+        let next = tokio::spawn({
+            let h = h.clone();
+            async move { h.dequeue().await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            !next.is_finished(),
+            "the job is busy until the failure is recorded"
+        );
+        h.reaped(&reaped).await;
+        let d = next.await.unwrap().unwrap();
+        assert_eq!(d.eval.id, "e2");
+        h.ack(&d).await;
+        token.cancel();
+        task.await.unwrap();
     }
 }

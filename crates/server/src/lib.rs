@@ -22,6 +22,7 @@ mod leader;
 mod log;
 mod peer;
 mod plan_apply;
+mod reaper;
 mod worker;
 
 use consensus::{RaftNode, ServerNode, Storage};
@@ -138,7 +139,7 @@ impl ServerHandle {
         };
         let raft = Arc::new(RaftNode::start(storage, node, &config.raft, peers.clone()).await?);
         let mut tasks = JoinSet::new();
-        let (broker, broker_task) = broker::Broker::new(shutdown.clone());
+        let (broker, broker_task, failed_evals) = broker::Broker::new(shutdown.clone());
         tasks.spawn(broker_task.run());
         let (plans, plan_rx) = plan_apply::PlanQueueHandle::new();
         let (heartbeats, hb_rx) = heartbeat::HeartbeatHandle::new();
@@ -155,6 +156,7 @@ impl ServerHandle {
             shutdown: shutdown.clone(),
         });
         tasks.spawn(plan_apply::run(shared.clone(), plan_rx));
+        tasks.spawn(reaper::run(shared.clone(), failed_evals));
         tasks.spawn(heartbeat::run(shared.clone(), hb_rx));
         for _ in 0..workers {
             tasks.spawn(worker::run(shared.clone()));

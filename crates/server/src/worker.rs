@@ -14,28 +14,24 @@ use tracing::{debug, warn};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
-        let eval = tokio::select! {
+        let delivery = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => return,
-            eval = shared.broker.dequeue() => match eval {
-                Some(e) => e,
+            d = shared.broker.dequeue() => match d {
+                Some(d) => d,
                 None => return,
             },
         };
-        if let Err(err) = process(&shared, &eval).await {
-            warn!(eval_id = %eval.id, job_id = %eval.job_id, error = %err, "evaluation failed");
-            let mut failed = eval.clone();
-            failed.status = EVAL_STATUS_FAILED.into();
-            failed.status_description = err.to_string();
-            failed.modify_time = now_ns();
-            let _ = shared
-                .log
-                .apply(Command::EvalUpsert {
-                    evals: vec![failed],
-                })
-                .await;
+        let eval = &delivery.eval;
+        match process(&shared, eval).await {
+            Ok(()) => shared.broker.ack(&delivery).await,
+            Err(err) => {
+                // Given back: delivered again, and recorded as failed past the delivery limit
+                // (reaper.rs).
+                warn!(eval_id = %eval.id, job_id = %eval.job_id, error = %err, "evaluation failed; giving it back to the broker");
+                shared.broker.nack(&delivery).await;
+            }
         }
-        shared.broker.ack(&eval).await;
     }
 }
 

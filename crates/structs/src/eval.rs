@@ -27,6 +27,8 @@ pub const TRIGGER_QUEUED_ALLOCS: &str = "queued-allocs";
 pub const TRIGGER_ALLOC_FAILURE: &str = "alloc-failure";
 /// The plan could not be committed after several attempts.
 pub const TRIGGER_MAX_PLANS: &str = "max-plan-attempts";
+/// `TriggeredBy`: retries an evaluation that failed its deliveries.
+pub const TRIGGER_FAILED_FOLLOW_UP: &str = "failed-follow-up";
 
 /// A request to reconcile a job's desired and actual allocations.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
