@@ -5,9 +5,10 @@
 use crate::{now_ns, Shared};
 use rpc::RpcError;
 use scheduler::{fit, Plan};
-use state::{Command, PlanResult};
+use state::{Command, PlanResult, StateStore};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use structs::Allocation;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -64,6 +65,54 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<PlanRequest>
 /// Verifies a plan against the latest state and commits the parts that fit.
 async fn apply_plan(shared: &Shared, plan: Plan) -> Result<PlanApplied, RpcError> {
     let snap = shared.log.snapshot();
+    // Checking every node of a large plan against its allocations is CPU work (milliseconds
+    // for a thousand placements): keep it off the async threads Raft and the RPCs run on.
+    let verified = tokio::task::spawn_blocking(move || verify(&snap, plan))
+        .await
+        .map_err(|e| RpcError::internal(format!("plan verification failed: {e}")))?;
+    let Verified {
+        accepted,
+        stops,
+        rejected,
+    } = verified;
+    if accepted.is_empty() && stops.is_empty() {
+        return Ok(PlanApplied {
+            index: 0,
+            refresh: rejected,
+        });
+    }
+    let freed = !stops.is_empty();
+    let (index, _) = shared
+        .log
+        .apply(Command::PlanApply(PlanResult {
+            allocs_upserted: accepted,
+            allocs_stopped: stops,
+            now: now_ns(),
+            ..Default::default()
+        }))
+        .await?;
+    if freed {
+        shared.unblock_evals().await;
+    }
+    Ok(PlanApplied {
+        index,
+        refresh: rejected,
+    })
+}
+
+/// What of a plan still fits the latest state.
+#[derive(Debug)]
+struct Verified {
+    /// Allocations on nodes that still fit them.
+    accepted: Vec<Allocation>,
+    /// Allocations to stop: (alloc ID, desired description).
+    stops: Vec<(String, String)>,
+    /// True when some node no longer fits (the worker must refresh and retry).
+    rejected: bool,
+}
+
+/// Re-checks each node of the plan against `snap`; the allocations are moved, not copied.
+fn verify(snap: &StateStore, plan: Plan) -> Verified {
     let stopping: BTreeSet<&String> = plan
         .node_update
         .values()
@@ -89,37 +138,26 @@ async fn apply_plan(shared: &Shared, plan: Plan) -> Result<PlanApplied, RpcError
             }
         };
         if fits {
-            accepted.extend(allocs.iter().cloned());
+            accepted.push(node_id.clone());
         } else {
             debug!(node_id = %node_id, eval_id = %plan.eval_id, "plan rejected for node");
             rejected = true;
         }
     }
-    if rejected && plan.all_at_once {
-        accepted.clear();
+    drop(stopping);
+    let mut node_allocation = plan.node_allocation;
+    let accepted = if rejected && plan.all_at_once {
+        Vec::new()
+    } else {
+        accepted
+            .iter()
+            .filter_map(|node_id| node_allocation.remove(node_id))
+            .flatten()
+            .collect()
+    };
+    Verified {
+        accepted,
+        stops: plan.node_update.into_values().flatten().collect(),
+        rejected,
     }
-    let stops: Vec<(String, String)> = plan.node_update.into_values().flatten().collect();
-    if accepted.is_empty() && stops.is_empty() {
-        return Ok(PlanApplied {
-            index: 0,
-            refresh: rejected,
-        });
-    }
-    let freed = !stops.is_empty();
-    let (index, _) = shared
-        .log
-        .apply(Command::PlanApply(PlanResult {
-            allocs_upserted: accepted,
-            allocs_stopped: stops,
-            now: now_ns(),
-            ..Default::default()
-        }))
-        .await?;
-    if freed {
-        shared.unblock_evals().await;
-    }
-    Ok(PlanApplied {
-        index,
-        refresh: rejected,
-    })
 }

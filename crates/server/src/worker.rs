@@ -61,13 +61,22 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
             now: now_ns(),
             seed: format!("{}/{attempt}", eval.id),
         };
-        outcome = compute(&snap, eval, &ctx);
+        // The scheduler is pure CPU work (tens of milliseconds for a large job): run it off
+        // the async threads, which must stay free for Raft heartbeats and RPCs, or a busy
+        // leader starves its followers of heartbeats and they call elections.
+        let job_eval = eval.clone();
+        outcome = tokio::task::spawn_blocking(move || compute(&snap, &job_eval, &ctx))
+            .await
+            .map_err(|e| RpcError::internal(format!("scheduler task failed: {e}")))?;
         debug!(eval_id = %eval.id, placed = outcome.plan.placed(), "scheduler ran");
         if outcome.plan.is_empty() {
             exhausted = false;
             break;
         }
-        let applied = shared.plans.submit(outcome.plan.clone()).await?;
+        let applied = shared
+            .plans
+            .submit(std::mem::take(&mut outcome.plan))
+            .await?;
         if !applied.refresh {
             exhausted = false;
             break;

@@ -378,7 +378,56 @@ fn replay(inner: &mut Inner, seq: u64, r: &segment::Record<'_>) -> Result<(), St
     Ok(())
 }
 
+/// Bytes of entries one AppendEntries carries at most (always at least one entry). openraft
+/// sends up to `max_payload_entries` (300) entries at once and drops a call that takes longer
+/// than the heartbeat interval (30 ms). A follower behind by a few hundred plan entries (most
+/// of a megabyte each for a thousand placements) was sent requests of hundreds of megabytes
+/// that never finished in time, so it never caught up, and the leader, without a quorum that
+/// answered, lost its leadership over and over (the C1M benchmark, issue 4).
+pub(crate) const MAX_APPEND_BYTES: u64 = 1 << 20;
+
+/// The bytes an entry takes (its commands; a small constant for blank and membership ones).
+fn entry_bytes(e: &Entry<TypeConfig>) -> u64 {
+    match &e.payload {
+        openraft::EntryPayload::Normal(crate::Payload::Commands(c)) => {
+            c.iter().map(|b| b.len() as u64).sum()
+        }
+        openraft::EntryPayload::Normal(crate::Payload::Restore(b)) => b.len() as u64,
+        _ => 64,
+    }
+}
+
 impl RaftLogReader<TypeConfig> for WalLogStore {
+    /// The entries from `start` on that fit in [`MAX_APPEND_BYTES`] (at least one), for one
+    /// AppendEntries.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let stop = {
+            let inner = self.shared.lock();
+            let mut total = 0u64;
+            let mut stop = start;
+            while stop < end {
+                let size = match inner.pending.get(&stop) {
+                    Some(e) => entry_bytes(e),
+                    None => match inner.index.get(&stop) {
+                        Some(loc) => u64::from(loc.len),
+                        None => break,
+                    },
+                };
+                if stop > start && total + size > MAX_APPEND_BYTES {
+                    break;
+                }
+                total += size;
+                stop += 1;
+            }
+            stop.max(start.saturating_add(1)).min(end.max(start))
+        };
+        self.try_get_log_entries(start..stop).await
+    }
+
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,

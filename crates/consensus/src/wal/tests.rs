@@ -233,3 +233,47 @@ fn a_committed_log_id_alone_costs_no_fdatasync_and_rides_with_the_next_batch() {
         assert_eq!(s.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
     });
 }
+
+#[test]
+fn one_append_entries_carries_at_most_a_megabyte_and_at_least_one_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    rt().block_on(async {
+        let (mut s, _) = WalLogStore::open(&dir, "eu").unwrap();
+        let big = vec![7u8; 300 * 1024];
+        s.blocking_append((1..=10).map(|i| entry(1, i, &big)))
+            .await
+            .unwrap();
+        let ids = |v: Vec<Entry<TypeConfig>>| v.iter().map(|e| e.log_id.index).collect::<Vec<_>>();
+        // Three entries of 300 KiB (plus their headers) fit in a MiB; a fourth does not.
+        assert_eq!(
+            ids(s.limited_get_log_entries(1, 11).await.unwrap()),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            ids(s.limited_get_log_entries(9, 11).await.unwrap()),
+            vec![9, 10]
+        );
+        // An entry larger than the limit still goes, alone.
+        let huge = vec![1u8; 2 << 20];
+        s.blocking_append([entry(1, 11, &huge), entry(1, 12, b"x")])
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(s.limited_get_log_entries(11, 13).await.unwrap()),
+            vec![11]
+        );
+        assert_eq!(
+            ids(s.limited_get_log_entries(12, 13).await.unwrap()),
+            vec![12]
+        );
+        // Small entries go together, up to the end asked for.
+        s.blocking_append((13..=20).map(|i| entry(1, i, b"small")))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(s.limited_get_log_entries(12, 21).await.unwrap()),
+            (12..=20).collect::<Vec<_>>()
+        );
+    });
+}
