@@ -203,6 +203,8 @@ pub(crate) enum AllocCommand {
 pub(crate) enum NodeCommand {
     /// Lists nodes, or shows one.
     Status(super::node_status::StatusArgs),
+    /// Marks a node eligible or ineligible for new placements.
+    Eligibility(super::node_eligibility::EligibilityArgs),
 }
 
 /// `caravan eval ...`.

@@ -38,6 +38,17 @@ impl ApiClient {
         self.get(&format!("/v1/node/{id}"), &Query::default())
     }
 
+    /// `POST /v1/node/:id/eligibility`: `eligible` or `ineligible`.
+    pub fn node_eligibility(&self, id: &str, eligible: bool) -> Result<(), ApiError> {
+        let body = serde_json::json!({
+            "NodeID": id,
+            "Eligibility": if eligible { "eligible" } else { "ineligible" },
+        });
+        let path = format!("/v1/node/{}/eligibility", crate::client::escape(id));
+        self.write::<_, serde_json::Value>("POST", &path, &[], Some(&body))
+            .map(|_| ())
+    }
+
     /// `GET /v1/node/:id/allocations`.
     pub fn node_allocations(&self, id: &str) -> Result<Indexed<Vec<Allocation>>, ApiError> {
         self.get(&format!("/v1/node/{id}/allocations"), &Query::default())

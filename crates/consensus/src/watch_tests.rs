@@ -156,6 +156,9 @@ impl Rpc for NoRpc {
     async fn snapshot_restore(&self, _: &str, _: Vec<u8>) -> Result<u64, RpcError> {
         Err(unused())
     }
+    async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
+        Err(unused())
+    }
     async fn scheduler_get_config(
         &self,
         _: &QueryOptions,

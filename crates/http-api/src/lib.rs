@@ -144,6 +144,10 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/node/{id}", get(nodes::get_node))
         .route("/v1/node/{id}/allocations", get(nodes::allocations))
+        .route(
+            "/v1/node/{id}/eligibility",
+            post(nodes::eligibility).put(nodes::eligibility),
+        )
         .route("/v1/evaluations", get(evals::list))
         .route("/v1/evaluation/{id}", get(evals::get_eval))
         .route("/v1/agent/self", get(agent::agent_self))

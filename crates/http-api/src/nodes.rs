@@ -1,7 +1,7 @@
 //! Node endpoints: `/v1/nodes`, `/v1/node/:id` and `/v1/node/:id/allocations`.
 
 use crate::error::{not_found_as, ApiError};
-use crate::query::{json_query, Params};
+use crate::query::{json, json_query, JsonBody, Params};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -37,6 +37,44 @@ pub(crate) async fn allocations(
     let q = p.query_options(&s.agent)?;
     let resp = s.rpc.node_allocations(&id, &q).await?;
     Ok(json_query(&p, &resp))
+}
+
+/// `POST /v1/node/:id/eligibility` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct EligibilityRequest {
+    #[serde(rename = "NodeID", default)]
+    node_id: String,
+    eligibility: String,
+}
+
+/// `POST`/`PUT /v1/node/:id/eligibility`: `{"Eligibility": "eligible" | "ineligible"}`.
+pub(crate) async fn eligibility(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+    JsonBody(req): JsonBody<EligibilityRequest>,
+) -> Result<Response, ApiError> {
+    if !req.node_id.is_empty() && req.node_id != id {
+        return Err(ApiError::bad_request(format!(
+            "NodeID {:?} in the body does not match the path ({id:?})",
+            req.node_id
+        )));
+    }
+    let index = s
+        .rpc
+        .node_update_eligibility(&id, &req.eligibility)
+        .await
+        .map_err(not_found_as("node not found"))?;
+    Ok(json(
+        &p,
+        &serde_json::json!({
+            "EvalCreateIndex": 0,
+            "EvalIDs": null,
+            "Index": index,
+            "NodeModifyIndex": index,
+        }),
+    ))
 }
 
 #[cfg(test)]

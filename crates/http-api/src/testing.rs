@@ -342,6 +342,18 @@ impl Rpc for FakeRpc {
         self.restored.lock().unwrap().push(snapshot);
         Ok(INDEX + 1)
     }
+    async fn node_update_eligibility(
+        &self,
+        node_id: &str,
+        eligibility: &str,
+    ) -> Result<u64, RpcError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        let node = nodes
+            .get_mut(node_id)
+            .ok_or_else(|| RpcError::not_found(format!("node {node_id:?} not found")))?;
+        node.scheduling_eligibility = eligibility.to_string();
+        Ok(INDEX + 1)
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,

@@ -291,6 +291,10 @@ async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), Rpc
             let bytes = crate::wire::decode_bytes(&snapshot)?;
             plain(&rpc.snapshot_restore(&region, bytes).await?)
         }
+        Call::NodeUpdateEligibility {
+            node_id,
+            eligibility,
+        } => plain(&rpc.node_update_eligibility(&node_id, &eligibility).await?),
         Call::SchedulerGetConfig(q) => query!(rpc.scheduler_get_config(&q.into())),
         Call::SchedulerSetConfig {
             region,

@@ -192,6 +192,12 @@ pub trait Rpc: Send + Sync + 'static {
     async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError>;
     /// Replaces the region's state with a snapshot file; returns the index it applied at.
     async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError>;
+    /// Marks a node eligible or ineligible for new placements; returns the Raft index.
+    async fn node_update_eligibility(
+        &self,
+        node_id: &str,
+        eligibility: &str,
+    ) -> Result<u64, RpcError>;
     /// The region's scheduler configuration.
     async fn scheduler_get_config(
         &self,

@@ -359,6 +359,17 @@ impl Rpc for RemoteRpc {
         })
         .await
     }
+    async fn node_update_eligibility(
+        &self,
+        node_id: &str,
+        eligibility: &str,
+    ) -> Result<u64, RpcError> {
+        self.value(Call::NodeUpdateEligibility {
+            node_id: node_id.into(),
+            eligibility: eligibility.into(),
+        })
+        .await
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,

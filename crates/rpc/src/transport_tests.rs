@@ -158,6 +158,16 @@ impl Rpc for Fake {
     async fn snapshot_restore(&self, _: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
         Ok(snapshot.len() as u64)
     }
+    async fn node_update_eligibility(
+        &self,
+        node_id: &str,
+        eligibility: &str,
+    ) -> Result<u64, RpcError> {
+        match eligibility {
+            "eligible" | "ineligible" => Ok(node_id.len() as u64),
+            other => Err(RpcError::bad_request(other.to_string())),
+        }
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,
@@ -179,8 +189,8 @@ impl Rpc for Fake {
         region: &str,
         config: SchedulerConfiguration,
         cas: Option<u64>,
-    ) -> Result<crate::SchedulerSetConfigResponse, RpcError> {
-        Ok(crate::SchedulerSetConfigResponse {
+    ) -> Result<SchedulerSetConfigResponse, RpcError> {
+        Ok(SchedulerSetConfigResponse {
             updated: region == "eu" && config.spread_algorithm() && cas != Some(1),
             index: 10,
         })

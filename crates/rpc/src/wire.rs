@@ -200,6 +200,10 @@ pub(crate) enum Call {
         /// Base64 of the snapshot file.
         snapshot: String,
     },
+    NodeUpdateEligibility {
+        node_id: String,
+        eligibility: String,
+    },
     SchedulerGetConfig(WireQuery),
     SchedulerSetConfig {
         region: String,
@@ -240,6 +244,7 @@ impl Call {
             Call::RaftRemovePeer { .. } => "raft_remove_peer",
             Call::SnapshotSave { .. } => "snapshot_save",
             Call::SnapshotRestore { .. } => "snapshot_restore",
+            Call::NodeUpdateEligibility { .. } => "node_update_eligibility",
             Call::SchedulerGetConfig(_) => "scheduler_get_config",
             Call::SchedulerSetConfig { .. } => "scheduler_set_config",
         }

@@ -65,6 +65,17 @@ pub enum Command {
         /// Unix nanoseconds.
         now: i64,
     },
+    /// Mark a node eligible or ineligible for new placements (`node eligibility`).
+    NodeUpdateEligibility {
+        /// The node.
+        node_id: String,
+        /// `eligible` or `ineligible`.
+        eligibility: String,
+        /// Evaluations it triggers (system jobs, when it becomes eligible).
+        evals: Vec<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
     /// Set the scheduler configuration (`PUT /v1/operator/scheduler/configuration`).
     SchedulerSetConfig {
         /// The new configuration (its indexes are set by the store).

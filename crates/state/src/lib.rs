@@ -225,6 +225,16 @@ impl StateStore {
                 self.upsert_evals(index, evals);
                 Ok(ApplyOutcome::default())
             }
+            Command::NodeUpdateEligibility {
+                node_id,
+                eligibility,
+                evals,
+                now,
+            } => {
+                self.update_node_eligibility(index, &node_id, &eligibility, now)?;
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
             Command::SchedulerSetConfig { config, cas } => {
                 self.set_scheduler_config(index, config, cas)?;
                 Ok(ApplyOutcome::default())

@@ -57,6 +57,37 @@ impl StateStore {
         self.bump(index, Table::Nodes);
     }
 
+    pub(crate) fn update_node_eligibility(
+        &mut self,
+        index: u64,
+        id: &str,
+        eligibility: &str,
+        now: i64,
+    ) -> Result<(), StateError> {
+        let existing = self.nodes.get(id).ok_or_else(|| StateError::NotFound {
+            kind: "node",
+            id: id.to_string(),
+        })?;
+        let mut node = (**existing).clone();
+        if node.scheduling_eligibility != eligibility {
+            node.events.push(NodeEvent {
+                message: format!("Node marked as {eligibility}"),
+                subsystem: "Cluster".into(),
+                timestamp: now,
+                create_index: index,
+                ..Default::default()
+            });
+            if node.events.len() > 10 {
+                node.events.remove(0);
+            }
+        }
+        node.scheduling_eligibility = eligibility.to_string();
+        node.modify_index = index;
+        self.nodes.insert(id.to_string(), Arc::new(node));
+        self.bump(index, Table::Nodes);
+        Ok(())
+    }
+
     pub(crate) fn update_node_status(
         &mut self,
         index: u64,

@@ -207,6 +207,9 @@ impl Rpc for Fake {
     async fn snapshot_restore(&self, _: &str, _: Vec<u8>) -> Result<u64, RpcError> {
         nope()
     }
+    async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
+        nope()
+    }
     async fn scheduler_get_config(
         &self,
         _: &QueryOptions,

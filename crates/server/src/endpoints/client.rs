@@ -5,8 +5,8 @@ use rpc::{AllocClientUpdate, NodeUpdateResponse, QueryOptions, QueryResponse, Rp
 use state::{ClientAllocUpdate, Command};
 use structs::{
     Allocation, Evaluation, Node, ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN, EVAL_STATUS_PENDING,
-    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_STATUS_READY, TRIGGER_ALLOC_FAILURE,
-    TRIGGER_NODE_UPDATE,
+    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE, NODE_STATUS_READY,
+    TRIGGER_ALLOC_FAILURE, TRIGGER_NODE_UPDATE,
 };
 
 /// Evaluations for every system job, so they place on a node that joined or came back.
@@ -73,6 +73,47 @@ fn failure_evals(snap: &state::StateStore, updates: &[AllocClientUpdate]) -> Vec
         });
     }
     evals
+}
+
+pub(super) async fn node_update_eligibility(
+    shared: &Shared,
+    node_id: &str,
+    eligibility: &str,
+) -> Result<u64, RpcError> {
+    if eligibility != NODE_ELIGIBLE && eligibility != NODE_INELIGIBLE {
+        return Err(RpcError::bad_request(format!(
+            "invalid scheduling eligibility {eligibility:?}: must be \"eligible\" or \"ineligible\""
+        )));
+    }
+    let snap = shared.log.snapshot();
+    let node = snap
+        .node_by_id(node_id)
+        .ok_or_else(|| RpcError::not_found(format!("node {node_id:?} not found")))?;
+    let becomes_eligible = eligibility == NODE_ELIGIBLE
+        && node.scheduling_eligibility != NODE_ELIGIBLE
+        && node.status == NODE_STATUS_READY;
+    // A node open for work again gets its system jobs and may unblock waiting evaluations.
+    let evals = if becomes_eligible {
+        system_job_evals(shared, node_id)
+    } else {
+        Vec::new()
+    };
+    let (index, _) = shared
+        .log
+        .apply(Command::NodeUpdateEligibility {
+            node_id: node_id.to_string(),
+            eligibility: eligibility.to_string(),
+            evals: evals.clone(),
+            now: now_ns(),
+        })
+        .await?;
+    for eval in evals {
+        shared.broker.enqueue(eval).await;
+    }
+    if becomes_eligible {
+        shared.unblock_evals().await;
+    }
+    Ok(index)
 }
 
 async fn node_became_ready(shared: &Shared, node_id: &str) -> Result<(), RpcError> {

@@ -347,6 +347,18 @@ impl Rpc for ServerRpc {
             operator::snapshot_restore(&self.shared, region, snapshot.clone()).await
         )
     }
+    async fn node_update_eligibility(
+        &self,
+        node_id: &str,
+        eligibility: &str,
+    ) -> Result<u64, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.node_update_eligibility(node_id, eligibility).await,
+            client::node_update_eligibility(&self.shared, node_id, eligibility).await
+        )
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,
