@@ -4,58 +4,19 @@
 use std::collections::BTreeSet;
 use structs::{Allocation, Node};
 
-/// Resources in use on a node (or free, depending on use).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeUsage {
-    /// MHz.
-    pub cpu: i64,
-    /// MB.
-    pub memory_mb: i64,
-    /// MB.
-    pub disk_mb: i64,
-    /// Host ports taken (including the node's reserved ports).
-    pub ports: BTreeSet<i64>,
+/// Resources in use on a node: the state's per-node usage type (`state::AllocUsage`).
+pub use state::AllocUsage as NodeUsage;
+
+/// Usage of `allocs` (terminal ones skipped) plus the node's reserved ports.
+pub fn usage_of<'a>(node: &Node, allocs: impl IntoIterator<Item = &'a Allocation>) -> NodeUsage {
+    let mut usage = NodeUsage::of(allocs);
+    usage.ports.extend(reserved_ports(node));
+    usage
 }
 
-impl NodeUsage {
-    /// Usage of the node's non-terminal allocations plus its reserved ports.
-    pub fn of<'a>(node: &Node, allocs: impl IntoIterator<Item = &'a Allocation>) -> Self {
-        let mut usage = NodeUsage {
-            ports: parse_port_list(&node.reserved_resources.networks.reserved_host_ports),
-            ..Default::default()
-        };
-        for alloc in allocs {
-            if !alloc.terminal() {
-                usage.add(alloc);
-            }
-        }
-        usage
-    }
-
-    /// Counts an allocation's resources.
-    pub fn add(&mut self, alloc: &Allocation) {
-        self.cpu += alloc.allocated_resources.cpu();
-        self.memory_mb += alloc.allocated_resources.memory_mb();
-        self.disk_mb += alloc.allocated_resources.shared.disk_mb;
-        self.ports.extend(
-            alloc
-                .allocated_resources
-                .shared
-                .ports
-                .iter()
-                .map(|p| p.value),
-        );
-    }
-
-    /// Stops counting an allocation's resources.
-    pub fn remove(&mut self, alloc: &Allocation) {
-        self.cpu -= alloc.allocated_resources.cpu();
-        self.memory_mb -= alloc.allocated_resources.memory_mb();
-        self.disk_mb -= alloc.allocated_resources.shared.disk_mb;
-        for p in &alloc.allocated_resources.shared.ports {
-            self.ports.remove(&p.value);
-        }
-    }
+/// The host ports the operator reserved on a node.
+pub fn reserved_ports(node: &Node) -> BTreeSet<i64> {
+    parse_port_list(&node.reserved_resources.networks.reserved_host_ports)
 }
 
 /// What a node offers to allocations: its resources minus what the operator reserved.
@@ -75,11 +36,20 @@ pub fn node_fits<'a>(
     node: &Node,
     allocs: impl IntoIterator<Item = &'a Allocation>,
 ) -> Result<(), String> {
+    let mut base = NodeUsage::default();
+    base.ports.extend(reserved_ports(node));
+    fits_on(node, base, allocs)
+}
+
+/// Checks that `allocs` fit on a node already using `base` (its other allocations and
+/// reserved ports): no port taken twice, and cpu, memory and disk within the node's capacity.
+pub fn fits_on<'a>(
+    node: &Node,
+    base: NodeUsage,
+    allocs: impl IntoIterator<Item = &'a Allocation>,
+) -> Result<(), String> {
     let (cpu, mem, disk) = capacity(node);
-    let mut usage = NodeUsage {
-        ports: parse_port_list(&node.reserved_resources.networks.reserved_host_ports),
-        ..Default::default()
-    };
+    let mut usage = base;
     for alloc in allocs {
         if alloc.terminal() {
             continue;

@@ -3,7 +3,7 @@
 
 use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
-use crate::fit::{capacity, NodeUsage};
+use crate::fit::{capacity, reserved_ports, NodeUsage};
 use crate::rank::{binpack_score, spread_fit_score, SeededRng};
 use crate::reconcile::PlaceRequest;
 use crate::score::GroupScorer;
@@ -25,6 +25,8 @@ pub(crate) struct Placer<'a> {
     /// (node, group) pairs of the job already holding a live allocation (for distinct_hosts).
     job_groups_on_node: BTreeMap<(String, String), u32>,
     stopping: BTreeSet<String>,
+    /// The same, by node.
+    stopping_by_node: BTreeMap<String, Vec<String>>,
     rng: SeededRng,
     cursor: usize,
     /// Shared by every placement's metric (a clone is a pointer copy).
@@ -91,12 +93,24 @@ impl<'a> Placer<'a> {
             .flatten()
             .map(|(id, _)| id.clone())
             .collect();
+        let stopping_by_node = out
+            .plan
+            .node_update
+            .iter()
+            .map(|(node, stops)| {
+                (
+                    node.clone(),
+                    stops.iter().map(|(id, _)| id.clone()).collect(),
+                )
+            })
+            .collect();
         Self {
             snap,
             nodes,
             usage: BTreeMap::new(),
             job_groups_on_node: BTreeMap::new(),
             stopping,
+            stopping_by_node,
             rng,
             cursor: 0,
             nodes_available: nodes_available.into(),
@@ -117,18 +131,20 @@ impl<'a> Placer<'a> {
         self
     }
 
+    /// The node's usage during this evaluation: the state's (kept per node as allocations
+    /// change), its reserved ports, less what this plan stops, plus what it placed so far.
     fn usage_of(&mut self, node: &Node) -> &mut NodeUsage {
         let snap = self.snap;
-        let stopping = &self.stopping;
+        let stopping = &self.stopping_by_node;
         self.usage.entry(node.id.clone()).or_insert_with(|| {
-            let allocs = snap.allocs_by_node(&node.id);
-            NodeUsage::of(
-                node,
-                allocs
-                    .iter()
-                    .map(|a| a.as_ref())
-                    .filter(|a| !stopping.contains(&a.id)),
-            )
+            let mut usage = snap.node_usage(&node.id);
+            usage.ports.extend(reserved_ports(node));
+            for id in stopping.get(&node.id).into_iter().flatten() {
+                if let Some(a) = snap.alloc_by_id(id).filter(|a| !a.terminal()) {
+                    usage.remove(a);
+                }
+            }
+            usage
         })
     }
 
@@ -409,7 +425,7 @@ pub(crate) fn fit_group(
         return Err("disk".into());
     }
     let ip = node.ip();
-    // Ports this group takes, checked alongside the node's (never copying the node's set).
+    // Ports this group takes, checked alongside the node's.
     let mut chosen = BTreeSet::new();
     let free = |v: &i64, chosen: &BTreeSet<i64>| !usage.ports.contains(v) && !chosen.contains(v);
     for net in group.all_networks() {

@@ -125,16 +125,33 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
         let fits = match snap.node_by_id(node_id) {
             None => false,
             Some(node) => {
-                let updating: BTreeSet<&String> = allocs.iter().map(|a| &a.id).collect();
-                let existing = snap.allocs_by_node(node_id);
-                let others = existing
-                    .iter()
-                    .map(|a| a.as_ref())
-                    .filter(|a| !stopping.contains(&a.id) && !updating.contains(&a.id));
+                // The node's usage in the latest state (kept per node), its reserved ports,
+                // less the allocations this plan stops or replaces in place.
+                let mut base = snap.node_usage(node_id);
+                base.ports.extend(fit::reserved_ports(node));
+                let replaced = plan
+                    .node_update
+                    .get(node_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(id, _)| id)
+                    .chain(allocs.iter().map(|a| &a.id));
+                let mut seen = BTreeSet::new();
+                for id in replaced {
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    if let Some(old) = snap
+                        .alloc_by_id(id)
+                        .filter(|a| !a.terminal() && a.node_id == *node_id)
+                    {
+                        base.remove(old);
+                    }
+                }
                 // New placements need a node that is still usable; in-place updates do not.
                 let placing_new = allocs.iter().any(|a| snap.alloc_by_id(&a.id).is_none());
                 (!placing_new || node.ready_for_work())
-                    && fit::node_fits(node, others.chain(allocs.iter())).is_ok()
+                    && fit::fits_on(node, base, allocs.iter()).is_ok()
             }
         };
         if fits {

@@ -137,6 +137,7 @@ impl StateStore {
         let key = job_key(&alloc.namespace, &alloc.job_id);
         let old = self.allocs.get(alloc.id.as_str()).cloned();
         self.summary_apply_alloc(index, &key, old.as_deref(), &alloc);
+        self.account(old.as_deref(), &alloc);
         let id = AllocKey::from(alloc.id.as_str());
         let mut by_job = self.allocs_by_job.get(&key).cloned().unwrap_or_default();
         by_job.insert(Arc::clone(&id));

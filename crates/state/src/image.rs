@@ -8,7 +8,7 @@
 //! once (in the tracked versions) and `from_image` re-links it: an image of a million
 //! allocations of one job does not need a million copies of that job.
 
-use crate::{AllocKey, JobKey, StateStore, Table};
+use crate::{AllocKey, AllocUsage, JobKey, StateStore, Table};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -224,14 +224,23 @@ impl StateStore {
                 }
                 out
             });
-            let mut groups: FnvMap<&str, Vec<&AllocKey>> = FnvMap::default();
+            let mut groups: FnvMap<&str, (Vec<&AllocKey>, AllocUsage)> = FnvMap::default();
             for (id, a) in ids.iter().zip(&allocs) {
-                groups.entry(a.node_id.as_str()).or_default().push(id);
+                let (ids, usage) = groups.entry(a.node_id.as_str()).or_default();
+                ids.push(id);
+                if !a.terminal() {
+                    usage.add(a);
+                }
             }
+            let mut usage = OrdMap::new();
             let by_node = groups
                 .into_iter()
-                .map(|(node, ids)| (node.to_string(), id_set(ids)))
+                .map(|(node, (ids, u))| {
+                    usage.insert(node.to_string(), Arc::new(u));
+                    (node.to_string(), id_set(ids))
+                })
                 .collect::<OrdMap<String, OrdSet<AllocKey>>>();
+            let by_node = (by_node, usage);
             (
                 joined(map, "allocation map"),
                 joined(by_job, "job index"),
@@ -240,7 +249,7 @@ impl StateStore {
         });
         s.allocs = map?;
         s.allocs_by_job = by_job?;
-        s.allocs_by_node = by_node;
+        (s.allocs_by_node, s.node_usage) = by_node;
         let mut evals_by_job: OrdMap<JobKey, OrdSet<String>> = OrdMap::new();
         for eval in image.evals {
             let key = crate::job_key(&eval.namespace, &eval.job_id);

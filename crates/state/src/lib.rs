@@ -13,9 +13,11 @@ mod image;
 mod jobs;
 mod nodes;
 mod summary;
+mod usage;
 
 pub use command::{ClientAllocUpdate, Command, PlanResult};
 pub use image::StateImage;
+pub use usage::{AllocUsage, PortSet};
 
 use imbl::{OrdMap, OrdSet};
 use std::collections::BTreeMap;
@@ -89,6 +91,8 @@ pub struct StateStore {
     evals: OrdMap<String, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobKey, OrdSet<String>>,
     scheduler_config: Arc<structs::SchedulerConfiguration>,
+    /// Per node, what its live allocations use (usage.rs).
+    node_usage: OrdMap<String, Arc<AllocUsage>>,
 }
 
 /// How many versions of a job are kept (Nomad's `job_tracked_versions`).
