@@ -21,9 +21,13 @@ use structs::{
 pub(crate) struct Placer<'a> {
     snap: &'a StateStore,
     nodes: Vec<&'a Arc<Node>>,
-    usage: BTreeMap<String, NodeUsage>,
-    /// (node, group) pairs of the job already holding a live allocation (for distinct_hosts).
-    job_groups_on_node: BTreeMap<(String, String), u32>,
+    /// Per node (by position in `nodes`), its usage once looked at.
+    usage: Vec<Option<NodeUsage>>,
+    /// Per group, the job's live allocations on each node (by position), for job
+    /// anti-affinity and distinct_hosts.
+    group_on_node: BTreeMap<String, Vec<u32>>,
+    /// The job's live allocations on each node (by position), any group.
+    job_on_node: Vec<u32>,
     stopping: BTreeSet<String>,
     /// The same, by node.
     stopping_by_node: BTreeMap<String, Vec<String>>,
@@ -104,11 +108,13 @@ impl<'a> Placer<'a> {
                 )
             })
             .collect();
+        let n = nodes.len();
         Self {
             snap,
             nodes,
-            usage: BTreeMap::new(),
-            job_groups_on_node: BTreeMap::new(),
+            usage: vec![None; n],
+            group_on_node: BTreeMap::new(),
+            job_on_node: vec![0; n],
             stopping,
             stopping_by_node,
             rng,
@@ -120,12 +126,24 @@ impl<'a> Placer<'a> {
     }
 
     fn with_job_groups(mut self, job: &Job) -> Self {
+        let position: std::collections::HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let n = self.nodes.len();
         for alloc in self.snap.allocs_by_job(&job.namespace, &job.id) {
-            if !alloc.terminal() && !self.stopping.contains(&alloc.id) {
-                *self
-                    .job_groups_on_node
-                    .entry((alloc.node_id.clone(), alloc.task_group.clone()))
-                    .or_insert(0) += 1;
+            if alloc.terminal() || self.stopping.contains(&alloc.id) {
+                continue;
+            }
+            // Allocations on nodes out of scope (down, ineligible) never collide with a
+            // candidate.
+            if let Some(&i) = position.get(alloc.node_id.as_str()) {
+                self.job_on_node[i] += 1;
+                self.group_on_node
+                    .entry(alloc.task_group.clone())
+                    .or_insert_with(|| vec![0; n])[i] += 1;
             }
         }
         self
@@ -133,10 +151,11 @@ impl<'a> Placer<'a> {
 
     /// The node's usage during this evaluation: the state's (kept per node as allocations
     /// change), its reserved ports, less what this plan stops, plus what it placed so far.
-    fn usage_of(&mut self, node: &Node) -> &mut NodeUsage {
+    fn usage_of(&mut self, i: usize) -> &mut NodeUsage {
         let snap = self.snap;
         let stopping = &self.stopping_by_node;
-        self.usage.entry(node.id.clone()).or_insert_with(|| {
+        let node = self.nodes[i];
+        self.usage[i].get_or_insert_with(|| {
             let mut usage = snap.node_usage(&node.id);
             usage.ports.extend(reserved_ports(node));
             for id in stopping.get(&node.id).into_iter().flatten() {
@@ -175,13 +194,17 @@ impl<'a> Placer<'a> {
             limit = limit.max(WIDE_SEARCH_LIMIT);
         }
         let count = group.count.max(1) as f64;
+        let mut on_node = self
+            .group_on_node
+            .remove(&group.name)
+            .unwrap_or_else(|| vec![0; n]);
         let mut best: Option<(f64, usize, AllocatedResources)> = None;
         let mut ranked: Vec<Ranked> = Vec::new();
         let mut found = 0;
         let mut skipped = 0;
         for step in 0..n {
             let i = (self.cursor + step) % n;
-            let node = self.nodes[i].clone();
+            let node = self.nodes[i];
             metric.nodes_evaluated += 1;
             if let Err(reason) = feas.check(&node) {
                 metric.nodes_filtered += 1;
@@ -190,13 +213,8 @@ impl<'a> Placer<'a> {
             }
             let collides = match distinct {
                 DistinctHosts::No => false,
-                DistinctHosts::Group => self
-                    .job_groups_on_node
-                    .contains_key(&(node.id.clone(), group.name.clone())),
-                DistinctHosts::Job => self
-                    .job_groups_on_node
-                    .keys()
-                    .any(|(nid, _)| *nid == node.id),
+                DistinctHosts::Group => on_node[i] > 0,
+                DistinctHosts::Job => self.job_on_node[i] > 0,
             };
             if collides {
                 metric.nodes_filtered += 1;
@@ -216,7 +234,7 @@ impl<'a> Placer<'a> {
             // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
             // the port set is never copied per candidate.
             let (fit, used_cpu, used_memory_mb) = {
-                let usage = self.usage_of(&node);
+                let usage = self.usage_of(i);
                 (
                     fit_group(&node, usage, group, port_seed),
                     usage.cpu,
@@ -242,11 +260,7 @@ impl<'a> Placer<'a> {
                         },
                         ..Parts::default()
                     };
-                    let collisions = self
-                        .job_groups_on_node
-                        .get(&(node.id.clone(), group.name.clone()))
-                        .copied()
-                        .unwrap_or(0);
+                    let collisions = on_node[i];
                     if collisions > 0 {
                         parts.anti_affinity = Some(-f64::from(collisions + 1) / count);
                     }
@@ -257,7 +271,7 @@ impl<'a> Placer<'a> {
                     parts.spread = scorer.spread(&node).filter(|s| *s != 0.0);
                     let score = parts.normalized();
                     ranked.push(Ranked {
-                        node: node.id.clone(),
+                        node: i,
                         parts,
                         score,
                     });
@@ -277,27 +291,27 @@ impl<'a> Placer<'a> {
                 }
             }
         }
-        record_top_scores(&mut metric, ranked);
-        match best {
+        record_top_scores(&mut metric, ranked, &self.nodes);
+        let placed = match best {
             Some((_, i, resources)) => {
                 self.cursor = (i + 1) % n.max(1);
                 let node = self.nodes[i].clone();
-                let usage = self.usage_of(&node);
+                let usage = self.usage_of(i);
                 usage.cpu += resources.cpu();
                 usage.memory_mb += resources.memory_mb();
                 usage.disk_mb += resources.shared.disk_mb;
                 usage
                     .ports
                     .extend(resources.shared.ports.iter().map(|p| p.value));
-                *self
-                    .job_groups_on_node
-                    .entry((node.id.clone(), group.name.clone()))
-                    .or_insert(0) += 1;
+                on_node[i] += 1;
+                self.job_on_node[i] += 1;
                 scorer.placed(&node);
                 Ok((node, resources, metric))
             }
             None => Err(Box::new(metric)),
-        }
+        };
+        self.group_on_node.insert(group.name.clone(), on_node);
+        placed
     }
 
     /// The job's live allocations as (group, node), for spread and distinct_property counts.
@@ -352,22 +366,26 @@ impl Parts {
 }
 
 struct Ranked {
-    node: String,
+    /// The node's position in the placer's list.
+    node: usize,
     parts: Parts,
     score: f64,
 }
 
 /// Keeps the best-scoring nodes' terms in the metric (`<node>.<scorer>` keys, as Nomad's
 /// `alloc status -verbose` shows them).
-fn record_top_scores(metric: &mut AllocMetric, mut ranked: Vec<Ranked>) {
+fn record_top_scores(metric: &mut AllocMetric, mut ranked: Vec<Ranked>, nodes: &[&Arc<Node>]) {
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
     for r in ranked.into_iter().take(TOP_SCORES) {
+        let Some(node) = nodes.get(r.node) else {
+            continue;
+        };
         for (name, v) in r.parts.terms() {
-            metric.scores.insert(format!("{}.{name}", r.node), v);
+            metric.scores.insert(format!("{}.{name}", node.id), v);
         }
         metric
             .scores
-            .insert(format!("{}.normalized-score", r.node), r.score);
+            .insert(format!("{}.normalized-score", node.id), r.score);
     }
 }
 
