@@ -112,7 +112,9 @@ pub fn compute(snap: &StateStore, eval: &Evaluation, ctx: &SchedCtx) -> SchedOut
     if is_system {
         system::compute_system(snap, eval, ctx, &mut out);
     } else {
-        let mut rec = reconcile::reconcile(snap, eval, job.as_deref(), ctx.now);
+        // The job's allocations, read once for reconciling and placing.
+        let allocs = snap.allocs_by_job(&eval.namespace, &eval.job_id);
+        let mut rec = reconcile::reconcile(snap, &allocs, job.as_deref(), ctx.now);
         followup_evals(
             snap,
             eval,
@@ -132,7 +134,7 @@ pub fn compute(snap: &StateStore, eval: &Evaluation, ctx: &SchedCtx) -> SchedOut
         }
         out.annotations.desired_tg_updates = rec.desired;
         if let Some(job) = &job {
-            place::place_all(snap, eval, ctx, job, rec.place, &mut out);
+            place::place_all(snap, &allocs, eval, ctx, job, rec.place, &mut out);
         }
     }
     if !out.failed_tg_allocs.is_empty() {

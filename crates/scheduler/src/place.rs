@@ -28,6 +28,11 @@ pub(crate) struct Placer<'a> {
     group_on_node: BTreeMap<String, Vec<u32>>,
     /// The job's live allocations on each node (by position), any group.
     job_on_node: Vec<u32>,
+    /// The job's live allocations that this plan does not stop.
+    live: Vec<Arc<Allocation>>,
+    /// Per group, each node's feasibility (by position) once checked: it depends only on the
+    /// node and the group, and a placement walks the same nodes again and again.
+    feasible: BTreeMap<String, Vec<Option<Result<(), String>>>>,
     stopping: BTreeSet<String>,
     /// The same, by node.
     stopping_by_node: BTreeMap<String, Vec<String>>,
@@ -79,7 +84,13 @@ pub(crate) fn node_in_scope(job: &Job, node: &Node) -> bool {
 }
 
 impl<'a> Placer<'a> {
-    pub(crate) fn new(snap: &'a StateStore, job: &Job, ctx: &SchedCtx, out: &SchedOutcome) -> Self {
+    pub(crate) fn new(
+        snap: &'a StateStore,
+        job_allocs: &[Arc<Allocation>],
+        job: &Job,
+        ctx: &SchedCtx,
+        out: &SchedOutcome,
+    ) -> Self {
         let mut nodes: Vec<&Arc<Node>> = snap
             .nodes()
             .filter(|n| n.ready_for_work() && node_in_scope(job, n))
@@ -115,6 +126,8 @@ impl<'a> Placer<'a> {
             usage: vec![None; n],
             group_on_node: BTreeMap::new(),
             job_on_node: vec![0; n],
+            live: Vec::new(),
+            feasible: BTreeMap::new(),
             stopping,
             stopping_by_node,
             rng,
@@ -122,10 +135,11 @@ impl<'a> Placer<'a> {
             nodes_available: nodes_available.into(),
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
         }
-        .with_job_groups(job)
+        .with_job_allocs(job_allocs)
     }
 
-    fn with_job_groups(mut self, job: &Job) -> Self {
+    /// Counts the job's live allocations per node, and keeps them for spread counts.
+    fn with_job_allocs(mut self, job_allocs: &[Arc<Allocation>]) -> Self {
         let position: std::collections::HashMap<&str, usize> = self
             .nodes
             .iter()
@@ -133,10 +147,11 @@ impl<'a> Placer<'a> {
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
         let n = self.nodes.len();
-        for alloc in self.snap.allocs_by_job(&job.namespace, &job.id) {
+        for alloc in job_allocs {
             if alloc.terminal() || self.stopping.contains(&alloc.id) {
                 continue;
             }
+            self.live.push(Arc::clone(alloc));
             // Allocations on nodes out of scope (down, ineligible) never collide with a
             // candidate.
             if let Some(&i) = position.get(alloc.node_id.as_str()) {
@@ -198,6 +213,10 @@ impl<'a> Placer<'a> {
             .group_on_node
             .remove(&group.name)
             .unwrap_or_else(|| vec![0; n]);
+        let mut feasible = self
+            .feasible
+            .remove(&group.name)
+            .unwrap_or_else(|| vec![None; n]);
         let mut best: Option<(f64, usize, AllocatedResources)> = None;
         let mut ranked: Vec<Ranked> = Vec::new();
         let mut found = 0;
@@ -206,7 +225,15 @@ impl<'a> Placer<'a> {
             let i = (self.cursor + step) % n;
             let node = self.nodes[i];
             metric.nodes_evaluated += 1;
-            if let Err(reason) = feas.check(&node) {
+            let verdict = match &feasible[i] {
+                Some(v) => v.clone(),
+                None => {
+                    let v = feas.check(node);
+                    feasible[i] = Some(v.clone());
+                    v
+                }
+            };
+            if let Err(reason) = verdict {
                 metric.nodes_filtered += 1;
                 *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
                 continue;
@@ -224,7 +251,7 @@ impl<'a> Placer<'a> {
                 continue;
             }
             if !props.is_empty() {
-                if let Err(reason) = props.check(&node) {
+                if let Err(reason) = props.check(node) {
                     metric.nodes_filtered += 1;
                     *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
                     continue;
@@ -236,7 +263,7 @@ impl<'a> Placer<'a> {
             let (fit, used_cpu, used_memory_mb) = {
                 let usage = self.usage_of(i);
                 (
-                    fit_group(&node, usage, group, port_seed),
+                    fit_group(node, usage, group, port_seed),
                     usage.cpu,
                     usage.memory_mb,
                 )
@@ -254,9 +281,9 @@ impl<'a> Placer<'a> {
                     };
                     let mut parts = Parts {
                         fit: if self.spread_algorithm {
-                            spread_fit_score(&node, &after)
+                            spread_fit_score(node, &after)
                         } else {
-                            binpack_score(&node, &after)
+                            binpack_score(node, &after)
                         },
                         ..Parts::default()
                     };
@@ -267,8 +294,8 @@ impl<'a> Placer<'a> {
                     if penalty == Some(node.id.as_str()) {
                         parts.penalty = Some(-1.0);
                     }
-                    parts.affinity = scorer.affinity(&node).filter(|s| *s != 0.0);
-                    parts.spread = scorer.spread(&node).filter(|s| *s != 0.0);
+                    parts.affinity = scorer.affinity(node).filter(|s| *s != 0.0);
+                    parts.spread = scorer.spread(node).filter(|s| *s != 0.0);
                     let score = parts.normalized();
                     ranked.push(Ranked {
                         node: i,
@@ -311,15 +338,14 @@ impl<'a> Placer<'a> {
             None => Err(Box::new(metric)),
         };
         self.group_on_node.insert(group.name.clone(), on_node);
+        self.feasible.insert(group.name.clone(), feasible);
         placed
     }
 
     /// The job's live allocations as (group, node), for spread and distinct_property counts.
-    pub(crate) fn live_nodes(&self, job: &Job) -> Vec<(String, Arc<Node>)> {
-        self.snap
-            .allocs_by_job(&job.namespace, &job.id)
-            .into_iter()
-            .filter(|a| !a.terminal() && !self.stopping.contains(&a.id))
+    pub(crate) fn live_nodes(&self) -> Vec<(String, Arc<Node>)> {
+        self.live
+            .iter()
             .filter_map(|a| {
                 let node = self.snap.node_by_id(&a.node_id)?.clone();
                 Some((a.task_group.clone(), node))
@@ -494,6 +520,7 @@ pub(crate) fn fit_group(
 /// Places every request, recording failures per group (later failures of a group are coalesced).
 pub(crate) fn place_all(
     snap: &StateStore,
+    job_allocs: &[Arc<Allocation>],
     eval: &Evaluation,
     ctx: &SchedCtx,
     job: &Arc<Job>,
@@ -503,7 +530,7 @@ pub(crate) fn place_all(
     if requests.is_empty() {
         return;
     }
-    let mut placer = Placer::new(snap, job, ctx, out);
+    let mut placer = Placer::new(snap, job_allocs, job, ctx, out);
     let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
     let mut scorers: BTreeMap<String, GroupScorer> = BTreeMap::new();
     let mut distinct: BTreeMap<String, DistinctProperties> = BTreeMap::new();
@@ -520,7 +547,7 @@ pub(crate) fn place_all(
         let feas = feas_cache
             .entry(group.name.clone())
             .or_insert_with(|| Feasibility::new(job, group));
-        let live = live.get_or_insert_with(|| placer.live_nodes(job));
+        let live = live.get_or_insert_with(|| placer.live_nodes());
         let scorer = scorers.entry(group.name.clone()).or_insert_with(|| {
             let nodes = live.iter().filter(|(g, _)| *g == group.name);
             GroupScorer::new(job, group, nodes.map(|(_, n)| n.as_ref()))

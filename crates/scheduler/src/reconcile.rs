@@ -8,8 +8,8 @@ use state::StateStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use structs::{
-    Allocation, DesiredUpdates, Evaluation, Job, TaskGroup, ALLOC_CLIENT_COMPLETE,
-    ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN,
+    Allocation, DesiredUpdates, Job, TaskGroup, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
+    ALLOC_DESIRED_RUN,
 };
 
 /// Stop reasons, as Nomad words them.
@@ -48,23 +48,24 @@ impl Reconciled {
 }
 
 /// Decides what to do with a job's allocations. `job` is None when the job was purged.
-/// `now` (Unix ns) decides which failed allocations are due for rescheduling.
+/// `allocs` are the job's allocations; `now` (Unix ns) decides which failed allocations are
+/// due for rescheduling.
 pub(crate) fn reconcile(
     snap: &StateStore,
-    eval: &Evaluation,
+    allocs: &[Arc<Allocation>],
     job: Option<&Job>,
     now: i64,
 ) -> Reconciled {
     let mut rec = Reconciled::default();
-    let allocs = snap.allocs_by_job(&eval.namespace, &eval.job_id);
     // Allocations the server still wants running, of this incarnation of the job ID.
     let live: Vec<Arc<Allocation>> = allocs
-        .into_iter()
+        .iter()
         .filter(|a| !a.server_terminal())
         .filter(|a| match (job, &a.job) {
             (Some(j), Some(aj)) => aj.create_index == j.create_index,
             _ => true,
         })
+        .cloned()
         .collect();
 
     let Some(job) = job.filter(|j| !j.stop) else {
