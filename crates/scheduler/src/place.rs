@@ -4,7 +4,10 @@
 use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
 use crate::fit::{capacity, reserved_ports, NodeUsage};
-use crate::rank::{binpack_score, spread_fit_score, SeededRng};
+use crate::rank::{
+    binpack_score, record_top_scores, spread_fit_score, Parts, Ranked, SeededRng, MAX_SKIP,
+    WIDE_SEARCH_LIMIT,
+};
 use crate::reconcile::PlaceRequest;
 use crate::score::GroupScorer;
 use crate::{SchedCtx, SchedOutcome};
@@ -351,67 +354,6 @@ impl<'a> Placer<'a> {
                 Some((a.task_group.clone(), node))
             })
             .collect()
-    }
-}
-
-/// Nodes scored before picking when a group has affinities or spreads (Nomad's
-/// `NodeLimitForFeasibilityChecks` default).
-const WIDE_SEARCH_LIMIT: usize = 100;
-/// Nodes scoring 0 or less the limit iterator passes over.
-const MAX_SKIP: usize = 3;
-/// Nodes whose scores a placement's metric keeps (the best ones).
-const TOP_SCORES: usize = 5;
-
-/// The terms of a node's score; the normalized score is their average.
-#[derive(Debug, Default, Clone, Copy)]
-struct Parts {
-    fit: f64,
-    anti_affinity: Option<f64>,
-    penalty: Option<f64>,
-    affinity: Option<f64>,
-    spread: Option<f64>,
-}
-
-impl Parts {
-    fn terms(&self) -> impl Iterator<Item = (&'static str, f64)> {
-        [
-            Some(("binpack", self.fit)),
-            self.anti_affinity.map(|s| ("job-anti-affinity", s)),
-            self.penalty.map(|s| ("node-reschedule-penalty", s)),
-            self.affinity.map(|s| ("node-affinity", s)),
-            self.spread.map(|s| ("allocation-spread", s)),
-        ]
-        .into_iter()
-        .flatten()
-    }
-
-    fn normalized(&self) -> f64 {
-        let (sum, n) = self.terms().fold((0.0, 0), |(s, n), (_, v)| (s + v, n + 1));
-        sum / f64::from(n)
-    }
-}
-
-struct Ranked {
-    /// The node's position in the placer's list.
-    node: usize,
-    parts: Parts,
-    score: f64,
-}
-
-/// Keeps the best-scoring nodes' terms in the metric (`<node>.<scorer>` keys, as Nomad's
-/// `alloc status -verbose` shows them).
-fn record_top_scores(metric: &mut AllocMetric, mut ranked: Vec<Ranked>, nodes: &[&Arc<Node>]) {
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-    for r in ranked.into_iter().take(TOP_SCORES) {
-        let Some(node) = nodes.get(r.node) else {
-            continue;
-        };
-        for (name, v) in r.parts.terms() {
-            metric.scores.insert(format!("{}.{name}", node.id), v);
-        }
-        metric
-            .scores
-            .insert(format!("{}.normalized-score", node.id), r.score);
     }
 }
 

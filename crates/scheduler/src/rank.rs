@@ -1,7 +1,9 @@
-//! Ranking: bin-pack score and the deterministic node shuffle.
+//! Ranking: the bin-pack and spread fitness scores, the terms a node's score averages
+//! ([`Parts`]) and what a placement's metric keeps of them, and the deterministic node shuffle.
 
 use crate::fit::{capacity, NodeUsage};
-use structs::Node;
+use std::sync::Arc;
+use structs::{AllocMetric, Node};
 
 /// Nomad's bin-pack fitness after placing: `20 - (10^freeCpu + 10^freeMem)`, clamped to [0, 18]
 /// and normalised to [0, 1]. Fuller nodes score higher.
@@ -26,6 +28,71 @@ fn free_fraction(used: i64, total: i64) -> f64 {
         0.0
     } else {
         (1.0 - used as f64 / total as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// Nodes scored before picking when a group has affinities or spreads (Nomad's
+/// `NodeLimitForFeasibilityChecks` default).
+pub(crate) const WIDE_SEARCH_LIMIT: usize = 100;
+/// Nodes scoring 0 or less the limit iterator passes over.
+pub(crate) const MAX_SKIP: usize = 3;
+/// Nodes whose scores a placement's metric keeps (the best ones).
+const TOP_SCORES: usize = 5;
+
+/// The terms of a node's score; the normalized score is their average.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Parts {
+    pub(crate) fit: f64,
+    pub(crate) anti_affinity: Option<f64>,
+    pub(crate) penalty: Option<f64>,
+    pub(crate) affinity: Option<f64>,
+    pub(crate) spread: Option<f64>,
+}
+
+impl Parts {
+    fn terms(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        [
+            Some(("binpack", self.fit)),
+            self.anti_affinity.map(|s| ("job-anti-affinity", s)),
+            self.penalty.map(|s| ("node-reschedule-penalty", s)),
+            self.affinity.map(|s| ("node-affinity", s)),
+            self.spread.map(|s| ("allocation-spread", s)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub(crate) fn normalized(&self) -> f64 {
+        let (sum, n) = self.terms().fold((0.0, 0), |(s, n), (_, v)| (s + v, n + 1));
+        sum / f64::from(n)
+    }
+}
+
+pub(crate) struct Ranked {
+    /// The node's position in the placer's list.
+    pub(crate) node: usize,
+    pub(crate) parts: Parts,
+    pub(crate) score: f64,
+}
+
+/// Keeps the best-scoring nodes' terms in the metric (`<node>.<scorer>` keys, as Nomad's
+/// `alloc status -verbose` shows them).
+pub(crate) fn record_top_scores(
+    metric: &mut AllocMetric,
+    mut ranked: Vec<Ranked>,
+    nodes: &[&Arc<Node>],
+) {
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    for r in ranked.into_iter().take(TOP_SCORES) {
+        let Some(node) = nodes.get(r.node) else {
+            continue;
+        };
+        for (name, v) in r.parts.terms() {
+            metric.scores.insert(format!("{}.{name}", node.id), v);
+        }
+        metric
+            .scores
+            .insert(format!("{}.normalized-score", node.id), r.score);
     }
 }
 
