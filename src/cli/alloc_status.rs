@@ -122,15 +122,68 @@ fn render(alloc: &Allocation, verbose: bool, short: bool, now: i64) -> String {
             ("Nodes filtered", m.nodes_filtered.to_string()),
             ("Nodes exhausted", m.nodes_exhausted.to_string()),
         ]));
-        if !m.scores.is_empty() {
-            let mut rows = vec![header(&["Node", "Score"])];
-            for (node, score) in &m.scores {
-                rows.push(vec![node.clone(), format!("{score:.3}")]);
-            }
-            out.push_str(&table(&rows));
-        }
+        out.push_str(&render_scores(&m.scores));
     }
     out
+}
+
+/// The score table Nomad's `alloc status -verbose` prints: a row per scored node, best first,
+/// a column per scorer that scored any of them, then the final (normalized) score. The metric
+/// holds `<node-id>.<scorer>` keys.
+fn render_scores(scores: &structs::VecMap<String, f64>) -> String {
+    const FINAL: &str = "normalized-score";
+    const ORDER: [&str; 5] = [
+        "binpack",
+        "job-anti-affinity",
+        "node-reschedule-penalty",
+        "node-affinity",
+        "allocation-spread",
+    ];
+    let mut by_node: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, f64>> =
+        Default::default();
+    for (key, value) in scores {
+        // Node IDs hold no dots; scorer names hold no dots either.
+        if let Some((node, scorer)) = key.split_once('.') {
+            by_node.entry(node).or_default().insert(scorer, *value);
+        }
+    }
+    if by_node.is_empty() {
+        return String::new();
+    }
+    let columns: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|c| by_node.values().any(|s| s.contains_key(c)))
+        .collect();
+    let mut nodes: Vec<(&str, &std::collections::BTreeMap<&str, f64>)> =
+        by_node.iter().map(|(n, s)| (*n, s)).collect();
+    let final_of = |s: &std::collections::BTreeMap<&str, f64>| s.get(FINAL).copied().unwrap_or(0.0);
+    nodes.sort_by(|a, b| final_of(b.1).total_cmp(&final_of(a.1)).then(a.0.cmp(b.0)));
+    let mut head = vec!["Node"];
+    head.extend(&columns);
+    head.push("final score");
+    let mut rows = vec![header(&head)];
+    for (node, s) in nodes {
+        let mut row = vec![node.to_string()];
+        for c in &columns {
+            row.push(format_score(s.get(c).copied().unwrap_or(0.0)));
+        }
+        row.push(format_score(final_of(s)));
+        rows.push(row);
+    }
+    table(&rows)
+}
+
+/// Scores as Nomad prints them: up to 3 significant decimals, no trailing zeros (`0`,
+/// `0.826`, `-0.5`).
+fn format_score(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
 }
 
 fn render_task(alloc: &Allocation, name: &str) -> String {
@@ -296,5 +349,34 @@ Time                  Type      Description
         let text = render(&a, false, false, NOW);
         assert!(text.contains("Task \"redis\" is \"pending\"\nTask Resources:\n"));
         assert!(!text.contains("Recent Events"));
+    }
+
+    #[test]
+    fn placement_scores_are_a_table_by_node_best_first() {
+        let mut scores = structs::VecMap::default();
+        for (k, v) in [
+            ("aaaa.binpack", 0.25),
+            ("aaaa.normalized-score", 0.25),
+            ("bbbb.binpack", 0.5),
+            ("bbbb.job-anti-affinity", -0.2),
+            ("bbbb.normalized-score", 0.15),
+            ("cccc.binpack", 0.9),
+            ("cccc.normalized-score", 0.9),
+        ] {
+            scores.insert(k.to_string(), v);
+        }
+        let out = render_scores(&scores);
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            ["Node", "binpack", "job-anti-affinity", "final", "score"]
+        );
+        assert_eq!(lines[1], ["cccc", "0.9", "0", "0.9"]);
+        assert_eq!(lines[2], ["aaaa", "0.25", "0", "0.25"]);
+        assert_eq!(lines[3], ["bbbb", "0.5", "-0.2", "0.15"]);
+        assert_eq!(render_scores(&structs::VecMap::default()), "");
     }
 }
