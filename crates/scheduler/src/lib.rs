@@ -245,6 +245,8 @@ pub(crate) fn annotate<'a>(
 }
 
 #[cfg(test)]
+mod feasibility_tests;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod properties;
