@@ -4,6 +4,7 @@
 //! problem at once. The agent wiring converts an `AgentConfig` into the crates' own configs.
 
 mod blocks;
+pub mod scheduler;
 
 pub use blocks::*;
 
@@ -204,6 +205,13 @@ impl AgentConfig {
             }
             if s.num_schedulers.is_some_and(|n| n < 0) {
                 errs.push("server.num_schedulers must not be negative".into());
+            }
+            if let Some(Err(e)) = s
+                .default_scheduler_config
+                .as_ref()
+                .map(scheduler::default_scheduler_config)
+            {
+                errs.push(e);
             }
             if let Some(key) = &s.encrypt {
                 match base64_len(key) {

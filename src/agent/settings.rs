@@ -231,6 +231,11 @@ impl AgentSettings {
                 defaults.retry_interval,
             ),
             raft: raft_settings(&s),
+            // Checked when the config was loaded.
+            default_scheduler_config: s
+                .default_scheduler_config
+                .as_ref()
+                .and_then(|v| crate::config::scheduler::default_scheduler_config(v).ok()),
             serf_port: self.ports.2,
             build: structs::VERSION.into(),
             ..defaults

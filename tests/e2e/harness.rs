@@ -83,6 +83,11 @@ impl Agent {
         Self::start(&["-dev"], "")
     }
 
+    /// Starts `caravan agent -dev` with extra agent config HCL.
+    pub(crate) fn dev_with(extra_hcl: &str) -> Agent {
+        Self::start(&["-dev"], extra_hcl)
+    }
+
     /// Starts a client-only agent joined to `server`'s RPC port, with extra config HCL.
     pub(crate) fn client_of(server: &Agent, extra_hcl: &str) -> Agent {
         let servers = format!("-servers={}:{RPC_PORT}", server.ip);

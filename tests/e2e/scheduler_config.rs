@@ -63,3 +63,40 @@ fn scheduler_configuration_is_read_and_set_through_cli_and_http() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_new_region_starts_with_the_agents_default_scheduler_config() {
+    let agent = Agent::dev_with(
+        "server {\n  default_scheduler_config {\n    scheduler_algorithm = \"spread\"\n    preemption_config {\n      batch_scheduler_enabled = true\n    }\n  }\n}\n",
+    );
+    // Applied by the leader when it takes office, which may be just after the agent answers.
+    let v = crate::harness::eventually(10, "the default configuration is applied", || {
+        let (status, body) = agent.get("/v1/operator/scheduler/configuration");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && v["SchedulerConfig"]["SchedulerAlgorithm"] == "spread").then_some(v)
+    });
+    let c = &v["SchedulerConfig"];
+    assert_eq!(c["PreemptionConfig"]["BatchSchedulerEnabled"], true);
+    assert!(c["ModifyIndex"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_bad_default_scheduler_config_stops_the_agent_with_its_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("agent.hcl");
+    std::fs::write(
+        &config,
+        "server {\n  default_scheduler_config {\n    scheduler_algorithm = \"fill\"\n  }\n}\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(crate::harness::caravan_bin())
+        .args(["agent", "-dev", &format!("-config={}", config.display())])
+        .output()
+        .expect("run caravan");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("default_scheduler_config") && err.contains("\"fill\""),
+        "{err}"
+    );
+}

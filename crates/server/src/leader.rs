@@ -80,7 +80,29 @@ pub(crate) async fn start_duties(shared: &Shared, flush: bool) {
 
 async fn establish(shared: &Shared) {
     info!("cluster leadership acquired");
+    initial_scheduler_config(shared).await;
     start_duties(shared, false).await;
+}
+
+/// A region whose scheduler configuration was never set takes the agent's
+/// `default_scheduler_config` (check-and-set on index 0, so a configuration an operator set,
+/// or another leader wrote first, is kept).
+async fn initial_scheduler_config(shared: &Shared) {
+    let Some(config) = shared.config.default_scheduler_config.clone() else {
+        return;
+    };
+    if shared.log.snapshot().scheduler_config().modify_index != 0 {
+        return;
+    }
+    let cmd = state::Command::SchedulerSetConfig {
+        config,
+        cas: Some(0),
+    };
+    match shared.log.apply(cmd).await {
+        Ok(_) => info!("scheduler configuration initialised from default_scheduler_config"),
+        Err(e) if e.code == rpc::ErrorCode::Conflict => {}
+        Err(e) => warn!(error = %e, "could not apply default_scheduler_config"),
+    }
 }
 
 async fn revoke(shared: &Shared) {

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub retry_interval: Duration,
     /// Raft timing and compaction.
     pub raft: RaftSettings,
+    /// The scheduler configuration a new region starts with (`default_scheduler_config`).
+    pub default_scheduler_config: Option<structs::SchedulerConfiguration>,
     /// Gossip port, reported in `server members`.
     pub serf_port: u16,
     /// Version reported in `server members`.
@@ -92,6 +94,7 @@ impl Default for ServerConfig {
             retry_join: Vec::new(),
             retry_interval: Duration::from_secs(1),
             raft: RaftSettings::default(),
+            default_scheduler_config: None,
             serf_port: 4648,
             build: String::new(),
         }
