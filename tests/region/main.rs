@@ -282,6 +282,16 @@ fn follower_restarted_catches_up_by_log_and_by_snapshot_install() {
 fn whole_region_restart_recovers_state_and_scheduling_continues() {
     let mut c = Cluster::start(3, 3, "raft_snapshot_threshold = 32");
     let leader = c.wait_leader(30);
+    // A region setting, written through a follower: it must survive like the jobs.
+    let follower = (leader + 1) % 3;
+    let (status, body) = c.servers[follower]
+        .request(
+            "PUT",
+            "/v1/operator/scheduler/configuration",
+            Some(r#"{"SchedulerAlgorithm":"spread"}"#),
+        )
+        .expect("reach the follower");
+    assert_eq!(status, 200, "{body}");
     // Enough writes that part of the state is in a snapshot and part only in the log.
     let mut acked = BTreeMap::new();
     for n in 0..50 {
@@ -322,6 +332,16 @@ fn whole_region_restart_recovers_state_and_scheduling_continues() {
     for s in &c.servers {
         let n = s.log_text().matches("bootstrapping the region").count();
         assert!(n <= 1, "{} bootstrapped again after restart", s.name);
+    }
+    for s in &c.servers {
+        let algorithm = eventually(30, "every server has the scheduler configuration", || {
+            let v = s.get_json("/v1/operator/scheduler/configuration?stale=true")?;
+            let a = v["SchedulerConfig"]["SchedulerAlgorithm"]
+                .as_str()?
+                .to_string();
+            (a == "spread").then_some(a)
+        });
+        assert_eq!(algorithm, "spread", "{}", s.name);
     }
 
     for s in &mut c.servers {
