@@ -64,28 +64,11 @@ impl StateStore {
         eligibility: &str,
         now: i64,
     ) -> Result<(), StateError> {
-        let existing = self.nodes.get(id).ok_or_else(|| StateError::NotFound {
-            kind: "node",
-            id: id.to_string(),
-        })?;
-        let mut node = (**existing).clone();
-        if node.scheduling_eligibility != eligibility {
-            node.events.push(NodeEvent {
-                message: format!("Node marked as {eligibility}"),
-                subsystem: "Cluster".into(),
-                timestamp: now,
-                create_index: index,
-                ..Default::default()
-            });
-            if node.events.len() > 10 {
-                node.events.remove(0);
-            }
-        }
-        node.scheduling_eligibility = eligibility.to_string();
-        node.modify_index = index;
-        self.nodes.insert(id.to_string(), Arc::new(node));
-        self.bump(index, Table::Nodes);
-        Ok(())
+        self.update_node(index, id, now, |node| {
+            let changed = node.scheduling_eligibility != eligibility;
+            node.scheduling_eligibility = eligibility.to_string();
+            changed.then(|| format!("Node marked as {eligibility}"))
+        })
     }
 
     pub(crate) fn update_node_status(
@@ -95,14 +78,31 @@ impl StateStore {
         status: &str,
         now: i64,
     ) -> Result<(), StateError> {
+        self.update_node(index, id, now, |node| {
+            let changed = node.status != status;
+            node.status = status.to_string();
+            node.status_updated_at = now / 1_000_000_000;
+            changed.then(|| format!("Node {status}"))
+        })
+    }
+
+    /// Changes a node with `change`, which returns the event to record when something an
+    /// operator would want to see changed (the node keeps its last 10 events).
+    fn update_node(
+        &mut self,
+        index: u64,
+        id: &str,
+        now: i64,
+        change: impl FnOnce(&mut Node) -> Option<String>,
+    ) -> Result<(), StateError> {
         let existing = self.nodes.get(id).ok_or_else(|| StateError::NotFound {
             kind: "node",
             id: id.to_string(),
         })?;
         let mut node = (**existing).clone();
-        if node.status != status {
+        if let Some(message) = change(&mut node) {
             node.events.push(NodeEvent {
-                message: format!("Node {status}"),
+                message,
                 subsystem: "Cluster".into(),
                 timestamp: now,
                 create_index: index,
@@ -112,8 +112,6 @@ impl StateStore {
                 node.events.remove(0);
             }
         }
-        node.status = status.to_string();
-        node.status_updated_at = now / 1_000_000_000;
         node.modify_index = index;
         self.nodes.insert(id.to_string(), Arc::new(node));
         self.bump(index, Table::Nodes);
