@@ -100,3 +100,54 @@ fn a_bad_default_scheduler_config_stops_the_agent_with_its_name() {
         "{err}"
     );
 }
+
+#[test]
+fn reject_job_registration_and_pause_eval_broker_take_effect() {
+    let agent = Agent::dev();
+    let job = r#"job "brake" {
+  datacenters = ["dc1"]
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+    let file = agent.write("brake.nomad.hcl", job);
+    let file = file.to_str().unwrap();
+    let set = |flag: &str| agent.ok(&["operator", "scheduler", "set-config", flag]);
+
+    set("-reject-job-registration=true");
+    let out = agent.cli(&["job", "run", "-detach", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("disabled by the scheduler configuration"),
+        "{err}"
+    );
+    set("-reject-job-registration=false");
+
+    // Paused: the job is registered and its evaluation waits, unscheduled.
+    set("-pause-eval-broker=true");
+    agent.ok(&["job", "run", "-detach", file]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_, body) = agent.get("/v1/job/brake/allocations");
+    assert_eq!(body.trim(), "[]", "nothing scheduled while paused");
+    let (_, evals) = agent.get("/v1/job/brake/evaluations");
+    let evals: Value = serde_json::from_str(&evals).unwrap();
+    assert_eq!(evals[0]["Status"], "pending", "{evals}");
+    set("-pause-eval-broker=false");
+    crate::harness::eventually(20, "the paused evaluation runs", || {
+        let (_, body) = agent.get("/v1/job/brake/allocations");
+        let allocs: Value = serde_json::from_str(&body).ok()?;
+        (allocs.as_array()?.len() == 1).then_some(())
+    });
+}

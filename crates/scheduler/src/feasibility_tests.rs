@@ -109,3 +109,29 @@ fn reserved_resources_are_not_offered() {
         "{metric:?}"
     );
 }
+
+#[test]
+fn memory_max_counts_only_when_the_region_allows_oversubscription() {
+    let mut h = Harness::new(1);
+    let with_max = |id: &str| {
+        job(id, 1, |j| {
+            j.task_groups[0].tasks[0].resources.memory_max_mb = 1024;
+        })
+    };
+    h.run(with_max("off"));
+    let a = &h.live("off")[0];
+    assert_eq!(a.allocated_resources.tasks["web"].memory.memory_max_mb, 0);
+    h.apply(state::Command::SchedulerSetConfig {
+        config: structs::SchedulerConfiguration {
+            memory_oversubscription_enabled: true,
+            ..Default::default()
+        },
+        cas: None,
+    });
+    h.run(with_max("on"));
+    let a = &h.live("on")[0];
+    assert_eq!(
+        a.allocated_resources.tasks["web"].memory.memory_max_mb,
+        1024
+    );
+}

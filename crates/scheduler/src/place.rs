@@ -45,6 +45,8 @@ pub(crate) struct Placer<'a> {
     nodes_available: VecMap<String, i64>,
     /// The cluster's scheduler algorithm is `spread`: emptier nodes score higher.
     spread_algorithm: bool,
+    /// The region allows memory oversubscription (`memory_max`).
+    oversubscribe: bool,
 }
 
 /// True when `name` matches a datacenter pattern with `*` globs.
@@ -137,6 +139,7 @@ impl<'a> Placer<'a> {
             cursor: 0,
             nodes_available: nodes_available.into(),
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
+            oversubscribe: snap.scheduler_config().memory_oversubscription_enabled,
         }
         .with_job_allocs(job_allocs)
     }
@@ -261,12 +264,13 @@ impl<'a> Placer<'a> {
                 }
             }
             let port_seed = self.rng.next_u64();
+            let oversubscribe = self.oversubscribe;
             // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
             // the port set is never copied per candidate.
             let (fit, used_cpu, used_memory_mb) = {
                 let usage = self.usage_of(i);
                 (
-                    fit_group(node, usage, group, port_seed),
+                    fit_group(node, usage, group, port_seed, oversubscribe),
                     usage.cpu,
                     usage.memory_mb,
                 )
@@ -381,11 +385,13 @@ fn distinct_hosts(job: &Job, group: &TaskGroup) -> DistinctHosts {
 
 /// Computes the group's resources on this node, choosing ports; `Err` names the exhausted
 /// dimension.
+/// `oversubscribe`: the region allows `memory_max` (Nomad ignores it otherwise).
 pub(crate) fn fit_group(
     node: &Node,
     usage: &NodeUsage,
     group: &TaskGroup,
     port_seed: u64,
+    oversubscribe: bool,
 ) -> Result<AllocatedResources, String> {
     let (cpu, mem, disk) = capacity(node);
     let mut res = AllocatedResources::default();
@@ -393,7 +399,9 @@ pub(crate) fn fit_group(
         let mut t = AllocatedTaskResources::default();
         t.cpu.cpu_shares = task.resources.cpu;
         t.memory.memory_mb = task.resources.memory_mb;
-        t.memory.memory_max_mb = task.resources.memory_max_mb;
+        if oversubscribe {
+            t.memory.memory_max_mb = task.resources.memory_max_mb;
+        }
         res.tasks.insert(task.name.clone(), t);
     }
     res.shared.disk_mb = group

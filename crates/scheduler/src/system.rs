@@ -113,7 +113,8 @@ pub(crate) fn compute_system(
                 }
                 usage.add(planned);
             }
-            match fit_group(node, &usage, group, rng.next_u64()) {
+            let oversubscribe = snap.scheduler_config().memory_oversubscription_enabled;
+            match fit_group(node, &usage, group, rng.next_u64(), oversubscribe) {
                 Ok(resources) => {
                     let alloc = new_alloc(
                         NewAlloc {

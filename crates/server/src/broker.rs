@@ -35,6 +35,8 @@ enum BrokerInput {
     },
     /// Leadership gained (true) or lost (false, which also drops everything queued).
     SetEnabled(bool),
+    /// `PauseEvalBroker`: keep queueing, hand nothing out.
+    SetPaused(bool),
 }
 
 type JobKey = (String, String);
@@ -83,6 +85,11 @@ impl BrokerHandle {
             .tx
             .send(BrokerInput::Reaped { job: job_key(eval) })
             .await;
+    }
+
+    /// Pauses (or resumes) handing out evaluations; queued ones wait (`PauseEvalBroker`).
+    pub(crate) async fn set_paused(&self, paused: bool) {
+        let _ = self.tx.send(BrokerInput::SetPaused(paused)).await;
     }
 
     /// Enables the broker on the leader, or disables and flushes it when leadership is lost.
@@ -149,6 +156,8 @@ pub(crate) struct Broker {
     nack_timeout: Duration,
     /// Only the leader's broker hands out work.
     enabled: bool,
+    /// The scheduler configuration pauses the broker.
+    paused: bool,
 }
 
 /// A heap entry; ordering is by the tuple's first fields only.
@@ -200,6 +209,7 @@ impl Broker {
             failed_tx,
             nack_timeout,
             enabled: false,
+            paused: false,
         };
         (BrokerHandle { tx }, broker, failed_rx)
     }
@@ -239,6 +249,7 @@ impl Broker {
                         self.deliveries.clear();
                     }
                 }
+                BrokerInput::SetPaused(paused) => self.paused = paused,
                 BrokerInput::Enqueue(_) if !self.enabled => {}
                 BrokerInput::Enqueue(eval) => self.enqueue(*eval),
                 BrokerInput::Dequeue(tx) => self.idle.push_back(tx),
@@ -357,6 +368,9 @@ impl Broker {
     }
 
     fn dispatch(&mut self) {
+        if self.paused {
+            return;
+        }
         while !self.ready.is_empty() {
             let Some(worker) = self.idle.pop_front() else {
                 return;
@@ -530,6 +544,26 @@ mod tests {
         let d = next.await.unwrap().unwrap();
         assert_eq!(d.eval.id, "e2");
         h.ack(&d).await;
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_paused_broker_queues_but_hands_nothing_out() {
+        let token = CancellationToken::new();
+        let (h, b, _failed) = Broker::new(token.clone());
+        let task = tokio::spawn(b.run());
+        h.set_enabled(true).await;
+        h.set_paused(true).await;
+        h.enqueue(eval("p1", "web", 50)).await;
+        let waiting = tokio::spawn({
+            let h = h.clone();
+            async move { h.dequeue().await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiting.is_finished(), "paused");
+        h.set_paused(false).await;
+        assert_eq!(waiting.await.unwrap().unwrap().eval.id, "p1");
         token.cancel();
         task.await.unwrap();
     }

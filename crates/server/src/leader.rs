@@ -53,6 +53,10 @@ pub(crate) async fn start_duties(shared: &Shared, flush: bool) {
     }
     shared.broker.set_enabled(true).await;
     let snap = shared.log.snapshot();
+    shared
+        .broker
+        .set_paused(snap.scheduler_config().pause_eval_broker)
+        .await;
     let grace = shared.heartbeat_ttl() + shared.config.heartbeat_grace;
     let nodes: Vec<(String, Duration)> = snap
         .nodes()

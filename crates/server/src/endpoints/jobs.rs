@@ -47,6 +47,16 @@ pub(super) async fn register(
     shared: &Shared,
     req: JobRegisterRequest,
 ) -> Result<JobRegisterResponse, RpcError> {
+    if shared
+        .log
+        .snapshot()
+        .scheduler_config()
+        .reject_job_registration
+    {
+        return Err(RpcError::bad_request(
+            "Job registration, dispatch, and scale are disabled by the scheduler configuration",
+        ));
+    }
     let job = prepare(req.job, shared)?;
     let now = now_ns();
     // Periodic and parameterized jobs are templates: they are not scheduled themselves.

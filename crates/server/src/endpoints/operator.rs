@@ -163,15 +163,19 @@ pub(super) async fn scheduler_set_config(
 ) -> Result<rpc::SchedulerSetConfigResponse, RpcError> {
     shared.check_region(region)?;
     config.validate().map_err(RpcError::bad_request)?;
+    let paused = config.pause_eval_broker;
     match shared
         .log
         .apply(state::Command::SchedulerSetConfig { config, cas })
         .await
     {
-        Ok((index, _)) => Ok(rpc::SchedulerSetConfigResponse {
-            updated: true,
-            index,
-        }),
+        Ok((index, _)) => {
+            shared.broker.set_paused(paused).await;
+            Ok(rpc::SchedulerSetConfigResponse {
+                updated: true,
+                index,
+            })
+        }
         // A check-and-set that did not match changes nothing: Nomad answers `Updated: false`.
         Err(e) if e.code == ErrorCode::Conflict && cas.is_some() => {
             Ok(rpc::SchedulerSetConfigResponse {
