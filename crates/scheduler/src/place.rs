@@ -480,12 +480,13 @@ pub(crate) fn place_all(
     if requests.is_empty() {
         return;
     }
+    let mut ids = FreshIds::new(snap, &ctx.seed);
     let mut placer = Placer::new(snap, job_allocs, job, ctx, out);
     let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
     let mut scorers: BTreeMap<String, GroupScorer> = BTreeMap::new();
     let mut distinct: BTreeMap<String, DistinctProperties> = BTreeMap::new();
     let mut live: Option<Vec<(String, Arc<Node>)>> = None;
-    for (n, req) in requests.into_iter().enumerate() {
+    for req in requests {
         let Some(group) = job.group(&req.group) else {
             continue;
         };
@@ -526,7 +527,7 @@ pub(crate) fn place_all(
                         node: &node,
                         eval,
                         ctx,
-                        placement: n as u64,
+                        id: ids.take(),
                         index: req.index,
                         previous: req.previous.map(|p| p.id.clone()).unwrap_or_default(),
                     },
@@ -547,6 +548,36 @@ pub(crate) fn place_all(
     }
 }
 
+/// New allocation IDs, derived from the run's seed and a counter, skipping any ID the state
+/// already holds: a run must never overwrite an allocation an earlier run created (the server
+/// varies the seed per run as well; this keeps the scheduler safe whatever seed it is given).
+pub(crate) struct FreshIds<'a> {
+    snap: &'a StateStore,
+    seed: &'a str,
+    next: u64,
+}
+
+impl<'a> FreshIds<'a> {
+    pub(crate) fn new(snap: &'a StateStore, seed: &'a str) -> Self {
+        Self {
+            snap,
+            seed,
+            next: 0,
+        }
+    }
+
+    /// The next ID no allocation in the state has.
+    pub(crate) fn take(&mut self) -> String {
+        loop {
+            let id = structs::derive_uuid(self.seed, self.next);
+            self.next += 1;
+            if self.snap.alloc_by_id(&id).is_none() {
+                return id;
+            }
+        }
+    }
+}
+
 /// Where a new allocation goes and what it replaces.
 pub(crate) struct NewAlloc<'a> {
     pub(crate) job: &'a Arc<Job>,
@@ -554,8 +585,8 @@ pub(crate) struct NewAlloc<'a> {
     pub(crate) node: &'a Node,
     pub(crate) eval: &'a Evaluation,
     pub(crate) ctx: &'a SchedCtx,
-    /// The placement's number within this run (its ID is derived from the seed and this).
-    pub(crate) placement: u64,
+    /// The new allocation's ID ([`FreshIds`]).
+    pub(crate) id: String,
     /// The `[index]` in `<job>.<group>[index]`.
     pub(crate) index: u64,
     /// The allocation this one replaces (empty for none).
@@ -565,7 +596,7 @@ pub(crate) struct NewAlloc<'a> {
 /// A new pending allocation, as service, batch and system placement all create it.
 pub(crate) fn new_alloc(p: NewAlloc<'_>, resources: AllocatedResources) -> Allocation {
     Allocation {
-        id: structs::derive_uuid(&p.ctx.seed, p.placement),
+        id: p.id,
         namespace: p.job.namespace.clone(),
         eval_id: p.eval.id.clone(),
         name: format!("{}.{}[{}]", p.job.id, p.group.name, p.index),

@@ -115,3 +115,24 @@ fn without_a_policy_a_failed_allocation_stays_failed() {
     assert!(out.plan.is_empty());
     assert!(out.followup_evals.is_empty());
 }
+
+#[test]
+fn a_run_given_an_earlier_runs_seed_never_overwrites_its_allocations() {
+    // One node fits 8 of 10; the evaluation is run again with the very same ID (as a
+    // redelivery would) once a second node joins: the two new allocations must not take the
+    // IDs of two existing ones.
+    let mut h = Harness::new(1);
+    h.run(mock::job("web", 10));
+    assert_eq!(h.live("web").len(), 8);
+    h.add_node(mock::node("second"));
+    let again = structs::Evaluation {
+        id: "eval-1".into(),
+        namespace: "default".into(),
+        job_id: "web".into(),
+        status: "pending".into(),
+        ..Default::default()
+    };
+    let out = h.run_eval(again);
+    assert_eq!(out.plan.placed(), 2);
+    assert_eq!(h.live("web").len(), 10, "no allocation was overwritten");
+}

@@ -2,7 +2,7 @@
 
 use crate::feasible::Feasibility;
 use crate::fit::reserved_ports;
-use crate::place::{fit_group, new_alloc, node_in_scope, NewAlloc};
+use crate::place::{fit_group, new_alloc, node_in_scope, FreshIds, NewAlloc};
 use crate::rank::SeededRng;
 use crate::reconcile::{tasks_updated, STOP_JOB_STOPPED, STOP_NOT_NEEDED, STOP_UPDATING};
 use crate::{annotate, SchedCtx, SchedOutcome};
@@ -49,7 +49,7 @@ pub(crate) fn compute_system(
             .push(a);
     }
     let mut rng = SeededRng::new(&ctx.seed);
-    let mut placed = 0u64;
+    let mut ids = FreshIds::new(snap, &ctx.seed);
     for group in &job.task_groups {
         let feas = Feasibility::new(&job, group);
         for node in snap.nodes() {
@@ -123,13 +123,12 @@ pub(crate) fn compute_system(
                             node,
                             eval,
                             ctx,
-                            placement: placed,
+                            id: ids.take(),
                             index: 0,
                             previous: existing.first().map(|a| a.id.clone()).unwrap_or_default(),
                         },
                         resources,
                     );
-                    placed += 1;
                     let d = annotate(&mut out.annotations.desired_tg_updates, &group.name);
                     if existing.is_empty() {
                         d.place += 1;

@@ -35,6 +35,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// The scheduler's seed for one run: new allocation IDs derive from it. It names the state the
+/// run sees as well as the attempt: an evaluation delivered again (after a nack, or to a new
+/// leader) starts its attempts over, and with the attempt alone its first new IDs would be
+/// those an earlier delivery already committed, so its placements would overwrite them.
+fn seed(eval_id: &str, snapshot_index: u64, attempt: usize) -> String {
+    format!("{eval_id}/{snapshot_index}/{attempt}")
+}
+
 /// Nomad's plan attempts before giving up: service/system 5, batch 2.
 fn max_attempts(eval: &Evaluation) -> usize {
     if eval.eval_type == "batch" || eval.eval_type == "sysbatch" {
@@ -59,7 +67,7 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
         snapshot_index = snap.latest_index();
         let ctx = SchedCtx {
             now: now_ns(),
-            seed: format!("{}/{attempt}", eval.id),
+            seed: seed(&eval.id, snapshot_index, attempt),
         };
         // The scheduler is pure CPU work (tens of milliseconds for a large job): run it off
         // the async threads, which must stay free for Raft heartbeats and RPCs, or a busy
@@ -143,5 +151,29 @@ impl Shared {
         for eval in self.log.snapshot().blocked_evals() {
             self.broker.enqueue((*eval).clone()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed;
+
+    #[test]
+    fn a_run_on_newer_state_never_reuses_an_earlier_runs_ids() {
+        // The first delivery committed part of its plan (the state moved on); a second
+        // delivery starts at attempt 0 again and must derive other allocation IDs.
+        let first = seed("e1", 100, 0);
+        let again = seed("e1", 131, 0);
+        assert_ne!(first, again);
+        assert_ne!(
+            structs::derive_uuid(&first, 0),
+            structs::derive_uuid(&again, 0)
+        );
+        assert_eq!(
+            seed("e1", 100, 0),
+            first,
+            "deterministic for the same inputs"
+        );
+        assert_ne!(seed("e1", 100, 1), first);
     }
 }
