@@ -22,14 +22,7 @@ impl<'a> Feasibility<'a> {
             .chain(&group.constraints)
             .chain(group.tasks.iter().flat_map(|t| &t.constraints))
             .filter(|c| !matches!(c.operand.as_str(), "distinct_hosts" | "distinct_property"));
-        let constraints = all
-            .map(|c| {
-                let re = (c.operand == "regexp")
-                    .then(|| Regex::new(&c.r_target).ok())
-                    .flatten();
-                (c, re)
-            })
-            .collect();
+        let constraints = all.map(|c| (c, compiled_regex(c))).collect();
         Self {
             constraints,
             drivers: group.tasks.iter().map(|t| t.driver.as_str()).collect(),
@@ -54,6 +47,14 @@ impl<'a> Feasibility<'a> {
         }
         Ok(())
     }
+}
+
+/// The pattern of a `regexp` constraint, compiled once (None for other operators, and for a
+/// pattern that does not compile, which then matches nothing).
+pub(crate) fn compiled_regex(c: &Constraint) -> Option<Regex> {
+    (c.operand == "regexp")
+        .then(|| Regex::new(&c.r_target).ok())
+        .flatten()
 }
 
 /// Resolves `${attr.x}`, `${meta.x}`, `${node.*}` against a node; other text is a literal.

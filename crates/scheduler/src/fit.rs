@@ -1,16 +1,35 @@
 //! Capacity accounting: what a node has, what its allocations use, and whether a set of
 //! allocations fits. Shared by placement and by the leader's plan applier.
 
+use state::StateStore;
 use std::collections::BTreeSet;
 use structs::{Allocation, Node};
 
 /// Resources in use on a node: the state's per-node usage type (`state::AllocUsage`).
 pub use state::AllocUsage as NodeUsage;
 
-/// Usage of `allocs` (terminal ones skipped) plus the node's reserved ports.
-pub fn usage_of<'a>(node: &Node, allocs: impl IntoIterator<Item = &'a Allocation>) -> NodeUsage {
-    let mut usage = NodeUsage::of(allocs);
+/// A node's usage in `snap` (kept per node as allocations change) with its reserved ports,
+/// less the live allocations named in `without` that are on it (those a plan stops or replaces
+/// in place; each counted once however often it is named).
+pub fn usage_without<'a>(
+    snap: &StateStore,
+    node: &Node,
+    without: impl IntoIterator<Item = &'a String>,
+) -> NodeUsage {
+    let mut usage = snap.node_usage(&node.id);
     usage.ports.extend(reserved_ports(node));
+    let mut seen = BTreeSet::new();
+    for id in without {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Some(old) = snap
+            .alloc_by_id(id)
+            .filter(|a| !a.terminal() && a.node_id == node.id)
+        {
+            usage.remove(old);
+        }
+    }
     usage
 }
 

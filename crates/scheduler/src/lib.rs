@@ -158,7 +158,9 @@ fn followup_evals(
     out: &mut SchedOutcome,
 ) {
     due.sort_by_key(|(a, at)| (*at, a.id.clone()));
-    let mut batches: Vec<(i64, String)> = Vec::new();
+    // Per follow-up evaluation (in `out.followup_evals`, which only this fills), when the
+    // first allocation of its batch is due.
+    let mut firsts: Vec<i64> = Vec::new();
     for (alloc, at) in due {
         let waiting = !alloc.followup_eval_id.is_empty()
             && alloc.followup_eval_id != eval.id
@@ -168,20 +170,19 @@ fn followup_evals(
         if waiting {
             continue;
         }
-        let batch = batches
+        let batch = firsts
             .iter()
-            .position(|(first, _)| at - first <= FOLLOWUP_BATCH_NS);
+            .position(|first| at - first <= FOLLOWUP_BATCH_NS)
+            .and_then(|i| out.followup_evals.get_mut(i));
         let id = match batch {
-            Some(i) => {
+            Some(e) => {
                 // The batch waits for its latest allocation.
-                if let Some(e) = out.followup_evals.get_mut(i) {
-                    e.wait_until = Some(structs::time::rfc3339_nano(at));
-                }
-                batches[i].1.clone()
+                e.wait_until = Some(structs::time::rfc3339_nano(at));
+                e.id.clone()
             }
             None => {
                 let id =
-                    structs::derive_uuid(&format!("{}/followup", ctx.seed), batches.len() as u64);
+                    structs::derive_uuid(&format!("{}/followup", ctx.seed), firsts.len() as u64);
                 out.followup_evals.push(Evaluation {
                     id: id.clone(),
                     namespace: eval.namespace.clone(),
@@ -198,7 +199,7 @@ fn followup_evals(
                     modify_time: ctx.now,
                     ..Default::default()
                 });
-                batches.push((at, id.clone()));
+                firsts.push(at);
                 id
             }
         };

@@ -3,7 +3,7 @@
 
 use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
-use crate::fit::{capacity, reserved_ports, NodeUsage};
+use crate::fit::{capacity, usage_without, NodeUsage};
 use crate::rank::{
     binpack_score, record_top_scores, spread_fit_score, Parts, Ranked, SeededRng, MAX_SKIP,
     WIDE_SEARCH_LIMIT,
@@ -177,14 +177,7 @@ impl<'a> Placer<'a> {
         let stopping = &self.stopping_by_node;
         let node = self.nodes[i];
         self.usage[i].get_or_insert_with(|| {
-            let mut usage = snap.node_usage(&node.id);
-            usage.ports.extend(reserved_ports(node));
-            for id in stopping.get(&node.id).into_iter().flatten() {
-                if let Some(a) = snap.alloc_by_id(id).filter(|a| !a.terminal()) {
-                    usage.remove(a);
-                }
-            }
-            usage
+            usage_without(snap, node, stopping.get(&node.id).into_iter().flatten())
         })
     }
 

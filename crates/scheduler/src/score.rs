@@ -14,7 +14,7 @@
 //!   least used they are; an even spread scores -1 everywhere (nothing to prefer).
 //! - Rescheduling: -1 on the node the replaced allocation failed on.
 
-use crate::feasible::{constraint_holds, resolve_target};
+use crate::feasible::{compiled_regex, constraint_holds, resolve_target};
 use regex::Regex;
 use std::collections::BTreeMap;
 use structs::{Constraint, Job, Node, TaskGroup};
@@ -55,9 +55,7 @@ impl GroupScorer {
                     operand: a.operand.clone(),
                     r_target: a.r_target.clone(),
                 };
-                let re = (a.operand == "regexp")
-                    .then(|| Regex::new(&a.r_target).ok())
-                    .flatten();
+                let re = compiled_regex(&c);
                 (c, re, a.weight as f64)
             })
             .collect();

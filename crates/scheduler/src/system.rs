@@ -1,7 +1,7 @@
 //! System and sysbatch jobs: one allocation of each group on every feasible node.
 
 use crate::feasible::Feasibility;
-use crate::fit::reserved_ports;
+use crate::fit::usage_without;
 use crate::place::{fit_group, new_alloc, node_in_scope, FreshIds, NewAlloc};
 use crate::rank::SeededRng;
 use crate::reconcile::{tasks_updated, STOP_JOB_STOPPED, STOP_NOT_NEEDED, STOP_UPDATING};
@@ -98,20 +98,16 @@ pub(crate) fn compute_system(
                 .unwrap_or_default();
             // The state's usage of the node, less what the plan stops, with what it places or
             // updates in place (an update replaces the version the state counts).
-            let mut usage = snap.node_usage(&node.id);
-            usage.ports.extend(reserved_ports(node));
-            for id in &stopping {
-                if let Some(a) = snap.alloc_by_id(id).filter(|a| !a.terminal()) {
-                    usage.remove(a);
-                }
-            }
-            for planned in out.plan.node_allocation.get(&node.id).into_iter().flatten() {
-                if let Some(old) = snap.alloc_by_id(&planned.id).filter(|a| !a.terminal()) {
-                    if !stopping.contains(&old.id) {
-                        usage.remove(old);
-                    }
-                }
-                usage.add(planned);
+            let planned = out.plan.node_allocation.get(&node.id);
+            let mut usage = usage_without(
+                snap,
+                node,
+                stopping
+                    .iter()
+                    .chain(planned.into_iter().flatten().map(|a| &a.id)),
+            );
+            for a in planned.into_iter().flatten() {
+                usage.add(a);
             }
             let oversubscribe = snap.scheduler_config().memory_oversubscription_enabled;
             match fit_group(node, &usage, group, rng.next_u64(), oversubscribe) {

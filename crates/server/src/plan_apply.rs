@@ -6,7 +6,6 @@ use crate::{now_ns, Shared};
 use rpc::RpcError;
 use scheduler::{fit, Plan};
 use state::{Command, PlanResult, StateStore};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use structs::Allocation;
 use tokio::sync::{mpsc, oneshot};
@@ -113,12 +112,6 @@ struct Verified {
 
 /// Re-checks each node of the plan against `snap`; the allocations are moved, not copied.
 fn verify(snap: &StateStore, plan: Plan) -> Verified {
-    let stopping: BTreeSet<&String> = plan
-        .node_update
-        .values()
-        .flatten()
-        .map(|(id, _)| id)
-        .collect();
     let mut accepted = Vec::new();
     let mut rejected = false;
     for (node_id, allocs) in &plan.node_allocation {
@@ -127,8 +120,6 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
             Some(node) => {
                 // The node's usage in the latest state (kept per node), its reserved ports,
                 // less the allocations this plan stops or replaces in place.
-                let mut base = snap.node_usage(node_id);
-                base.ports.extend(fit::reserved_ports(node));
                 let replaced = plan
                     .node_update
                     .get(node_id)
@@ -136,18 +127,7 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
                     .flatten()
                     .map(|(id, _)| id)
                     .chain(allocs.iter().map(|a| &a.id));
-                let mut seen = BTreeSet::new();
-                for id in replaced {
-                    if !seen.insert(id) {
-                        continue;
-                    }
-                    if let Some(old) = snap
-                        .alloc_by_id(id)
-                        .filter(|a| !a.terminal() && a.node_id == *node_id)
-                    {
-                        base.remove(old);
-                    }
-                }
+                let base = fit::usage_without(snap, node, replaced);
                 // New placements need a node that is still usable; in-place updates do not.
                 let placing_new = allocs.iter().any(|a| snap.alloc_by_id(&a.id).is_none());
                 (!placing_new || node.ready_for_work())
@@ -161,7 +141,6 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
             rejected = true;
         }
     }
-    drop(stopping);
     let mut node_allocation = plan.node_allocation;
     let accepted = if rejected && plan.all_at_once {
         Vec::new()
