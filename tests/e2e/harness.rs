@@ -304,3 +304,27 @@ pub(crate) fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Op
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A service job `id` of `count` raw_exec tasks that sleep (20 MHz, 16 MB) in dc1.
+pub(crate) fn sleep_job(id: &str, count: u32) -> String {
+    format!(
+        r#"job "{id}" {{
+  datacenters = ["dc1"]
+  group "g" {{
+    count = {count}
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sleep"
+        args    = ["600"]
+      }}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}

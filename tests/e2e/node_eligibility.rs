@@ -1,27 +1,8 @@
 //! `caravan node eligibility`: an ineligible node keeps its allocations but gets no new
 //! ones; marked eligible again, the placements that waited for it are made.
 
-use crate::harness::{eventually, Agent};
+use crate::harness::{eventually, sleep_job, Agent};
 use serde_json::Value;
-
-const JOB: &str = r#"job "web" {
-  datacenters = ["dc1"]
-  group "g" {
-    count = COUNT
-    task "t" {
-      driver = "raw_exec"
-      config {
-        command = "/bin/sleep"
-        args    = ["600"]
-      }
-      resources {
-        cpu    = 20
-        memory = 16
-      }
-    }
-  }
-}
-"#;
 
 fn running(agent: &Agent) -> usize {
     let (_, body) = agent.get("/v1/job/web/allocations");
@@ -36,7 +17,7 @@ fn running(agent: &Agent) -> usize {
 #[test]
 fn an_ineligible_node_keeps_its_work_and_gets_no_more() {
     let agent = Agent::dev();
-    let one = agent.write("one.nomad.hcl", &JOB.replace("COUNT", "1"));
+    let one = agent.write("one.nomad.hcl", &sleep_job("web", 1));
     agent.ok(&["job", "run", one.to_str().unwrap()]);
     eventually(20, "one allocation runs", || {
         (running(&agent) == 1).then_some(())
@@ -55,7 +36,7 @@ fn an_ineligible_node_keeps_its_work_and_gets_no_more() {
     assert_eq!(node["SchedulingEligibility"], "ineligible");
 
     // Scaling up cannot place on the only node; the running allocation stays.
-    let two = agent.write("two.nomad.hcl", &JOB.replace("COUNT", "2"));
+    let two = agent.write("two.nomad.hcl", &sleep_job("web", 2));
     let out = agent.cli(&["job", "run", two.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "placement failure exits 2");
     assert_eq!(running(&agent), 1);

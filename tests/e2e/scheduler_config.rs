@@ -104,24 +104,7 @@ fn a_bad_default_scheduler_config_stops_the_agent_with_its_name() {
 #[test]
 fn reject_job_registration_and_pause_eval_broker_take_effect() {
     let agent = Agent::dev();
-    let job = r#"job "brake" {
-  datacenters = ["dc1"]
-  group "g" {
-    task "t" {
-      driver = "raw_exec"
-      config {
-        command = "/bin/sleep"
-        args    = ["600"]
-      }
-      resources {
-        cpu    = 20
-        memory = 16
-      }
-    }
-  }
-}
-"#;
-    let file = agent.write("brake.nomad.hcl", job);
+    let file = agent.write("brake.nomad.hcl", &crate::harness::sleep_job("brake", 1));
     let file = file.to_str().unwrap();
     let set = |flag: &str| agent.ok(&["operator", "scheduler", "set-config", flag]);
 
