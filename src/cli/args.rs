@@ -205,6 +205,8 @@ pub(crate) enum NodeCommand {
     Status(super::node_status::StatusArgs),
     /// Marks a node eligible or ineligible for new placements.
     Eligibility(super::node_eligibility::EligibilityArgs),
+    /// Starts or ends a node's drain (its allocations migrate to other nodes).
+    Drain(super::node_drain::DrainArgs),
 }
 
 /// `caravan eval ...`.

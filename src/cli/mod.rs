@@ -15,6 +15,7 @@ mod job_status;
 mod job_stop;
 mod jobfile;
 mod monitor;
+mod node_drain;
 mod node_eligibility;
 mod node_status;
 mod operator_raft;
@@ -84,6 +85,7 @@ pub fn main() -> i32 {
         Command::Alloc(AllocCommand::Logs(a)) | Command::Logs(a) => alloc_logs::logs(g, &a),
         Command::Node(NodeCommand::Status(a)) => node_status::status(g, &a),
         Command::Node(NodeCommand::Eligibility(a)) => node_eligibility::eligibility(g, &a),
+        Command::Node(NodeCommand::Drain(a)) => node_drain::drain(g, &a),
         Command::Eval(EvalCommand::Status(a)) => eval::status(g, &a),
         Command::Eval(EvalCommand::List(a)) => eval::list(g, &a),
         Command::Server(ServerCommand::Members(a)) => server_members::members(g, &a),

@@ -181,6 +181,39 @@ impl Agent {
             .expect("run caravan cli")
     }
 
+    /// Runs a CLI command that follows something (a monitor), killing it after `secs`: the
+    /// test then fails with what it printed instead of hanging.
+    pub(crate) fn cli_within(&self, secs: u64, args: &[&str]) -> Output {
+        let mut child = Command::new(caravan_bin())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("CARAVAN_ADDR", self.addr())
+            .env_remove("NOMAD_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run caravan cli");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let timed_out = child.try_wait().ok().flatten().is_none();
+        let _ = child.kill();
+        let out = child
+            .wait_with_output()
+            .expect("collect caravan cli output");
+        assert!(
+            !timed_out,
+            "`caravan {}` still ran after {secs}s\nstdout:\n{}\nstderr:\n{}\nagent log:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        out
+    }
+
     /// Runs a CLI command and returns stdout, failing the test (with the agent log) on error.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);

@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod node_drain;
 mod node_eligibility;
 mod reschedule;
 mod scheduler_config;

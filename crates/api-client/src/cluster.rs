@@ -49,6 +49,28 @@ impl ApiClient {
             .map(|_| ())
     }
 
+    /// `POST /v1/node/:id/drain`: `spec` starts or changes the drain, None ends it
+    /// (`mark_eligible` then makes the node eligible again). Returns the node's new index.
+    pub fn node_drain(
+        &self,
+        id: &str,
+        spec: Option<&structs::DrainSpec>,
+        mark_eligible: bool,
+        meta: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64, ApiError> {
+        let body = serde_json::json!({
+            "NodeID": id,
+            "DrainSpec": spec,
+            "MarkEligible": mark_eligible,
+            "Meta": meta,
+        });
+        let path = format!("/v1/node/{}/drain", crate::client::escape(id));
+        let v = self.write::<_, serde_json::Value>("POST", &path, &[], Some(&body))?;
+        Ok(v.get("NodeModifyIndex")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_default())
+    }
+
     /// `GET /v1/node/:id/allocations`.
     pub fn node_allocations(&self, id: &str) -> Result<Indexed<Vec<Allocation>>, ApiError> {
         self.get(&format!("/v1/node/{id}/allocations"), &Query::default())

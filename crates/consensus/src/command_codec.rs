@@ -16,9 +16,13 @@ use std::sync::Arc;
 use structs::{Allocation, Job};
 
 /// The first byte of a binary command (never the first byte of JSON).
-const BINARY: u8 = 0xB1;
+const BINARY: u8 = 0xB3;
 /// The first byte of a binary `Command::PlanApply` with its jobs written once ([`PlanEntry`]).
-const PLAN: u8 = 0xB2;
+const PLAN: u8 = 0xB4;
+/// Markers of earlier builds' binary layouts (before nodes had drain fields and allocations
+/// a desired transition), refused by name: bincode is not self-describing, so reading them
+/// with today's types would misread every field after the first change.
+const OLD_BINARY: [u8; 2] = [0xB1, 0xB2];
 
 /// A plan result as written: the distinct jobs of its upserted allocations, and the
 /// allocations without them.
@@ -141,6 +145,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Command, String> {
             .into_result()
             .map(Command::PlanApply),
         Some((b'{', _)) => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Some((first, _)) if OLD_BINARY.contains(first) => Err(format!(
+            "a command in an older build's binary layout (first byte {first:#04x}); \
+             this build reads {BINARY:#04x} and {PLAN:#04x}; run the build that wrote it"
+        )),
         Some((first, _)) => Err(format!(
             "unknown command encoding (first byte {first:#04x})"
         )),
@@ -292,6 +300,10 @@ mod tests {
             .unwrap_err()
             .contains("unknown command encoding"));
         assert!(decode(b"{not json").is_err());
+        for old in OLD_BINARY {
+            let err = decode(&[old, 0, 0]).unwrap_err();
+            assert!(err.contains("older build"), "{err}");
+        }
         let good = encode(&commands()[0]).unwrap();
         for cut in 1..good.len() {
             assert!(decode(&good[..cut]).is_err(), "cut at {cut}");

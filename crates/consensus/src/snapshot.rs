@@ -1,6 +1,6 @@
 //! Snapshot files: the state store's image plus the Raft metadata it was taken at.
 //!
-//! Layout: `CRVNSNP3` | meta length (u32 LE) | meta JSON | body CRC-32 (u32 LE) | body.
+//! Layout: `CRVNSNP4` | meta length (u32 LE) | meta JSON | body CRC-32 (u32 LE) | body.
 //! The metadata can be read without parsing the body; the checksum catches a corrupt or
 //! truncated body before it replaces anything. The same bytes are what Raft sends to a
 //! follower that fell behind and what `operator snapshot save` writes.
@@ -10,8 +10,9 @@
 //! that is no longer tracked once; summaries, nodes and evaluations; then the allocations, in
 //! chunks of a compact encoding (`snapshot/allocs.rs`: per-chunk tables of the strings and
 //! values they repeat, fields by reference) that decode on all cores. The million allocations
-//! of the `region_restart` bench take 84 MB (860 MB in `CRVNSNP2`). Older formats (`CRVNSNP1`,
-//! `CRVNSNP2`) are refused with an error that names them.
+//! of the `region_restart` bench take 84 MB (860 MB in `CRVNSNP2`). Older formats (`CRVNSNP1`
+//! to `CRVNSNP3`; 3 is 4 without the nodes' drain fields and the allocations' desired
+//! transition) are refused with an error that names them.
 
 mod allocs;
 
@@ -30,9 +31,9 @@ use structs::{Evaluation, Job, JobSummary, Node, SchedulerConfiguration};
 use thiserror::Error;
 
 /// The format this build writes and reads.
-const MAGIC: &[u8; 8] = b"CRVNSNP3";
+const MAGIC: &[u8; 8] = b"CRVNSNP4";
 /// Formats of earlier builds, refused by name.
-const OLD_MAGICS: [&[u8; 8]; 2] = [b"CRVNSNP1", b"CRVNSNP2"];
+const OLD_MAGICS: [&[u8; 8]; 3] = [b"CRVNSNP1", b"CRVNSNP2", b"CRVNSNP3"];
 
 /// Allocations per independently decoded chunk.
 const ALLOC_CHUNK: usize = 16_384;
@@ -552,6 +553,11 @@ mod tests {
             },
             desired_status: "run".into(),
             desired_description: "ünïcode description".into(),
+            desired_transition: structs::DesiredTransition {
+                migrate: Some(true),
+                reschedule: Some(false),
+                force_reschedule: None,
+            },
             client_status: "failed".into(),
             client_description: "failed for good".into(),
             task_states,
@@ -612,6 +618,25 @@ mod tests {
                 status: "down".into(),
                 evals: vec![eval("e-node", "default", "web", "pending")],
                 now: 2,
+            },
+        );
+        // A node that drains (its strategy and last drain are part of the image).
+        apply(
+            &mut s,
+            Command::NodeUpdateDrain {
+                node_id: "n2".into(),
+                strategy: Some(structs::DrainStrategy::new(
+                    structs::DrainSpec {
+                        deadline: 60_000_000_000,
+                        ignore_system_jobs: true,
+                    },
+                    3,
+                )),
+                mark_eligible: false,
+                meta: [("message".to_string(), "rack swap".to_string())].into(),
+                complete: false,
+                evals: vec![],
+                now: 3,
             },
         );
         let mut first_web = None;
@@ -847,7 +872,7 @@ mod tests {
         }
         b[..8].copy_from_slice(b"CRVNSNP9");
         let text = decode(&b).unwrap_err().to_string();
-        assert!(text.contains("missing the CRVNSNP3 header"), "{text}");
+        assert!(text.contains("missing the CRVNSNP4 header"), "{text}");
     }
 
     /// Bad content behind a matching checksum (a crafted or buggy file) is an error, never a

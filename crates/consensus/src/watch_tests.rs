@@ -159,6 +159,13 @@ impl Rpc for NoRpc {
     async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
         Err(unused())
     }
+    async fn node_update_drain(
+        &self,
+        _: &str,
+        _: rpc::NodeDrainRequest,
+    ) -> Result<rpc::NodeDrainResponse, RpcError> {
+        Err(unused())
+    }
     async fn scheduler_get_config(
         &self,
         _: &QueryOptions,

@@ -148,6 +148,7 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
             "/v1/node/{id}/eligibility",
             post(nodes::eligibility).put(nodes::eligibility),
         )
+        .route("/v1/node/{id}/drain", post(nodes::drain).put(nodes::drain))
         .route("/v1/evaluations", get(evals::list))
         .route("/v1/evaluation/{id}", get(evals::get_eval))
         .route("/v1/agent/self", get(agent::agent_self))

@@ -1,4 +1,5 @@
-//! Node endpoints: `/v1/nodes`, `/v1/node/:id` and `/v1/node/:id/allocations`.
+//! Node endpoints: `/v1/nodes`, `/v1/node/:id`, `/v1/node/:id/allocations`, and the
+//! operator writes `/v1/node/:id/eligibility` and `/v1/node/:id/drain`.
 
 use crate::error::{not_found_as, ApiError};
 use crate::query::{json, json_query, JsonBody, Params};
@@ -77,6 +78,57 @@ pub(crate) async fn eligibility(
     ))
 }
 
+/// `POST /v1/node/:id/drain` body (Nomad's `NodeUpdateDrainRequest`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DrainRequest {
+    #[serde(rename = "NodeID", default)]
+    node_id: String,
+    #[serde(default)]
+    drain_spec: Option<structs::DrainSpec>,
+    #[serde(default)]
+    mark_eligible: bool,
+    #[serde(default)]
+    meta: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST`/`PUT /v1/node/:id/drain`: a `DrainSpec` starts or changes the drain, `null` ends
+/// it (`MarkEligible` makes the node eligible again).
+pub(crate) async fn drain(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+    JsonBody(req): JsonBody<DrainRequest>,
+) -> Result<Response, ApiError> {
+    if !req.node_id.is_empty() && req.node_id != id {
+        return Err(ApiError::bad_request(format!(
+            "NodeID {:?} in the body does not match the path ({id:?})",
+            req.node_id
+        )));
+    }
+    let resp = s
+        .rpc
+        .node_update_drain(
+            &id,
+            rpc::NodeDrainRequest {
+                drain_spec: req.drain_spec,
+                mark_eligible: req.mark_eligible,
+                meta: req.meta,
+            },
+        )
+        .await
+        .map_err(not_found_as("node not found"))?;
+    Ok(json(
+        &p,
+        &serde_json::json!({
+            "EvalCreateIndex": resp.eval_create_index,
+            "EvalIDs": resp.eval_ids,
+            "Index": resp.node_modify_index,
+            "NodeModifyIndex": resp.node_modify_index,
+        }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::{app, call, FakeRpc, INDEX};
@@ -123,5 +175,53 @@ mod tests {
         let r = call(&app, Method::GET, "/v1/node/zz", None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert_eq!(r.text(), "node not found");
+    }
+
+    #[tokio::test]
+    async fn drain_takes_nomads_request_and_shows_on_the_node() {
+        let rpc = Arc::new(FakeRpc::default());
+        rpc.nodes
+            .lock()
+            .unwrap()
+            .insert("n1".into(), structs::mock::node("n1"));
+        let app = app(&rpc, None);
+        let body = r#"{"NodeID":"n1","DrainSpec":{"Deadline":3600000000000,"IgnoreSystemJobs":true},"MarkEligible":false,"Meta":{"message":"kernel upgrade"}}"#;
+        let r = call(&app, Method::POST, "/v1/node/n1/drain", Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let v: Value = r.json();
+        assert_eq!(v["NodeModifyIndex"], INDEX + 1);
+        assert_eq!(v["EvalIDs"], serde_json::json!([]));
+        let node: Value = call(&app, Method::GET, "/v1/node/n1", None).await.json();
+        assert_eq!(node["Drain"], true);
+        assert_eq!(node["DrainStrategy"]["Deadline"], 3_600_000_000_000i64);
+        assert_eq!(node["DrainStrategy"]["IgnoreSystemJobs"], true);
+        assert_eq!(node["LastDrain"]["Meta"]["message"], "kernel upgrade");
+        assert_eq!(node["SchedulingEligibility"], "ineligible");
+
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/node/n1/drain",
+            Some(r#"{"DrainSpec":null,"MarkEligible":true}"#),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let node: Value = call(&app, Method::GET, "/v1/node/n1", None).await.json();
+        assert_eq!(node["DrainStrategy"], Value::Null);
+        assert_eq!(node["SchedulingEligibility"], "eligible");
+
+        for (body, want) in [
+            (r#"{"NodeID":"n2","DrainSpec":null}"#, "does not match"),
+            (
+                r#"{"DrainSpec":{"Deadline":"1h"}}"#,
+                "expected i64 at line 1",
+            ),
+        ] {
+            let r = call(&app, Method::POST, "/v1/node/n1/drain", Some(body)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(r.text().contains(want), "{body}: {}", r.text());
+        }
+        let r = call(&app, Method::POST, "/v1/node/zz/drain", Some("{}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
 }

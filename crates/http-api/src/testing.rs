@@ -354,6 +354,33 @@ impl Rpc for FakeRpc {
         node.scheduling_eligibility = eligibility.to_string();
         Ok(INDEX + 1)
     }
+    async fn node_update_drain(
+        &self,
+        node_id: &str,
+        req: rpc::NodeDrainRequest,
+    ) -> Result<rpc::NodeDrainResponse, RpcError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        let node = nodes
+            .get_mut(node_id)
+            .ok_or_else(|| RpcError::not_found(format!("node {node_id:?} not found")))?;
+        node.drain_strategy = req
+            .drain_spec
+            .map(|spec| structs::DrainStrategy::new(spec, 1));
+        node.drain = node.drain_strategy.is_some();
+        if node.drain {
+            node.scheduling_eligibility = "ineligible".into();
+            node.last_drain = Some(structs::DrainMetadata {
+                meta: req.meta,
+                ..Default::default()
+            });
+        } else if req.mark_eligible {
+            node.scheduling_eligibility = "eligible".into();
+        }
+        Ok(rpc::NodeDrainResponse {
+            node_modify_index: INDEX + 1,
+            ..Default::default()
+        })
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,

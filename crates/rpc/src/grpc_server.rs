@@ -295,6 +295,9 @@ async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), Rpc
             node_id,
             eligibility,
         } => plain(&rpc.node_update_eligibility(&node_id, &eligibility).await?),
+        Call::NodeUpdateDrain { node_id, req } => {
+            plain(&rpc.node_update_drain(&node_id, *req).await?)
+        }
         Call::SchedulerGetConfig(q) => query!(rpc.scheduler_get_config(&q.into())),
         Call::SchedulerSetConfig {
             region,

@@ -86,6 +86,32 @@ pub struct NodeUpdateResponse {
     pub index: u64,
 }
 
+/// What `POST /v1/node/:id/drain` asks for (Nomad's `NodeUpdateDrainRequest`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeDrainRequest {
+    /// The drain to start or change; None ends the current one (`-disable`).
+    pub drain_spec: Option<structs::DrainSpec>,
+    /// When ending the drain: make the node eligible again (`-disable` without
+    /// `-keep-ineligible`).
+    pub mark_eligible: bool,
+    /// `-m` (as the `message` key) and `-meta`, kept in the node's `LastDrain`.
+    pub meta: std::collections::BTreeMap<String, String>,
+}
+
+/// What a drain update answers (Nomad's `NodeDrainUpdateResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeDrainResponse {
+    /// Evaluations created (system jobs when the node becomes eligible again).
+    #[serde(rename = "EvalIDs")]
+    pub eval_ids: Vec<String>,
+    /// Raft index of the evaluations (0 when none).
+    pub eval_create_index: u64,
+    /// Raft index of the node update.
+    pub node_modify_index: u64,
+}
+
 /// Every call an agent makes to the servers of a region. Reads take `QueryOptions`; missing
 /// objects are `ErrorCode::NotFound`.
 #[async_trait]
@@ -198,6 +224,12 @@ pub trait Rpc: Send + Sync + 'static {
         node_id: &str,
         eligibility: &str,
     ) -> Result<u64, RpcError>;
+    /// Starts, changes or ends a node's drain.
+    async fn node_update_drain(
+        &self,
+        node_id: &str,
+        req: NodeDrainRequest,
+    ) -> Result<NodeDrainResponse, RpcError>;
     /// The region's scheduler configuration.
     async fn scheduler_get_config(
         &self,

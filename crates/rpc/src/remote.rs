@@ -370,6 +370,17 @@ impl Rpc for RemoteRpc {
         })
         .await
     }
+    async fn node_update_drain(
+        &self,
+        node_id: &str,
+        req: crate::NodeDrainRequest,
+    ) -> Result<crate::NodeDrainResponse, RpcError> {
+        self.value(Call::NodeUpdateDrain {
+            node_id: node_id.into(),
+            req: Box::new(req),
+        })
+        .await
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,

@@ -168,6 +168,17 @@ impl Rpc for Fake {
             other => Err(RpcError::bad_request(other.to_string())),
         }
     }
+    async fn node_update_drain(
+        &self,
+        node_id: &str,
+        req: NodeDrainRequest,
+    ) -> Result<NodeDrainResponse, RpcError> {
+        Ok(NodeDrainResponse {
+            eval_ids: vec![node_id.to_string()],
+            eval_create_index: req.drain_spec.map_or(0, |s| s.deadline as u64),
+            node_modify_index: u64::from(req.mark_eligible),
+        })
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,
@@ -402,6 +413,29 @@ async fn operator_calls_and_binary_snapshots_cross_the_wire() {
         .await
         .unwrap();
     assert!(!set.updated, "the check-and-set index crossed the wire");
+    let drain = remote
+        .node_update_drain(
+            "n1",
+            NodeDrainRequest {
+                drain_spec: Some(DrainSpec {
+                    deadline: 7,
+                    ignore_system_jobs: true,
+                }),
+                mark_eligible: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            drain.eval_ids,
+            drain.eval_create_index,
+            drain.node_modify_index
+        ),
+        (vec!["n1".to_string()], 7, 1),
+        "the drain request and its answer crossed the wire"
+    );
     token.cancel();
 }
 

@@ -204,6 +204,10 @@ pub(crate) enum Call {
         node_id: String,
         eligibility: String,
     },
+    NodeUpdateDrain {
+        node_id: String,
+        req: Box<crate::NodeDrainRequest>,
+    },
     SchedulerGetConfig(WireQuery),
     SchedulerSetConfig {
         region: String,
@@ -245,6 +249,7 @@ impl Call {
             Call::SnapshotSave { .. } => "snapshot_save",
             Call::SnapshotRestore { .. } => "snapshot_restore",
             Call::NodeUpdateEligibility { .. } => "node_update_eligibility",
+            Call::NodeUpdateDrain { .. } => "node_update_drain",
             Call::SchedulerGetConfig(_) => "scheduler_get_config",
             Call::SchedulerSetConfig { .. } => "scheduler_set_config",
         }

@@ -250,6 +250,8 @@ mod feasibility_tests;
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
+mod migrate_tests;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod reschedule_tests;

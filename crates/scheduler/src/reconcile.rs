@@ -16,6 +16,17 @@ use structs::{
 pub(crate) const STOP_NOT_NEEDED: &str = "alloc not needed due to job update";
 pub(crate) const STOP_JOB_STOPPED: &str = "alloc not needed as job is stopped";
 pub(crate) const STOP_UPDATING: &str = "alloc is being updated due to job update";
+pub(crate) const STOP_MIGRATING: &str = "alloc is being migrated";
+
+/// True when the drainer marked the allocation to leave its node and the node still drains
+/// (a canceled drain leaves the marks, which then mean nothing).
+pub(crate) fn migrating(snap: &StateStore, alloc: &Allocation) -> bool {
+    alloc.desired_transition.should_migrate()
+        && !alloc.client_terminal()
+        && snap
+            .node_by_id(&alloc.node_id)
+            .is_some_and(|n| n.draining())
+}
 
 /// One allocation to place.
 #[derive(Debug, Clone)]
@@ -139,6 +150,19 @@ fn reconcile_group(
             annotate(&mut rec.desired, &group.name).place += 1;
             continue;
         };
+        if migrating(snap, alloc) {
+            // Stopped on its draining node and placed again elsewhere (not a reschedule).
+            rec.stop(alloc, STOP_MIGRATING);
+            let d = annotate(&mut rec.desired, &group.name);
+            d.stop -= 1;
+            d.migrate += 1;
+            rec.place.push(PlaceRequest {
+                group: group.name.clone(),
+                index: idx,
+                previous: Some((*alloc).clone()),
+            });
+            continue;
+        }
         if alloc.client_status == ALLOC_CLIENT_FAILED && alloc.desired_status == ALLOC_DESIRED_RUN {
             match reschedule::decide(snap, group.reschedule_policy.as_ref(), alloc, now) {
                 Reschedule::Now => {

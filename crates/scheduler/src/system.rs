@@ -4,7 +4,9 @@ use crate::feasible::Feasibility;
 use crate::fit::usage_without;
 use crate::place::{fit_group, new_alloc, node_in_scope, FreshIds, NewAlloc};
 use crate::rank::SeededRng;
-use crate::reconcile::{tasks_updated, STOP_JOB_STOPPED, STOP_NOT_NEEDED, STOP_UPDATING};
+use crate::reconcile::{
+    migrating, tasks_updated, STOP_JOB_STOPPED, STOP_MIGRATING, STOP_NOT_NEEDED, STOP_UPDATING,
+};
 use crate::{annotate, SchedCtx, SchedOutcome};
 use state::StateStore;
 use std::collections::BTreeMap;
@@ -59,6 +61,10 @@ pub(crate) fn compute_system(
             let eligible =
                 node.ready_for_work() && node_in_scope(&job, node) && feas.check(node).is_ok();
             if !eligible {
+                // The drainer marks system allocations last; they stop and are not replaced.
+                for a in existing.iter().filter(|a| migrating(snap, a)) {
+                    stop(out, a, STOP_MIGRATING);
+                }
                 if node.ready_for_work() {
                     for a in existing.iter().filter(|a| !a.client_terminal()) {
                         stop(out, a, STOP_NOT_NEEDED);

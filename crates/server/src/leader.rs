@@ -80,6 +80,9 @@ pub(crate) async fn start_duties(shared: &Shared, flush: bool) {
     }
     shared.heartbeats.enable(nodes).await;
     shared.unblock_evals().await;
+    shared
+        .duties_active
+        .store(true, std::sync::atomic::Ordering::Release);
 }
 
 async fn establish(shared: &Shared) {
@@ -111,6 +114,9 @@ async fn initial_scheduler_config(shared: &Shared) {
 
 async fn revoke(shared: &Shared) {
     info!("cluster leadership lost; leader duties stopped");
+    shared
+        .duties_active
+        .store(false, std::sync::atomic::Ordering::Release);
     shared.broker.set_enabled(false).await;
     shared.heartbeats.disable().await;
 }

@@ -15,6 +15,7 @@
 mod blocking;
 mod bootstrap;
 mod broker;
+mod drainer;
 mod endpoints;
 mod forward;
 mod heartbeat;
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) broker: broker::BrokerHandle,
     pub(crate) plans: plan_apply::PlanQueueHandle,
     pub(crate) heartbeats: heartbeat::HeartbeatHandle,
+    /// True while this server leads and its leader duties run (the drainer acts only then).
+    pub(crate) duties_active: std::sync::atomic::AtomicBool,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -156,11 +159,13 @@ impl ServerHandle {
             broker,
             plans,
             heartbeats,
+            duties_active: std::sync::atomic::AtomicBool::new(false),
             shutdown: shutdown.clone(),
         });
         tasks.spawn(plan_apply::run(shared.clone(), plan_rx));
         tasks.spawn(reaper::run(shared.clone(), failed_evals));
         tasks.spawn(heartbeat::run(shared.clone(), hb_rx));
+        tasks.spawn(drainer::run(shared.clone()));
         for _ in 0..workers {
             tasks.spawn(worker::run(shared.clone()));
         }

@@ -4,7 +4,7 @@ use crate::command::ClientAllocUpdate;
 use crate::{job_key, AllocKey, JobKey, PlanResult, StateStore, Table};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use structs::{Allocation, ALLOC_DESIRED_STOP};
+use structs::{Allocation, DesiredTransition, ALLOC_DESIRED_STOP};
 
 impl StateStore {
     /// One allocation.
@@ -130,6 +130,29 @@ impl StateStore {
         }
         self.bump(index, Table::Allocs);
         self.refresh_job_status(index, touched);
+    }
+
+    pub(crate) fn update_desired_transitions(
+        &mut self,
+        index: u64,
+        ids: &[String],
+        transition: &DesiredTransition,
+        now: i64,
+    ) {
+        for id in ids {
+            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
+                continue;
+            };
+            let mut alloc = (*existing).clone();
+            let t = &mut alloc.desired_transition;
+            t.migrate = transition.migrate.or(t.migrate);
+            t.reschedule = transition.reschedule.or(t.reschedule);
+            t.force_reschedule = transition.force_reschedule.or(t.force_reschedule);
+            alloc.modify_index = index;
+            alloc.modify_time = now;
+            self.put_alloc(index, alloc);
+        }
+        self.bump(index, Table::Allocs);
     }
 
     /// Inserts or replaces an allocation, keeping the indexes and the job summary in step.

@@ -1,7 +1,8 @@
 //! The commands that change the state store: what Raft entries carry.
 
 use serde::{Deserialize, Serialize};
-use structs::{Allocation, Evaluation, Job, Node, TaskState};
+use std::collections::BTreeMap;
+use structs::{Allocation, DesiredTransition, DrainStrategy, Evaluation, Job, Node, TaskState};
 
 /// One committed change. Everything that would differ between servers (time, IDs) is inside.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +73,36 @@ pub enum Command {
         /// `eligible` or `ineligible`.
         eligibility: String,
         /// Evaluations it triggers (system jobs, when it becomes eligible).
+        evals: Vec<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Start, change or end a node's drain (`node drain`; the drainer ends it when every
+    /// allocation left the node).
+    NodeUpdateDrain {
+        /// The node.
+        node_id: String,
+        /// The drain to run; None ends the current one.
+        strategy: Option<DrainStrategy>,
+        /// On ending: make the node eligible again (`-disable` without `-keep-ineligible`).
+        mark_eligible: bool,
+        /// `-m` and `-meta`, kept in the node's `LastDrain`.
+        meta: BTreeMap<String, String>,
+        /// On ending: the drain completed (the drainer) rather than being canceled.
+        complete: bool,
+        /// Evaluations it triggers (system jobs, when the node becomes eligible again).
+        evals: Vec<Evaluation>,
+        /// Unix nanoseconds.
+        now: i64,
+    },
+    /// Set allocations' desired transition (the drainer marks them for migration), with the
+    /// evaluations that act on it.
+    AllocUpdateDesiredTransition {
+        /// The allocations.
+        alloc_ids: Vec<String>,
+        /// The flags to set (unset ones are left as they are).
+        transition: DesiredTransition,
+        /// Evaluations for the jobs of those allocations.
         evals: Vec<Evaluation>,
         /// Unix nanoseconds.
         now: i64,

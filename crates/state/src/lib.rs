@@ -239,6 +239,35 @@ impl StateStore {
                 self.upsert_evals(index, evals);
                 Ok(ApplyOutcome::default())
             }
+            Command::NodeUpdateDrain {
+                node_id,
+                strategy,
+                mark_eligible,
+                meta,
+                complete,
+                evals,
+                now,
+            } => {
+                let drain = nodes::DrainUpdate {
+                    strategy,
+                    mark_eligible,
+                    meta,
+                    complete,
+                };
+                self.update_node_drain(index, &node_id, drain, now)?;
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
+            Command::AllocUpdateDesiredTransition {
+                alloc_ids,
+                transition,
+                evals,
+                now,
+            } => {
+                self.update_desired_transitions(index, &alloc_ids, &transition, now);
+                self.upsert_evals(index, evals);
+                Ok(ApplyOutcome::default())
+            }
             Command::SchedulerSetConfig { config, cas } => {
                 self.set_scheduler_config(index, config, cas)?;
                 Ok(ApplyOutcome::default())

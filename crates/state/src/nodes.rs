@@ -1,8 +1,20 @@
 //! The nodes table.
 
 use crate::{StateError, StateStore, Table};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use structs::{Node, NodeEvent, NODE_STATUS_READY};
+use structs::{
+    DrainMetadata, DrainStrategy, Node, NodeEvent, DRAIN_STATUS_CANCELED, DRAIN_STATUS_COMPLETE,
+    DRAIN_STATUS_DRAINING, NODE_ELIGIBLE, NODE_INELIGIBLE, NODE_STATUS_READY,
+};
+
+/// A change to a node's drain ([`crate::Command::NodeUpdateDrain`]).
+pub(crate) struct DrainUpdate {
+    pub(crate) strategy: Option<DrainStrategy>,
+    pub(crate) mark_eligible: bool,
+    pub(crate) meta: BTreeMap<String, String>,
+    pub(crate) complete: bool,
+}
 
 impl StateStore {
     /// One node.
@@ -26,6 +38,8 @@ impl StateStore {
                 node.create_index = existing.create_index;
                 // Operator decisions survive a re-registration.
                 node.drain = existing.drain;
+                node.drain_strategy = existing.drain_strategy.clone();
+                node.last_drain = existing.last_drain.clone();
                 if !existing.scheduling_eligibility.is_empty() {
                     node.scheduling_eligibility = existing.scheduling_eligibility.clone();
                 }
@@ -46,7 +60,7 @@ impl StateStore {
             node.status = NODE_STATUS_READY.into();
         }
         if node.scheduling_eligibility.is_empty() {
-            node.scheduling_eligibility = structs::NODE_ELIGIBLE.into();
+            node.scheduling_eligibility = NODE_ELIGIBLE.into();
         }
         if node.node_pool.is_empty() {
             node.node_pool = "default".into();
@@ -68,6 +82,68 @@ impl StateStore {
             let changed = node.scheduling_eligibility != eligibility;
             node.scheduling_eligibility = eligibility.to_string();
             changed.then(|| format!("Node marked as {eligibility}"))
+        })
+    }
+
+    /// Starts, updates or ends a node's drain. A drain makes the node ineligible; ending
+    /// one makes it eligible again only when asked (`mark_eligible`).
+    pub(crate) fn update_node_drain(
+        &mut self,
+        index: u64,
+        id: &str,
+        drain: DrainUpdate,
+        now: i64,
+    ) -> Result<(), StateError> {
+        self.update_node(index, id, now, |node| {
+            let was_draining = node.drain_strategy.is_some();
+            let event = match drain.strategy {
+                Some(strategy) => {
+                    node.scheduling_eligibility = NODE_INELIGIBLE.into();
+                    node.drain_strategy = Some(strategy);
+                    match node.last_drain.as_mut().filter(|_| was_draining) {
+                        Some(last) => {
+                            last.updated_at = now;
+                            if !drain.meta.is_empty() {
+                                last.meta = drain.meta;
+                            }
+                            "Node drain strategy updated"
+                        }
+                        None => {
+                            node.last_drain = Some(DrainMetadata {
+                                started_at: now,
+                                updated_at: now,
+                                status: DRAIN_STATUS_DRAINING.into(),
+                                meta: drain.meta,
+                                ..Default::default()
+                            });
+                            "Node drain strategy set"
+                        }
+                    }
+                }
+                None => {
+                    node.drain_strategy = None;
+                    if drain.mark_eligible {
+                        node.scheduling_eligibility = NODE_ELIGIBLE.into();
+                    }
+                    if let Some(last) = node.last_drain.as_mut().filter(|_| was_draining) {
+                        last.updated_at = now;
+                        last.status = if drain.complete {
+                            DRAIN_STATUS_COMPLETE
+                        } else {
+                            DRAIN_STATUS_CANCELED
+                        }
+                        .into();
+                    }
+                    match (was_draining, drain.complete) {
+                        (true, true) => "Node drain complete",
+                        (true, false) => "Node drain disabled",
+                        (false, _) if drain.mark_eligible => "Node marked as eligible",
+                        (false, _) => return None,
+                    }
+                }
+            };
+            node.drain = node.drain_strategy.is_some();
+            Some(event.to_string())
         })
     }
 

@@ -21,6 +21,8 @@ pub const TRIGGER_JOB_REGISTER: &str = "job-register";
 pub const TRIGGER_JOB_DEREGISTER: &str = "job-deregister";
 /// A node changed.
 pub const TRIGGER_NODE_UPDATE: &str = "node-update";
+/// The drainer marked allocations of the job for migration.
+pub const TRIGGER_NODE_DRAIN: &str = "node-drain";
 /// Capacity freed up for a blocked eval.
 pub const TRIGGER_QUEUED_ALLOCS: &str = "queued-allocs";
 /// An allocation failed and is rescheduled.

@@ -7,6 +7,7 @@
 mod alloc;
 mod api;
 pub mod canonicalize;
+mod drain;
 pub mod duration;
 mod eval;
 pub mod ids;
@@ -22,6 +23,7 @@ mod vecmap;
 
 pub use alloc::*;
 pub use api::*;
+pub use drain::*;
 pub use eval::*;
 pub use ids::{derive_uuid, short_id};
 pub use job::*;

@@ -1,5 +1,6 @@
 //! Client nodes: what they fingerprinted and what they have left.
 
+use crate::{DrainMetadata, DrainStrategy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -40,7 +41,12 @@ pub struct Node {
     pub status_description: String,
     pub status_updated_at: i64,
     pub scheduling_eligibility: String,
+    /// True while a drain runs (kept equal to `drain_strategy.is_some()` by the state store).
     pub drain: bool,
+    /// The drain in progress.
+    pub drain_strategy: Option<DrainStrategy>,
+    /// The most recent drain, kept after it ends.
+    pub last_drain: Option<DrainMetadata>,
     pub events: Vec<NodeEvent>,
     pub create_index: u64,
     pub modify_index: u64,
@@ -52,6 +58,12 @@ impl Node {
         self.status == NODE_STATUS_READY
             && self.scheduling_eligibility != NODE_INELIGIBLE
             && !self.drain
+            && self.drain_strategy.is_none()
+    }
+
+    /// True while a drain runs.
+    pub fn draining(&self) -> bool {
+        self.drain_strategy.is_some()
     }
 
     /// The node's IP address for port mappings (its first network, else the attribute).
@@ -172,6 +184,7 @@ pub struct NodeListStub {
     pub status: String,
     pub status_description: String,
     pub drivers: BTreeMap<String, DriverInfo>,
+    pub last_drain: Option<DrainMetadata>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -202,6 +215,7 @@ impl From<&Node> for NodeListStub {
             status: n.status.clone(),
             status_description: n.status_description.clone(),
             drivers: n.drivers.clone(),
+            last_drain: n.last_drain.clone(),
             create_index: n.create_index,
             modify_index: n.modify_index,
         }

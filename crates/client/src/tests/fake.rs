@@ -210,6 +210,13 @@ impl Rpc for Fake {
     async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
         nope()
     }
+    async fn node_update_drain(
+        &self,
+        _: &str,
+        _: rpc::NodeDrainRequest,
+    ) -> Result<rpc::NodeDrainResponse, RpcError> {
+        nope()
+    }
     async fn scheduler_get_config(
         &self,
         _: &QueryOptions,

@@ -27,7 +27,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use structs::{AllocMetric, AllocatedResources, Allocation, Job, TaskState, VecMap};
+use structs::{
+    AllocMetric, AllocatedResources, Allocation, DesiredTransition, Job, TaskState, VecMap,
+};
 
 /// An allocation as an image holds it: the tracked job version it runs, if any.
 pub(super) type ImageAlloc = (Option<u64>, Arc<Allocation>);
@@ -192,6 +194,7 @@ impl<'a> ChunkWriter<'a> {
             metrics,
             desired_status,
             desired_description,
+            desired_transition,
             client_status,
             client_description,
             task_states,
@@ -230,6 +233,7 @@ impl<'a> ChunkWriter<'a> {
         self.composite(metrics, |w| &mut w.metrics)?;
         self.shared(desired_status);
         self.shared(desired_description);
+        put_varint(&mut self.records, transition_bits(desired_transition));
         self.shared(client_status);
         self.shared(client_description);
         self.composite(task_states, |w| &mut w.states)?;
@@ -243,6 +247,33 @@ impl<'a> ChunkWriter<'a> {
         put_i64(&mut self.records, *modify_time);
         Ok(())
     }
+}
+
+/// A desired transition in one varint: two bits per flag (0 unset, 1 false, 2 true).
+fn transition_bits(t: &DesiredTransition) -> u64 {
+    let flag = |f: Option<bool>| match f {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    flag(t.migrate) | flag(t.reschedule) << 2 | flag(t.force_reschedule) << 4
+}
+
+fn transition_of(bits: u64) -> Result<DesiredTransition, SnapshotError> {
+    let flag = |shift: u32| match (bits >> shift) & 3 {
+        0 => Ok(None),
+        1 => Ok(Some(false)),
+        2 => Ok(Some(true)),
+        _ => Err(bad("an invalid desired transition")),
+    };
+    if bits >> 6 != 0 {
+        return Err(bad("an invalid desired transition"));
+    }
+    Ok(DesiredTransition {
+        migrate: flag(0)?,
+        reschedule: flag(2)?,
+        force_reschedule: flag(4)?,
+    })
 }
 
 fn put_table(out: &mut Vec<u8>, entries: &[(impl AsRef<[u8]>, u32)]) {
@@ -457,6 +488,7 @@ impl ChunkReader<'_, '_> {
         let metrics = self.composite(|c| &mut c.metrics)?;
         let desired_status = self.string()?;
         let desired_description = self.string()?;
+        let desired_transition = transition_of(self.r.varint()?)?;
         let client_status = self.string()?;
         let client_description = self.string()?;
         let task_states = self.composite(|c| &mut c.states)?;
@@ -482,6 +514,7 @@ impl ChunkReader<'_, '_> {
             metrics,
             desired_status,
             desired_description,
+            desired_transition,
             client_status,
             client_description,
             task_states,

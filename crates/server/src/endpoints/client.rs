@@ -116,6 +116,60 @@ pub(super) async fn node_update_eligibility(
     Ok(index)
 }
 
+pub(super) async fn node_update_drain(
+    shared: &Shared,
+    node_id: &str,
+    req: rpc::NodeDrainRequest,
+) -> Result<rpc::NodeDrainResponse, RpcError> {
+    let snap = shared.log.snapshot();
+    let node = snap
+        .node_by_id(node_id)
+        .ok_or_else(|| RpcError::not_found(format!("node {node_id:?} not found")))?;
+    let now = now_ns();
+    let strategy = req.drain_spec.map(|spec| {
+        let mut s = structs::DrainStrategy::new(spec, now);
+        // Changing a running drain keeps when it started.
+        if let Some(current) = &node.drain_strategy {
+            s.started_at = current.started_at;
+        }
+        s
+    });
+    let becomes_eligible = strategy.is_none()
+        && req.mark_eligible
+        && node.scheduling_eligibility != NODE_ELIGIBLE
+        && node.status == NODE_STATUS_READY;
+    let evals = if becomes_eligible {
+        system_job_evals(shared, node_id)
+    } else {
+        Vec::new()
+    };
+    let (index, _) = shared
+        .log
+        .apply(Command::NodeUpdateDrain {
+            node_id: node_id.to_string(),
+            strategy,
+            mark_eligible: req.mark_eligible,
+            meta: req.meta,
+            complete: false,
+            evals: evals.clone(),
+            now,
+        })
+        .await?;
+    let eval_ids = evals.iter().map(|e| e.id.clone()).collect();
+    let eval_create_index = if evals.is_empty() { 0 } else { index };
+    for eval in evals {
+        shared.broker.enqueue(eval).await;
+    }
+    if becomes_eligible {
+        shared.unblock_evals().await;
+    }
+    Ok(rpc::NodeDrainResponse {
+        eval_ids,
+        eval_create_index,
+        node_modify_index: index,
+    })
+}
+
 async fn node_became_ready(shared: &Shared, node_id: &str) -> Result<(), RpcError> {
     let evals = system_job_evals(shared, node_id);
     if !evals.is_empty() {

@@ -359,6 +359,18 @@ impl Rpc for ServerRpc {
             client::node_update_eligibility(&self.shared, node_id, eligibility).await
         )
     }
+    async fn node_update_drain(
+        &self,
+        node_id: &str,
+        req: rpc::NodeDrainRequest,
+    ) -> Result<rpc::NodeDrainResponse, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.node_update_drain(node_id, req.clone()).await,
+            client::node_update_drain(&self.shared, node_id, req.clone()).await
+        )
+    }
     async fn scheduler_get_config(
         &self,
         q: &QueryOptions,
