@@ -1,6 +1,6 @@
 //! The region server: RPC endpoints over the replicated state, forwarding to the leader, region
 //! bootstrap and join, and the leader's duties: the eval broker, scheduler workers, the plan
-//! applier, heartbeat tracking and blocked-eval unblocking.
+//! applier, heartbeat tracking, blocked-eval unblocking and the node drainer.
 //!
 //! Every change to region state is a `state::Command` committed through Raft
 //! ([`log::StateLog::apply`] over `consensus::RaftNode`). Writes and consistent reads run on
@@ -8,7 +8,8 @@
 //! `scheduler` crate; this crate owns the submit-and-retry loop around it.
 //!
 //! Tasks: one owns the broker (`broker.rs`), one the plan queue (`plan_apply.rs`), one the
-//! heartbeat timers (`heartbeat.rs`), `num_schedulers` workers (`worker.rs`), one follows
+//! heartbeat timers (`heartbeat.rs`), one drains nodes (`drainer.rs`, acting only while this
+//! server's leader duties run), `num_schedulers` workers (`worker.rs`), one follows
 //! leadership and starts or stops the leader duties (`leader.rs`), and one forms or joins the
 //! region (`bootstrap.rs`). All obey one shutdown token.
 
