@@ -387,6 +387,23 @@ pub(crate) fn fit_group(
     oversubscribe: bool,
 ) -> Result<AllocatedResources, String> {
     let (cpu, mem, disk) = capacity(node);
+    // The totals first: most candidates that do not fit fail here, before anything is built.
+    let want_cpu: i64 = group.tasks.iter().map(|t| t.resources.cpu).sum();
+    let want_mem: i64 = group.tasks.iter().map(|t| t.resources.memory_mb).sum();
+    let want_disk = group
+        .ephemeral_disk
+        .as_ref()
+        .map(|d| d.size_mb)
+        .unwrap_or(0);
+    if usage.cpu + want_cpu > cpu {
+        return Err("cpu".into());
+    }
+    if usage.memory_mb + want_mem > mem {
+        return Err("memory".into());
+    }
+    if usage.disk_mb + want_disk > disk {
+        return Err("disk".into());
+    }
     let mut res = AllocatedResources::default();
     for task in &group.tasks {
         let mut t = AllocatedTaskResources::default();
@@ -397,19 +414,9 @@ pub(crate) fn fit_group(
         }
         res.tasks.insert(task.name.clone(), t);
     }
-    res.shared.disk_mb = group
-        .ephemeral_disk
-        .as_ref()
-        .map(|d| d.size_mb)
-        .unwrap_or(0);
-    if usage.cpu + res.cpu() > cpu {
-        return Err("cpu".into());
-    }
-    if usage.memory_mb + res.memory_mb() > mem {
-        return Err("memory".into());
-    }
-    if usage.disk_mb + res.shared.disk_mb > disk {
-        return Err("disk".into());
+    res.shared.disk_mb = want_disk;
+    if group.all_networks().next().is_none() {
+        return Ok(res);
     }
     let ip = node.ip();
     // Ports this group takes, checked alongside the node's.

@@ -87,12 +87,19 @@ pub(crate) fn record_top_scores(
         let Some(node) = nodes.get(r.node) else {
             continue;
         };
+        // `<node>.<term>`, built without the formatting machinery (this runs for every
+        // placement).
+        let key = |term: &str| {
+            let mut k = String::with_capacity(node.id.len() + 1 + term.len());
+            k.push_str(&node.id);
+            k.push('.');
+            k.push_str(term);
+            k
+        };
         for (name, v) in r.parts.terms() {
-            metric.scores.insert(format!("{}.{name}", node.id), v);
+            metric.scores.insert(key(name), v);
         }
-        metric
-            .scores
-            .insert(format!("{}.normalized-score", node.id), r.score);
+        metric.scores.insert(key("normalized-score"), r.score);
     }
 }
 

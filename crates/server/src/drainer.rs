@@ -17,15 +17,15 @@
 //!
 //! At the deadline (`-force`: at once) every remaining allocation is marked.
 
-use crate::{new_id, now_ns, Shared};
+use crate::{job_eval, now_ns, Shared};
 use state::{Command, StateStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use structs::{
-    Allocation, DesiredTransition, Evaluation, Job, Node, ALLOC_CLIENT_RUNNING,
-    EVAL_STATUS_PENDING, JOB_TYPE_SYSTEM, TASK_STATE_RUNNING, TRIGGER_NODE_DRAIN,
+    Allocation, DesiredTransition, Evaluation, Job, Node, ALLOC_CLIENT_RUNNING, JOB_TYPE_SYSTEM,
+    TASK_STATE_RUNNING, TRIGGER_NODE_DRAIN,
 };
 use tracing::{info, warn};
 
@@ -265,17 +265,8 @@ async fn tick(shared: &Shared) -> Result<(), rpc::RpcError> {
 
 fn drain_eval(job: &Job, now: i64) -> Evaluation {
     Evaluation {
-        id: new_id(),
-        namespace: job.namespace.clone(),
-        priority: job.priority,
-        eval_type: job.job_type.clone(),
-        triggered_by: TRIGGER_NODE_DRAIN.into(),
-        job_id: job.id.clone(),
         job_modify_index: job.job_modify_index,
-        status: EVAL_STATUS_PENDING.into(),
-        create_time: now,
-        modify_time: now,
-        ..Default::default()
+        ..job_eval(job, TRIGGER_NODE_DRAIN, now)
     }
 }
 

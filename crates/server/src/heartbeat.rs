@@ -1,14 +1,12 @@
 //! Node liveness: each heartbeat pushes a node's deadline out; a node that misses it is marked
 //! down, its allocations lost, and its jobs re-evaluated.
 
-use crate::{new_id, now_ns, Shared};
+use crate::{now_ns, Shared};
 use state::{Command, PlanResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use structs::{
-    Evaluation, ALLOC_CLIENT_LOST, EVAL_STATUS_PENDING, NODE_STATUS_DOWN, TRIGGER_NODE_UPDATE,
-};
+use structs::{Evaluation, ALLOC_CLIENT_LOST, NODE_STATUS_DOWN, TRIGGER_NODE_UPDATE};
 use tokio::sync::mpsc;
 use tokio::time::{interval, Instant};
 use tracing::{info, warn};
@@ -132,17 +130,8 @@ async fn mark_down(shared: &Shared, node_id: &str) -> Result<(), rpc::RpcError> 
         .filter_map(|(ns, job_id)| {
             let job = snap.job_by_id(&ns, &job_id)?;
             Some(Evaluation {
-                id: new_id(),
-                namespace: ns,
-                priority: job.priority,
-                eval_type: job.job_type.clone(),
-                triggered_by: TRIGGER_NODE_UPDATE.into(),
-                job_id,
                 node_id: node_id.to_string(),
-                status: EVAL_STATUS_PENDING.into(),
-                create_time: now,
-                modify_time: now,
-                ..Default::default()
+                ..crate::job_eval(job, TRIGGER_NODE_UPDATE, now)
             })
         })
         .collect();

@@ -224,6 +224,23 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// A new pending evaluation of `job` (a fresh ID), triggered by `triggered_by` at `now`.
+/// Callers set what else they know (`node_id`, `job_modify_index`) with struct update.
+pub(crate) fn job_eval(job: &structs::Job, triggered_by: &str, now: i64) -> structs::Evaluation {
+    structs::Evaluation {
+        id: new_id(),
+        namespace: job.namespace.clone(),
+        priority: job.priority,
+        eval_type: job.job_type.clone(),
+        triggered_by: triggered_by.into(),
+        job_id: job.id.clone(),
+        status: structs::EVAL_STATUS_PENDING.into(),
+        create_time: now,
+        modify_time: now,
+        ..Default::default()
+    }
+}
+
 /// A fresh random UUID for evaluations and nodes.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

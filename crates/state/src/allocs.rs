@@ -1,7 +1,8 @@
 //! The allocations table: plan results and client updates.
 
 use crate::command::ClientAllocUpdate;
-use crate::{job_key, AllocKey, JobKey, PlanResult, StateStore, Table};
+use crate::{job_key, AllocKey, IdKey, JobKey, PlanResult, StateStore, Table};
+use imbl::OrdSet;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use structs::{Allocation, DesiredTransition, ALLOC_DESIRED_STOP};
@@ -9,7 +10,7 @@ use structs::{Allocation, DesiredTransition, ALLOC_DESIRED_STOP};
 impl StateStore {
     /// One allocation.
     pub fn alloc_by_id(&self, id: &str) -> Option<&Arc<Allocation>> {
-        self.allocs.get(id)
+        self.allocs.get(&AllocKey::new(id))
     }
 
     /// How many allocations there are.
@@ -37,7 +38,7 @@ impl StateStore {
     /// A node's allocations.
     pub fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>> {
         self.allocs_by_node
-            .get(node_id)
+            .get(&IdKey::new(node_id))
             .map(|ids| {
                 ids.iter()
                     .filter_map(|id| self.allocs.get(id).cloned())
@@ -48,7 +49,7 @@ impl StateStore {
 
     /// Calls `f` for each allocation on a node without collecting them.
     pub fn for_each_alloc_on_node(&self, node_id: &str, mut f: impl FnMut(&Allocation)) {
-        if let Some(ids) = self.allocs_by_node.get(node_id) {
+        if let Some(ids) = self.allocs_by_node.get(&IdKey::new(node_id)) {
             for alloc in ids.iter().filter_map(|id| self.allocs.get(id)) {
                 f(alloc);
             }
@@ -58,7 +59,7 @@ impl StateStore {
     pub(crate) fn apply_plan(&mut self, index: u64, result: PlanResult) {
         let mut touched: BTreeSet<JobKey> = BTreeSet::new();
         for mut alloc in result.allocs_upserted {
-            match self.allocs.get(alloc.id.as_str()) {
+            match self.alloc_by_id(&alloc.id) {
                 Some(existing) => {
                     alloc.create_index = existing.create_index;
                     alloc.create_time = existing.create_time;
@@ -79,7 +80,7 @@ impl StateStore {
             self.put_alloc(index, alloc);
         }
         for (id, description) in result.allocs_stopped {
-            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
+            let Some(existing) = self.alloc_by_id(&id).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -92,7 +93,7 @@ impl StateStore {
             self.put_alloc(index, alloc);
         }
         for (id, status, description) in result.allocs_client_status {
-            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
+            let Some(existing) = self.alloc_by_id(&id).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -116,7 +117,7 @@ impl StateStore {
     ) {
         let mut touched: BTreeSet<JobKey> = BTreeSet::new();
         for update in updates {
-            let Some(existing) = self.allocs.get(update.alloc_id.as_str()).cloned() else {
+            let Some(existing) = self.alloc_by_id(&update.alloc_id).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -140,7 +141,7 @@ impl StateStore {
         now: i64,
     ) {
         for id in ids {
-            let Some(existing) = self.allocs.get(id.as_str()).cloned() else {
+            let Some(existing) = self.alloc_by_id(id).cloned() else {
                 continue;
             };
             let mut alloc = (*existing).clone();
@@ -158,20 +159,30 @@ impl StateStore {
     /// Inserts or replaces an allocation, keeping the indexes and the job summary in step.
     fn put_alloc(&mut self, index: u64, alloc: Allocation) {
         let key = job_key(&alloc.namespace, &alloc.job_id);
-        let old = self.allocs.get(alloc.id.as_str()).cloned();
+        let id = AllocKey::new(&alloc.id);
+        let old = self.allocs.get(&id).cloned();
         self.summary_apply_alloc(index, &key, old.as_deref(), &alloc);
         self.account(old.as_deref(), &alloc);
-        let id = AllocKey::from(alloc.id.as_str());
-        let mut by_job = self.allocs_by_job.get(&key).cloned().unwrap_or_default();
-        by_job.insert(Arc::clone(&id));
-        self.allocs_by_job.insert(key, by_job);
-        let mut by_node = self
-            .allocs_by_node
-            .get(&alloc.node_id)
-            .cloned()
-            .unwrap_or_default();
-        by_node.insert(Arc::clone(&id));
-        self.allocs_by_node.insert(alloc.node_id.clone(), by_node);
+        // In place (`get_mut`): the first change in a command copies the shared path of a
+        // set, the others of the same command reuse it. Taking the set out and putting it back
+        // copied the path for every allocation of a plan.
+        match self.allocs_by_job.get_mut(&key) {
+            Some(set) => {
+                set.insert(id.clone());
+            }
+            None => {
+                self.allocs_by_job.insert(key, OrdSet::unit(id.clone()));
+            }
+        }
+        let node = IdKey::new(&alloc.node_id);
+        match self.allocs_by_node.get_mut(&node) {
+            Some(set) => {
+                set.insert(id.clone());
+            }
+            None => {
+                self.allocs_by_node.insert(node, OrdSet::unit(id.clone()));
+            }
+        }
         self.allocs.insert(id, Arc::new(alloc));
     }
 }

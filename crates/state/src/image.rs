@@ -186,10 +186,7 @@ impl StateStore {
         }
         let allocs = link_jobs(&s, image.allocs)?;
         // One shared ID string per allocation, for the map and both indexes.
-        let ids: Vec<AllocKey> = allocs
-            .iter()
-            .map(|a| AllocKey::from(a.id.as_str()))
-            .collect();
+        let ids: Vec<AllocKey> = allocs.iter().map(|a| AllocKey::new(&a.id)).collect();
         // The allocation map and its two indexes are independent: build them on separate
         // threads. A restart with a million allocations spends most of its rebuild here.
         // The threads are named `state-*`: a server that rebuilds in the background lowers
@@ -199,7 +196,7 @@ impl StateStore {
             let map = named("allocs").spawn_scoped(scope, || {
                 ids.iter()
                     .zip(&allocs)
-                    .map(|(id, a)| (Arc::clone(id), Arc::clone(a)))
+                    .map(|(id, a)| (id.clone(), Arc::clone(a)))
                     .collect::<OrdMap<AllocKey, Arc<Allocation>>>()
             });
             let by_job = named("by-job").spawn_scoped(scope, || {
@@ -236,10 +233,11 @@ impl StateStore {
             let by_node = groups
                 .into_iter()
                 .map(|(node, (ids, u))| {
-                    usage.insert(node.to_string(), Arc::new(u));
-                    (node.to_string(), id_set(ids))
+                    let node = crate::IdKey::new(node);
+                    usage.insert(node.clone(), Arc::new(u));
+                    (node, id_set(ids))
                 })
-                .collect::<OrdMap<String, OrdSet<AllocKey>>>();
+                .collect::<OrdMap<crate::IdKey, OrdSet<AllocKey>>>();
             let by_node = (by_node, usage);
             (
                 joined(map, "allocation map"),

@@ -11,6 +11,7 @@ mod config;
 mod evals;
 mod image;
 mod jobs;
+mod key;
 mod nodes;
 mod summary;
 mod usage;
@@ -73,8 +74,9 @@ pub type JobKey = (String, String);
 
 /// An allocation ID as the allocation table and its two indexes hold it: one shared string per
 /// allocation (the three would otherwise hold a copy each, and a B-tree insert clones its key
-/// at every level of the tree).
-type AllocKey = Arc<str>;
+/// at every level of the tree), behind its first bytes kept inline (`key.rs`).
+type AllocKey = IdKey;
+use key::IdKey;
 
 /// The state of one region. `Clone` is a cheap, immutable snapshot.
 #[derive(Debug, Clone, Default)]
@@ -87,12 +89,12 @@ pub struct StateStore {
     nodes: OrdMap<String, Arc<Node>>,
     allocs: OrdMap<AllocKey, Arc<Allocation>>,
     allocs_by_job: OrdMap<JobKey, OrdSet<AllocKey>>,
-    allocs_by_node: OrdMap<String, OrdSet<AllocKey>>,
+    allocs_by_node: OrdMap<IdKey, OrdSet<AllocKey>>,
     evals: OrdMap<String, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobKey, OrdSet<String>>,
     scheduler_config: Arc<structs::SchedulerConfiguration>,
     /// Per node, what its live allocations use (usage.rs).
-    node_usage: OrdMap<String, Arc<AllocUsage>>,
+    node_usage: OrdMap<IdKey, Arc<AllocUsage>>,
 }
 
 /// How many versions of a job are kept (Nomad's `job_tracked_versions`).

@@ -26,16 +26,17 @@ impl StateStore {
         old: Option<&Allocation>,
         new: &Allocation,
     ) {
-        let Some(summary) = self.summaries.get(key) else {
-            return;
-        };
         let same_bucket = old.is_some_and(|o| {
             o.client_status == new.client_status && o.task_group == new.task_group
         });
         if same_bucket {
             return;
         }
-        let mut summary = (**summary).clone();
+        // In place: copied once per command when a snapshot still shares it.
+        let Some(summary) = self.summaries.get_mut(key) else {
+            return;
+        };
+        let summary = Arc::make_mut(summary);
         if let Some(old) = old {
             if let Some(n) = summary
                 .summary
@@ -50,7 +51,6 @@ impl StateStore {
             *n += 1;
         }
         summary.modify_index = index;
-        self.summaries.insert(key.clone(), Arc::new(summary));
         self.bump(index, crate::Table::JobSummaries);
     }
 

@@ -99,7 +99,7 @@ impl StateStore {
     /// What the node's live allocations use (zero for a node without any).
     pub fn node_usage(&self, node_id: &str) -> AllocUsage {
         self.node_usage
-            .get(node_id)
+            .get(&crate::IdKey::new(node_id))
             .map(|u| (**u).clone())
             .unwrap_or_default()
     }
@@ -107,12 +107,15 @@ impl StateStore {
     /// Moves the usage from `old` to `new` (either may be absent or terminal).
     pub(crate) fn account(&mut self, old: Option<&Allocation>, new: &Allocation) {
         if let Some(old) = old.filter(|o| !o.terminal()) {
-            if let Some(u) = self.node_usage.get_mut(&old.node_id) {
+            if let Some(u) = self.node_usage.get_mut(&crate::IdKey::new(&old.node_id)) {
                 Arc::make_mut(u).remove(old);
             }
         }
         if !new.terminal() {
-            let u = self.node_usage.entry(new.node_id.clone()).or_default();
+            let u = self
+                .node_usage
+                .entry(crate::IdKey::new(&new.node_id))
+                .or_default();
             Arc::make_mut(u).add(new);
         }
     }

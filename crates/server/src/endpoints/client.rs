@@ -1,12 +1,12 @@
 //! Endpoints the client agent uses: register, heartbeat, watch allocations, report status.
 
-use crate::{new_id, now_ns, Shared};
+use crate::{now_ns, Shared};
 use rpc::{AllocClientUpdate, NodeUpdateResponse, QueryOptions, QueryResponse, RpcError};
 use state::{ClientAllocUpdate, Command};
 use structs::{
-    Allocation, Evaluation, Node, ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN, EVAL_STATUS_PENDING,
-    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE, NODE_STATUS_READY,
-    TRIGGER_ALLOC_FAILURE, TRIGGER_NODE_UPDATE,
+    Allocation, Evaluation, Node, ALLOC_CLIENT_FAILED, ALLOC_DESIRED_RUN, JOB_TYPE_SYSBATCH,
+    JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE, NODE_STATUS_READY, TRIGGER_ALLOC_FAILURE,
+    TRIGGER_NODE_UPDATE,
 };
 
 /// Evaluations for every system job, so they place on a node that joined or came back.
@@ -18,17 +18,8 @@ fn system_job_evals(shared: &Shared, node_id: &str) -> Vec<Evaluation> {
         .jobs()
         .filter(|j| !j.stop && (j.job_type == JOB_TYPE_SYSTEM || j.job_type == JOB_TYPE_SYSBATCH))
         .map(|j| Evaluation {
-            id: new_id(),
-            namespace: j.namespace.clone(),
-            priority: j.priority,
-            eval_type: j.job_type.clone(),
-            triggered_by: TRIGGER_NODE_UPDATE.into(),
-            job_id: j.id.clone(),
             node_id: node_id.to_string(),
-            status: EVAL_STATUS_PENDING.into(),
-            create_time: now,
-            modify_time: now,
-            ..Default::default()
+            ..crate::job_eval(j, TRIGGER_NODE_UPDATE, now)
         })
         .collect()
 }
@@ -59,17 +50,8 @@ fn failure_evals(snap: &state::StateStore, updates: &[AllocClientUpdate]) -> Vec
             continue;
         }
         evals.push(Evaluation {
-            id: new_id(),
-            namespace: job.namespace.clone(),
-            priority: job.priority,
-            eval_type: job.job_type.clone(),
-            triggered_by: TRIGGER_ALLOC_FAILURE.into(),
-            job_id: job.id.clone(),
             job_modify_index: job.job_modify_index,
-            status: EVAL_STATUS_PENDING.into(),
-            create_time: now,
-            modify_time: now,
-            ..Default::default()
+            ..crate::job_eval(job, TRIGGER_ALLOC_FAILURE, now)
         });
     }
     evals

@@ -1,15 +1,15 @@
 //! Job endpoints: register, deregister, plan, and reads.
 
 use super::{has_prefix, namespace};
-use crate::{new_id, now_ns, Shared};
+use crate::{now_ns, Shared};
 use rpc::{QueryOptions, QueryResponse, RpcError};
 use scheduler::{compute, diff::job_diff, SchedCtx};
 use state::{Command, Table};
 use std::sync::Arc;
 use structs::{
     AllocListStub, Evaluation, Job, JobDeregisterResponse, JobListStub, JobPlanRequest,
-    JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, EVAL_STATUS_PENDING,
-    TRIGGER_JOB_DEREGISTER, TRIGGER_JOB_REGISTER,
+    JobPlanResponse, JobRegisterRequest, JobRegisterResponse, JobSummary, TRIGGER_JOB_DEREGISTER,
+    TRIGGER_JOB_REGISTER,
 };
 
 /// Canonicalizes and validates a submitted job; every problem is reported at once.
@@ -26,21 +26,6 @@ fn prepare(job: Option<Job>, shared: &Shared) -> Result<Job, RpcError> {
     }
     shared.check_region(&job.region)?;
     Ok(job)
-}
-
-fn new_eval(job: &Job, triggered_by: &str, now: i64) -> Evaluation {
-    Evaluation {
-        id: new_id(),
-        namespace: job.namespace.clone(),
-        priority: job.priority,
-        eval_type: job.job_type.clone(),
-        triggered_by: triggered_by.into(),
-        job_id: job.id.clone(),
-        status: EVAL_STATUS_PENDING.into(),
-        create_time: now,
-        modify_time: now,
-        ..Default::default()
-    }
 }
 
 pub(super) async fn register(
@@ -61,7 +46,7 @@ pub(super) async fn register(
     let now = now_ns();
     // Periodic and parameterized jobs are templates: they are not scheduled themselves.
     let eval = (job.periodic.is_none() && job.parameterized_job.is_none())
-        .then(|| new_eval(&job, TRIGGER_JOB_REGISTER, now));
+        .then(|| crate::job_eval(&job, TRIGGER_JOB_REGISTER, now));
     let (index, outcome) = shared
         .log
         .apply(Command::JobRegister {
@@ -98,7 +83,7 @@ pub(super) async fn deregister(
         .job_by_id(ns, job_id)
         .ok_or_else(|| RpcError::not_found("job not found"))?;
     let now = now_ns();
-    let eval = new_eval(job, TRIGGER_JOB_DEREGISTER, now);
+    let eval = crate::job_eval(job, TRIGGER_JOB_DEREGISTER, now);
     let (index, outcome) = shared
         .log
         .apply(Command::JobDeregister {
@@ -139,7 +124,7 @@ pub(super) fn plan(shared: &Shared, req: JobPlanRequest) -> Result<JobPlanRespon
             },
         )
         .map_err(|e| RpcError::internal(e.to_string()))?;
-    let eval = new_eval(&job, TRIGGER_JOB_REGISTER, now);
+    let eval = crate::job_eval(&job, TRIGGER_JOB_REGISTER, now);
     let ctx = SchedCtx {
         now,
         seed: eval.id.clone(),
