@@ -265,3 +265,74 @@ async fn plan_reports_diff_and_placements_without_changing_state() {
     token.cancel();
     server.join().await;
 }
+
+#[tokio::test]
+async fn a_drain_moves_service_allocations_and_waits_for_batch_ones() {
+    let (server, token) = start(|_| {}).await;
+    let rpc = server.rpc();
+    rpc.node_register(mock::node("n1")).await.unwrap();
+    rpc.node_register(mock::node("n2")).await.unwrap();
+    rpc.node_update_eligibility("n2", "ineligible")
+        .await
+        .unwrap();
+    rpc.job_register(register(mock::job("web", 2)))
+        .await
+        .unwrap();
+    let mut batch = mock::job("report", 1);
+    batch.job_type = structs::JOB_TYPE_BATCH.into();
+    rpc.job_register(register(batch)).await.unwrap();
+    let on = |node: &'static str| {
+        let rpc = rpc.clone();
+        async move {
+            rpc.node_allocations(node, &QueryOptions::default())
+                .await
+                .map(|r| {
+                    r.value
+                        .iter()
+                        .filter(|a| a.desired_status == "run")
+                        .map(|a| a.job_id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    eventually("three allocations on n1", || async {
+        on("n1").await.len() == 3
+    })
+    .await;
+    rpc.node_update_eligibility("n2", "eligible").await.unwrap();
+    let drain = rpc::NodeDrainRequest {
+        drain_spec: Some(structs::DrainSpec::default()),
+        ..Default::default()
+    };
+    rpc.node_update_drain("n1", drain).await.unwrap();
+    eventually("web moved to n2", || async {
+        on("n2").await == ["web", "web"] && on("n1").await == ["report"]
+    })
+    .await;
+    // The batch allocation waits (no deadline): the drain goes on, and the node cannot be
+    // made eligible under it.
+    let node = rpc.node_get("n1", &QueryOptions::default()).await.unwrap();
+    assert!(node.value.draining());
+    let err = rpc
+        .node_update_eligibility("n1", "eligible")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("while it is draining"), "{err}");
+    let cancel = rpc::NodeDrainRequest {
+        mark_eligible: true,
+        ..Default::default()
+    };
+    rpc.node_update_drain("n1", cancel).await.unwrap();
+    let node = rpc
+        .node_get("n1", &QueryOptions::default())
+        .await
+        .unwrap()
+        .value;
+    assert!(!node.draining());
+    assert_eq!(node.scheduling_eligibility, "eligible");
+    assert_eq!(node.last_drain.unwrap().status, "canceled");
+    assert_eq!(on("n1").await, ["report"], "the batch allocation stayed");
+    token.cancel();
+    server.join().await;
+}

@@ -71,6 +71,11 @@ pub(super) async fn node_update_eligibility(
     let node = snap
         .node_by_id(node_id)
         .ok_or_else(|| RpcError::not_found(format!("node {node_id:?} not found")))?;
+    if eligibility == NODE_ELIGIBLE && node.draining() {
+        return Err(RpcError::bad_request(
+            "can not set node's scheduling eligibility to eligible while it is draining",
+        ));
+    }
     let becomes_eligible = eligibility == NODE_ELIGIBLE
         && node.scheduling_eligibility != NODE_ELIGIBLE
         && node.status == NODE_STATUS_READY;
