@@ -81,6 +81,7 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
             exhausted = false;
             break;
         }
+        let placed = outcome.plan.placed();
         let applied = shared
             .plans
             .submit(std::mem::take(&mut outcome.plan))
@@ -89,6 +90,14 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
             exhausted = false;
             break;
         }
+        // Optimistic concurrency at work: another plan took room this one counted on (debug:
+        // under load most large plans see this once).
+        debug!(
+            eval_id = %eval.id,
+            attempt,
+            placed,
+            "plan partly rejected; scheduling the rest on a fresh snapshot"
+        );
     }
 
     let snap = shared.log.snapshot();
