@@ -102,10 +102,15 @@ impl<'a> Placer<'a> {
             .collect();
         let mut rng = SeededRng::new(&ctx.seed);
         rng.shuffle(&mut nodes);
-        let mut nodes_available = BTreeMap::new();
+        // Counted by borrowed name: one string per datacenter, not one per node.
+        let mut by_dc: BTreeMap<&str, i64> = BTreeMap::new();
         for n in &nodes {
-            *nodes_available.entry(n.datacenter.clone()).or_insert(0) += 1;
+            *by_dc.entry(n.datacenter.as_str()).or_insert(0) += 1;
         }
+        let nodes_available: BTreeMap<String, i64> = by_dc
+            .into_iter()
+            .map(|(dc, n)| (dc.to_string(), n))
+            .collect();
         let stopping = out
             .plan
             .node_update
