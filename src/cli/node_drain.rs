@@ -57,6 +57,9 @@ pub(crate) struct DrainArgs {
     /// Answer yes to the confirmation.
     #[arg(long)]
     yes: bool,
+    /// The node of the agent the CLI talks to.
+    #[arg(long = "self")]
+    self_: bool,
     /// The node ID or a prefix.
     node: Option<String>,
 }
@@ -109,11 +112,8 @@ pub(crate) fn drain(g: &Global, a: &DrainArgs) -> anyhow::Result<i32> {
     if !a.monitor && a.enable == a.disable {
         bail!("Either the '-enable' or '-disable' flag must be set, unless using '-monitor'");
     }
-    let Some(node) = &a.node else {
-        bail!("This command takes one argument: <node-id>");
-    };
     let c = g.client();
-    let id = prefix::node(&c, node)?;
+    let id = prefix::node_arg(&c, a.self_, a.node.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let ts = || rfc3339(now_ns());

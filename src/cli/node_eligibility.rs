@@ -15,6 +15,9 @@ pub(crate) struct EligibilityArgs {
     /// Mark the node ineligible for new placements.
     #[arg(long)]
     disable: bool,
+    /// The node of the agent the CLI talks to.
+    #[arg(long = "self")]
+    self_: bool,
     /// The node ID or a prefix.
     node: Option<String>,
 }
@@ -24,11 +27,8 @@ pub(crate) fn eligibility(g: &Global, a: &EligibilityArgs) -> anyhow::Result<i32
     if a.enable == a.disable {
         bail!("Either the '-enable' or '-disable' flag must be set");
     }
-    let Some(node) = &a.node else {
-        bail!("This command takes one argument: <node-id>");
-    };
     let c = g.client();
-    let id = prefix::node(&c, node)?;
+    let id = prefix::node_arg(&c, a.self_, a.node.as_deref())?;
     c.node_eligibility(&id, a.enable)
         .context("Error updating scheduling eligibility")?;
     let state = if a.enable {

@@ -17,6 +17,9 @@ pub(crate) struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Show the node of the agent the CLI talks to.
+    #[arg(long = "self")]
+    self_: bool,
     /// The node ID or a prefix; lists nodes when omitted.
     node: Option<String>,
 }
@@ -24,8 +27,8 @@ pub(crate) struct StatusArgs {
 /// `node status`.
 pub(crate) fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
     let c = g.client();
-    if let Some(p) = &a.node {
-        let id = prefix::node(&c, p)?;
+    if a.self_ || a.node.is_some() {
+        let id = prefix::node_arg(&c, a.self_, a.node.as_deref())?;
         return show(&c, &id, a.verbose, a.json);
     }
     let nodes = c

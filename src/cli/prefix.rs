@@ -146,6 +146,26 @@ pub(crate) fn node(c: &ApiClient, prefix: &str) -> anyhow::Result<String> {
     nodes(c, prefix)?.into_id("node", prefix)
 }
 
+/// The node of the agent the CLI talks to (`-self`): its `/v1/agent/self` client stats.
+pub(crate) fn self_node(c: &ApiClient) -> anyhow::Result<String> {
+    let info = c.agent_self().context("Error querying agent info")?;
+    info["stats"]["client"]["node_id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("Node ID not found: the agent does not run a client"))
+}
+
+/// The node a command names: `-self`, or one ID or prefix argument.
+pub(crate) fn node_arg(c: &ApiClient, self_: bool, arg: Option<&str>) -> anyhow::Result<String> {
+    match (self_, arg) {
+        (true, None) => self_node(c),
+        (false, Some(p)) => node(c, p),
+        (true, Some(_)) => anyhow::bail!("The -self flag takes no node argument"),
+        (false, None) => anyhow::bail!("This command takes one argument: <node-id>"),
+    }
+}
+
 /// Evaluations matching a prefix.
 pub(crate) fn evals(c: &ApiClient, prefix: &str) -> anyhow::Result<Match> {
     let evals = c

@@ -141,8 +141,10 @@ fn a_drained_node_hands_its_allocations_over_one_at_a_time() {
     assert!(events.contains(&"Node drain strategy set"), "{events:?}");
     assert!(events.contains(&"Node drain complete"), "{events:?}");
 
-    // -disable makes it eligible again.
-    let out = server.ok(&["node", "drain", "-disable", &first]);
+    // -disable makes it eligible again (-self: the dev agent's own node).
+    let status = server.ok(&["node", "status", "-self"]);
+    assert!(status.contains(&first[..8]), "{status}");
+    let out = server.ok(&["node", "drain", "-disable", "-self"]);
     assert_eq!(out.trim(), format!("Node {first:?} drain strategy unset"));
     assert_eq!(node(&server, &first)["SchedulingEligibility"], "eligible");
 

@@ -44,7 +44,13 @@ pub(crate) async fn agent_self(State(s): State<AppState>, p: Params) -> Response
     } else {
         Value::Null
     };
-    let body = json!({ "config": config, "member": member, "stats": {} });
+    // Nomad's CLI finds the local node (`-self`) in `stats.client.node_id`.
+    let stats = if a.client && !a.node_id.is_empty() {
+        json!({ "client": { "node_id": a.node_id } })
+    } else {
+        json!({})
+    };
+    let body = json!({ "config": config, "member": member, "stats": stats });
     json(&p, &body)
 }
 
@@ -196,7 +202,18 @@ mod tests {
         assert_eq!(v["member"]["Status"], "alive");
         assert_eq!(v["member"]["Tags"]["role"], "nomad");
         assert_eq!(v["member"]["Tags"]["port"], "4647");
-        assert!(v["stats"].is_object());
+        assert_eq!(v["stats"], json!({}), "no client node to name");
+
+        // An agent with a client names its node where Nomad's CLI looks for `-self`.
+        let info = crate::AgentInfo {
+            node_id: "n1".into(),
+            ..Default::default()
+        };
+        let with_client = crate::router(Arc::clone(&rpc) as Arc<dyn rpc::Rpc>, None, info);
+        let v: Value = call(&with_client, Method::GET, "/v1/agent/self", None)
+            .await
+            .json();
+        assert_eq!(v["stats"]["client"]["node_id"], "n1");
     }
 
     #[tokio::test]
