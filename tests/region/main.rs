@@ -724,3 +724,57 @@ fn a_new_server_joins_catches_up_by_snapshot_and_a_dead_one_is_removed() {
         "{err}"
     );
 }
+
+#[test]
+fn a_drain_carries_on_under_a_new_leader() {
+    let mut c = Cluster::start(3, 3, "");
+    let leader = c.wait_leader(30);
+    c.add_client();
+    c.add_client();
+    eventually(30, "both client nodes", || {
+        let nodes = c.servers[leader].get_json("/v1/nodes")?;
+        let ready = nodes.as_array()?.iter().filter(|n| n["Status"] == "ready");
+        (ready.count() == 2).then_some(())
+    });
+    // A batch allocation waits for the drain's deadline, so the drain is still running when
+    // the leader dies; the next leader's drainer must finish it.
+    let mut job: Value = serde_json::from_str(&job_json("report", 1)).expect("job json");
+    job["Job"]["Type"] = "batch".into();
+    let (status, body) = c.servers[leader]
+        .request("PUT", "/v1/jobs", Some(&job.to_string()))
+        .expect("register");
+    assert_eq!(status, 200, "{body}");
+    let running_on = |c: &Cluster, i: usize| -> Option<String> {
+        let allocs = c.servers[i].get_json("/v1/job/report/allocations")?;
+        allocs
+            .as_array()?
+            .iter()
+            .find(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+            .and_then(|a| a["NodeID"].as_str().map(str::to_string))
+    };
+    let first = eventually(30, "the batch allocation running", || {
+        running_on(&c, leader)
+    });
+    let follower = (leader + 1) % 3;
+    let drain = r#"{"DrainSpec":{"Deadline":15000000000}}"#;
+    let (status, body) = c.servers[follower]
+        .request("POST", &format!("/v1/node/{first}/drain"), Some(drain))
+        .expect("drain through a follower");
+    assert_eq!(status, 200, "{body}");
+    let node = c.servers[leader]
+        .get_json(&format!("/v1/node/{first}"))
+        .expect("node");
+    assert_eq!(node["Drain"], true);
+    assert_eq!(node["LastDrain"]["Status"], "draining");
+
+    c.servers[leader].kill9();
+    let leader = c.wait_leader(20);
+    let second = eventually(60, "the allocation moved at the deadline", || {
+        running_on(&c, leader).filter(|n| *n != first)
+    });
+    eventually(30, "the drain completed under the new leader", || {
+        let node = c.servers[leader].get_json(&format!("/v1/node/{first}"))?;
+        (node["LastDrain"]["Status"] == "complete" && node["Drain"] == false).then_some(())
+    });
+    assert_ne!(second, first);
+}
