@@ -224,11 +224,32 @@ fn leader_kill9_under_writes_loses_no_acknowledged_registration() {
     });
     // Evaluations that were pending when the leader died were re-queued by the new leader:
     // none stays pending (with no client they end blocked).
-    eventually(60, "no pending evaluation left", || {
-        let evals = c.servers[new_leader].get_json("/v1/evaluations")?;
-        let evals = evals.as_array()?;
-        (evals.len() >= acked.len() && evals.iter().all(|e| e["Status"] != "pending")).then_some(())
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let evals = c.servers[new_leader]
+            .get_json("/v1/evaluations")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        let pending: Vec<&Value> = evals.iter().filter(|e| e["Status"] == "pending").collect();
+        if evals.len() >= acked.len() && pending.is_empty() {
+            break;
+        }
+        // Said in full when it fails: which evaluations stayed pending, and the servers' logs.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} evaluations ({} acknowledged), {} still pending after 60 s: {:?}\n{}",
+            evals.len(),
+            acked.len(),
+            pending.len(),
+            pending
+                .iter()
+                .take(5)
+                .map(|e| (&e["ID"], &e["TriggeredBy"], &e["WaitUntil"]))
+                .collect::<Vec<_>>(),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     eprintln!(
         "acknowledged writes: {} ({} before the kill)",
         acked.len(),

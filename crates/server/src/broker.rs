@@ -4,7 +4,9 @@
 //!
 //! Delivery is at least once: a worker acks an evaluation it finished or nacks one it could
 //! not, and one neither acked nor nacked within the nack timeout (60 s, Nomad's) is taken back.
-//! Either way it is delivered again, up to the delivery limit (3); then it goes to the failed
+//! Either way it is delivered again (a nacked one after a delay, as Nomad does: 1 s after the
+//! first nack, 20 s after later ones, so a passing fault such as a leadership blip does not
+//! use up its deliveries at once), up to the delivery limit (3); then it goes to the failed
 //! queue, which the leader drains (`reaper.rs`): the evaluation is marked failed, a
 //! `failed-follow-up` evaluation is created, and the job is released. Each delivery carries a
 //! token, so the ack of a delivery that was taken back is ignored.
@@ -122,6 +124,11 @@ pub(crate) struct Delivery {
 const NACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deliveries before an evaluation goes to the failed queue (Nomad's `EvalDeliveryLimit`).
 pub(crate) const DELIVERY_LIMIT: u32 = 3;
+/// A nacked evaluation is delivered again after this long the first time (Nomad's
+/// `EvalNackInitialReenqueueDelay`) ...
+const NACK_REDELIVERY_FIRST: Duration = Duration::from_secs(1);
+/// ... and after this long later (`EvalNackSubsequentReenqueueDelay`).
+const NACK_REDELIVERY_LATER: Duration = Duration::from_secs(20);
 
 /// A delivered, not yet acknowledged evaluation.
 struct Unacked {
@@ -147,6 +154,9 @@ pub(crate) struct Broker {
     idle: VecDeque<oneshot::Sender<Delivery>>,
     /// Evaluations held until their `WaitUntil`, by due time (and arrival, for ties).
     delayed: BTreeMap<(Instant, u64), Evaluation>,
+    /// Nacked evaluations waiting to be delivered again, by due time (their job stays busy
+    /// with them).
+    nacked: BTreeMap<(Instant, u64), Evaluation>,
     /// Delivered evaluations awaiting their ack, by ID.
     unacked: BTreeMap<String, Unacked>,
     /// Deliveries so far, by evaluation ID.
@@ -204,6 +214,7 @@ impl Broker {
             known: BTreeSet::new(),
             idle: VecDeque::new(),
             delayed: BTreeMap::new(),
+            nacked: BTreeMap::new(),
             unacked: BTreeMap::new(),
             deliveries: BTreeMap::new(),
             failed_tx,
@@ -216,7 +227,11 @@ impl Broker {
 
     pub(crate) async fn run(mut self) {
         loop {
-            let next_due = self.delayed.keys().next().map(|(at, _)| *at);
+            let next_due = [self.delayed.keys().next(), self.nacked.keys().next()]
+                .into_iter()
+                .flatten()
+                .map(|(at, _)| *at)
+                .min();
             let next_timeout = self.unacked.values().map(|u| u.deadline).min();
             let input = tokio::select! {
                 biased;
@@ -245,6 +260,7 @@ impl Broker {
                         self.busy_jobs.clear();
                         self.known.clear();
                         self.delayed.clear();
+                        self.nacked.clear();
                         self.unacked.clear();
                         self.deliveries.clear();
                     }
@@ -262,7 +278,7 @@ impl Broker {
                 }
                 BrokerInput::Nack { eval_id, token } => {
                     if let Some(u) = self.take_unacked(&eval_id, token) {
-                        self.redeliver(u.eval);
+                        self.hold_nacked(u.eval);
                     }
                 }
                 BrokerInput::Reaped { job } => self.release_job(&job),
@@ -311,6 +327,23 @@ impl Broker {
             .push((eval.priority, Reverse(self.seq), ReadyEval(eval)));
     }
 
+    /// A nacked evaluation: delivered again after Nomad's re-enqueue delay (to the failed queue
+    /// at once when it has used its deliveries).
+    fn hold_nacked(&mut self, eval: Evaluation) {
+        let delivered = self.deliveries.get(&eval.id).copied().unwrap_or(0);
+        if delivered >= DELIVERY_LIMIT {
+            self.redeliver(eval);
+            return;
+        }
+        let delay = if delivered <= 1 {
+            NACK_REDELIVERY_FIRST
+        } else {
+            NACK_REDELIVERY_LATER
+        };
+        self.seq += 1;
+        self.nacked.insert((Instant::now() + delay, self.seq), eval);
+    }
+
     fn take_back_timed_out(&mut self) {
         let now = Instant::now();
         let late: Vec<String> = self
@@ -339,9 +372,17 @@ impl Broker {
         self.make_ready(eval);
     }
 
-    /// Moves every held evaluation that is due to the ready queue (or behind its job's).
+    /// Moves every held evaluation that is due to the ready queue (or behind its job's), and
+    /// every nacked one whose delay passed back to the ready queue.
     fn release_due(&mut self) {
         let now = Instant::now();
+        while let Some(entry) = self.nacked.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let eval = entry.remove();
+            self.redeliver(eval);
+        }
         while let Some(entry) = self.delayed.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -519,9 +560,14 @@ mod tests {
         h.enqueue(eval("e2", "web", 50)).await;
         let first = h.dequeue().await.unwrap();
         assert_eq!(first.eval.id, "e1");
+        let nacked_at = Instant::now();
         h.nack(&first).await;
         let second = h.dequeue().await.unwrap();
         assert_eq!(second.eval.id, "e1", "nacked: delivered again, ahead of e2");
+        assert!(
+            nacked_at.elapsed() >= NACK_REDELIVERY_FIRST,
+            "a nacked evaluation waits before it is delivered again"
+        );
         // Never answered: taken back after the nack timeout.
         let third = h.dequeue().await.unwrap();
         assert_eq!(third.eval.id, "e1");
