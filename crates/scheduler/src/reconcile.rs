@@ -56,6 +56,26 @@ impl Reconciled {
             .push((alloc.id.clone(), why.to_string()));
         annotate(&mut self.desired, &alloc.task_group).stop += 1;
     }
+
+    /// Stops `alloc` and places its replacement in the same slot. The annotation does not count
+    /// it as a stop: the caller counts it under why it is replaced (the counters returned).
+    fn replace(
+        &mut self,
+        alloc: &Arc<Allocation>,
+        group: &str,
+        index: u64,
+        why: &str,
+    ) -> &mut DesiredUpdates {
+        self.stop(alloc, why);
+        self.place.push(PlaceRequest {
+            group: group.to_string(),
+            index,
+            previous: Some(Arc::clone(alloc)),
+        });
+        let d = annotate(&mut self.desired, group);
+        d.stop -= 1;
+        d
+    }
 }
 
 /// Decides what to do with a job's allocations. `job` is None when the job was purged.
@@ -152,15 +172,7 @@ fn reconcile_group(
         };
         if migrating(snap, alloc) {
             // Stopped on its draining node and placed again elsewhere (not a reschedule).
-            rec.stop(alloc, STOP_MIGRATING);
-            let d = annotate(&mut rec.desired, &group.name);
-            d.stop -= 1;
-            d.migrate += 1;
-            rec.place.push(PlaceRequest {
-                group: group.name.clone(),
-                index: idx,
-                previous: Some((*alloc).clone()),
-            });
+            rec.replace(alloc, &group.name, idx, STOP_MIGRATING).migrate += 1;
             continue;
         }
         if alloc.client_status == ALLOC_CLIENT_FAILED && alloc.desired_status == ALLOC_DESIRED_RUN {
@@ -191,15 +203,8 @@ fn reconcile_group(
         }
         let old_group = old_job.and_then(|j| j.group(&group.name));
         if old_group.is_none_or(|old| tasks_updated(old, group)) {
-            rec.stop(alloc, STOP_UPDATING);
-            let d = annotate(&mut rec.desired, &group.name);
-            d.stop -= 1;
-            d.destructive_update += 1;
-            rec.place.push(PlaceRequest {
-                group: group.name.clone(),
-                index: idx,
-                previous: Some((*alloc).clone()),
-            });
+            rec.replace(alloc, &group.name, idx, STOP_UPDATING)
+                .destructive_update += 1;
         } else {
             let mut updated = (***alloc).clone();
             updated.job = Some(Arc::new(job.clone()));

@@ -43,6 +43,15 @@ pub(crate) struct Decision {
     pub(crate) complete: Vec<String>,
 }
 
+impl Decision {
+    /// Marks `alloc` for migration, and its job for an evaluation.
+    fn mark(&mut self, alloc: &Allocation) {
+        self.migrate.insert(alloc.id.clone());
+        self.jobs
+            .insert((alloc.namespace.clone(), alloc.job_id.clone()));
+    }
+}
+
 /// A group's allocations to consider together: (namespace, job ID, group).
 type GroupKey = (String, String, String);
 
@@ -114,7 +123,7 @@ pub(crate) fn decide(snap: &StateStore, now: i64) -> Decision {
             }
             let stopped_job = job.is_none_or(|j| j.stop);
             if forced || stopped_job {
-                out.migrate.insert(alloc.id.clone());
+                out.mark(alloc);
             } else if !waits_for_deadline(alloc, job.map(|j| &**j)) {
                 waiting
                     .entry((
@@ -131,7 +140,7 @@ pub(crate) fn decide(snap: &StateStore, now: i64) -> Decision {
                 .iter()
                 .filter(|a| !a.desired_transition.should_migrate())
             {
-                out.migrate.insert(alloc.id.clone());
+                out.mark(alloc);
             }
         }
         let blocking = if strategy.ignore_system_jobs {
@@ -148,7 +157,9 @@ pub(crate) fn decide(snap: &StateStore, now: i64) -> Decision {
             .job_by_id(&namespace, &job_id)
             .and_then(|j| j.group(&group_name).cloned());
         let Some(group) = group else {
-            out.migrate.extend(candidates.iter().map(|a| a.id.clone()));
+            for alloc in &candidates {
+                out.mark(alloc);
+            }
             continue;
         };
         let migrate = group.migrate.clone().unwrap_or_default();
@@ -180,12 +191,7 @@ pub(crate) fn decide(snap: &StateStore, now: i64) -> Decision {
                 }
                 budget -= 1;
             }
-            out.migrate.insert(alloc.id.clone());
-        }
-    }
-    for id in &out.migrate {
-        if let Some(a) = snap.alloc_by_id(id) {
-            out.jobs.insert((a.namespace.clone(), a.job_id.clone()));
+            out.mark(&alloc);
         }
     }
     out

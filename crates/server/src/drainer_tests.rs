@@ -121,6 +121,13 @@ impl World {
     }
 }
 
+/// A one-allocation mock job of another type.
+fn of_type(id: &str, job_type: &str) -> Job {
+    let mut job = mock::job(id, 1);
+    job.job_type = job_type.into();
+    job
+}
+
 fn with_migrate(mut job: Job, max_parallel: i64) -> Job {
     job.task_groups[0].migrate = Some(MigrateStrategy {
         max_parallel,
@@ -208,9 +215,7 @@ fn allocations_that_do_not_run_move_without_waiting() {
 #[test]
 fn batch_allocations_wait_for_the_deadline() {
     let mut w = World::new(2);
-    let mut job = mock::job("report", 1);
-    job.job_type = JOB_TYPE_BATCH.into();
-    w.job(job, &[1, 0]);
+    w.job(of_type("report", JOB_TYPE_BATCH), &[1, 0]);
     w.drain("node-0000", 600 * SEC, false);
     assert!(decide(&w.state, started() + 599 * SEC).migrate.is_empty());
     assert_eq!(decide(&w.state, started() + 600 * SEC).migrate.len(), 1);
@@ -227,9 +232,7 @@ fn force_marks_everything_at_once() {
 #[test]
 fn system_allocations_go_last_and_ignore_system_leaves_them() {
     let mut w = World::new(2);
-    let mut sys = mock::job("agent", 1);
-    sys.job_type = JOB_TYPE_SYSTEM.into();
-    w.job(sys, &[1, 0]);
+    w.job(of_type("agent", JOB_TYPE_SYSTEM), &[1, 0]);
     let web = w.job(with_migrate(mock::job("web", 1), 1), &[1, 0]);
     w.drain("node-0000", 0, false);
     let now = started() + 3600 * SEC;
@@ -248,9 +251,7 @@ fn system_allocations_go_last_and_ignore_system_leaves_them() {
 
     // With -ignore-system the system allocation stays and the drain completes around it.
     let mut w = World::new(1);
-    let mut sys = mock::job("agent", 1);
-    sys.job_type = JOB_TYPE_SYSTEM.into();
-    w.job(sys, &[1]);
+    w.job(of_type("agent", JOB_TYPE_SYSTEM), &[1]);
     w.drain("node-0000", 0, true);
     let d = decide(&w.state, started());
     assert!(d.migrate.is_empty());

@@ -76,31 +76,48 @@ pub(super) async fn node_update_eligibility(
             "can not set node's scheduling eligibility to eligible while it is draining",
         ));
     }
-    let becomes_eligible = eligibility == NODE_ELIGIBLE
-        && node.scheduling_eligibility != NODE_ELIGIBLE
-        && node.status == NODE_STATUS_READY;
-    // A node open for work again gets its system jobs and may unblock waiting evaluations.
-    let evals = if becomes_eligible {
+    let reopens = eligibility == NODE_ELIGIBLE && reopens(node);
+    let (index, _) = commit_node_change(shared, node_id, reopens, |evals| {
+        Command::NodeUpdateEligibility {
+            node_id: node_id.to_string(),
+            eligibility: eligibility.to_string(),
+            evals,
+            now: now_ns(),
+        }
+    })
+    .await?;
+    Ok(index)
+}
+
+/// True when making `node` eligible opens it to new work (it is ready and was not eligible).
+fn reopens(node: &Node) -> bool {
+    node.scheduling_eligibility != NODE_ELIGIBLE && node.status == NODE_STATUS_READY
+}
+
+/// Commits an operator's change to a node. When the change `reopens` it for new work, the
+/// command (built by `command` around them) carries evaluations for every system job, which are
+/// queued once committed, and evaluations that wait for capacity are retried. Returns the index
+/// and the evaluations' IDs.
+async fn commit_node_change(
+    shared: &Shared,
+    node_id: &str,
+    reopens: bool,
+    command: impl FnOnce(Vec<Evaluation>) -> Command,
+) -> Result<(u64, Vec<String>), RpcError> {
+    let evals = if reopens {
         system_job_evals(shared, node_id)
     } else {
         Vec::new()
     };
-    let (index, _) = shared
-        .log
-        .apply(Command::NodeUpdateEligibility {
-            node_id: node_id.to_string(),
-            eligibility: eligibility.to_string(),
-            evals: evals.clone(),
-            now: now_ns(),
-        })
-        .await?;
+    let ids = evals.iter().map(|e| e.id.clone()).collect();
+    let (index, _) = shared.log.apply(command(evals.clone())).await?;
     for eval in evals {
         shared.broker.enqueue(eval).await;
     }
-    if becomes_eligible {
+    if reopens {
         shared.unblock_evals().await;
     }
-    Ok(index)
+    Ok((index, ids))
 }
 
 pub(super) async fn node_update_drain(
@@ -121,35 +138,19 @@ pub(super) async fn node_update_drain(
         }
         s
     });
-    let becomes_eligible = strategy.is_none()
-        && req.mark_eligible
-        && node.scheduling_eligibility != NODE_ELIGIBLE
-        && node.status == NODE_STATUS_READY;
-    let evals = if becomes_eligible {
-        system_job_evals(shared, node_id)
-    } else {
-        Vec::new()
-    };
-    let (index, _) = shared
-        .log
-        .apply(Command::NodeUpdateDrain {
+    let reopens = strategy.is_none() && req.mark_eligible && reopens(node);
+    let (index, eval_ids) =
+        commit_node_change(shared, node_id, reopens, |evals| Command::NodeUpdateDrain {
             node_id: node_id.to_string(),
             strategy,
             mark_eligible: req.mark_eligible,
             meta: req.meta,
             complete: false,
-            evals: evals.clone(),
+            evals,
             now,
         })
         .await?;
-    let eval_ids = evals.iter().map(|e| e.id.clone()).collect();
-    let eval_create_index = if evals.is_empty() { 0 } else { index };
-    for eval in evals {
-        shared.broker.enqueue(eval).await;
-    }
-    if becomes_eligible {
-        shared.unblock_evals().await;
-    }
+    let eval_create_index = if eval_ids.is_empty() { 0 } else { index };
     Ok(rpc::NodeDrainResponse {
         eval_ids,
         eval_create_index,
