@@ -51,6 +51,8 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub use openraft;
 
 #[cfg(test)]
+mod apply_tests;
+#[cfg(test)]
 mod load_tests;
 #[cfg(test)]
 mod suite_tests;

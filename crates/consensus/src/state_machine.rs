@@ -1,8 +1,9 @@
 //! The Raft state machine: committed entries applied to a `state::StateStore`.
 //!
 //! Readers (endpoints, the scheduler, blocking queries) use [`StateHandle`]: O(1) snapshots of
-//! the store and a watch of its index. The state machine swaps in a new store once per applied
-//! batch.
+//! the store and a watch of its index. The state machine changes the store in place, one
+//! batch of committed entries at a time (a snapshot restore builds a new store and swaps it
+//! in).
 
 use crate::snapshot::{self, Meta, SnapshotError, SnapshotStore};
 use crate::{Applied, ApplyError, ApplyErrorKind, EntryApplied, Payload, ServerNode, TypeConfig};
@@ -11,7 +12,7 @@ use openraft::{
     AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError,
     StoredMembership,
 };
-use state::{StateError, StateStore};
+use state::{Command, StateError, StateStore};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -110,6 +111,26 @@ impl StateHandle {
         None
     }
 
+    /// Changes the state in place. Readers wait for `f` (one batch of committed entries,
+    /// decoded beforehand); in return the state is not copied: a snapshot shares every node of
+    /// the store with it, so a change applied to a fresh snapshot copied each node it touched
+    /// and freed the old one when the snapshot replaced the state, even where no reader held
+    /// that node (over half of a follower's CPU in C1M). In place, only nodes that a reader's
+    /// snapshot still holds are copied.
+    fn update<T>(&self, f: impl FnOnce(&mut StateStore) -> T) -> T {
+        let (out, index) = {
+            let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            let out = f(&mut guard);
+            (out, guard.latest_index())
+        };
+        self.index_tx.send_if_modified(|i| {
+            let changed = *i != index;
+            *i = index;
+            changed
+        });
+        out
+    }
+
     fn replace(&self, next: StateStore) {
         let index = next.latest_index();
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = next;
@@ -196,38 +217,50 @@ impl StateMachine {
     }
 }
 
-fn apply_commands(
-    state: &mut StateStore,
-    index: u64,
-    encoded: &[serde_bytes::ByteBuf],
-) -> Vec<Applied> {
-    let invalid = |message: String| Applied {
+/// An entry's commands decoded, ready to apply: decoding happens before the state is locked.
+struct Decoded {
+    commands: Vec<Command>,
+    /// Per command in the entry: `None` for one in `commands`, else why it could not be
+    /// decoded (reported, and skipped).
+    slots: Vec<Option<Applied>>,
+}
+
+fn invalid(index: u64, message: String) -> Applied {
+    Applied {
         index,
         error: Some(ApplyError {
             kind: ApplyErrorKind::Invalid,
             message,
         }),
         ..Applied::default()
-    };
-    // Decode all first; an undecodable command is reported and skipped.
-    let mut decoded = Vec::with_capacity(encoded.len());
+    }
+}
+
+fn decode_commands(index: u64, encoded: &[serde_bytes::ByteBuf]) -> Decoded {
+    let mut commands = Vec::with_capacity(encoded.len());
     let mut slots = Vec::with_capacity(encoded.len());
     for bytes in encoded {
         match crate::command_codec::decode(bytes) {
             Ok(c) => {
                 slots.push(None);
-                decoded.push(c);
+                commands.push(c);
             }
             Err(e) => {
                 tracing::error!(index, error = %e, "cannot decode a committed command");
-                slots.push(Some(invalid(format!(
-                    "cannot decode command at index {index}: {e}"
-                ))));
+                slots.push(Some(invalid(
+                    index,
+                    format!("cannot decode command at index {index}: {e}"),
+                )));
             }
         }
     }
-    let mut results = state.apply_batch(index, decoded).into_iter();
-    slots
+    Decoded { commands, slots }
+}
+
+fn apply_decoded(state: &mut StateStore, index: u64, decoded: Decoded) -> Vec<Applied> {
+    let mut results = state.apply_batch(index, decoded.commands).into_iter();
+    decoded
+        .slots
         .into_iter()
         .map(|slot| match slot {
             Some(failed) => failed,
@@ -252,10 +285,36 @@ fn apply_commands(
                         }),
                     }
                 }
-                None => invalid("missing result".into()),
+                None => invalid(index, "missing result".into()),
             },
         })
         .collect()
+}
+
+/// An entry made ready to apply.
+enum Prepared {
+    /// Nothing to apply (a blank or membership entry).
+    Nothing,
+    Commands(Decoded),
+    Restore(Vec<u8>),
+}
+
+fn prepare(index: u64, payload: EntryPayload<TypeConfig>) -> Prepared {
+    match payload {
+        EntryPayload::Blank | EntryPayload::Membership(_) => Prepared::Nothing,
+        EntryPayload::Normal(Payload::Commands(cmds)) => {
+            Prepared::Commands(decode_commands(index, &cmds))
+        }
+        EntryPayload::Normal(Payload::Restore(bytes)) => Prepared::Restore(bytes),
+    }
+}
+
+fn apply_prepared(state: &mut StateStore, index: u64, prepared: Prepared) -> Vec<Applied> {
+    match prepared {
+        Prepared::Nothing => Vec::new(),
+        Prepared::Commands(decoded) => apply_decoded(state, index, decoded),
+        Prepared::Restore(bytes) => vec![apply_restore(state, index, &bytes)],
+    }
 }
 
 /// Applies one entry's payload at `index`; one result per command.
@@ -264,13 +323,7 @@ fn apply_payload(
     index: u64,
     payload: EntryPayload<TypeConfig>,
 ) -> Vec<Applied> {
-    match payload {
-        EntryPayload::Blank | EntryPayload::Membership(_) => Vec::new(),
-        EntryPayload::Normal(Payload::Commands(cmds)) => apply_commands(state, index, &cmds),
-        EntryPayload::Normal(Payload::Restore(bytes)) => {
-            vec![apply_restore(state, index, &bytes)]
-        }
-    }
+    apply_prepared(state, index, prepare(index, payload))
 }
 
 fn apply_restore(state: &mut StateStore, index: u64, bytes: &[u8]) -> Applied {
@@ -333,17 +386,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         self.handle.wait_loaded().await.map_err(sm_err)?;
-        let mut state = self.handle.snapshot();
-        let replies = entries
+        let prepared: Vec<(u64, Prepared)> = entries
             .into_iter()
-            .map(|entry| {
-                let index = entry.log_id.index;
-                let results = apply_payload(&mut state, index, entry.payload);
-                EntryApplied { index, results }
-            })
+            .map(|e| (e.log_id.index, prepare(e.log_id.index, e.payload)))
             .collect();
-        self.handle.replace(state);
-        Ok(replies)
+        let restores = prepared
+            .iter()
+            .any(|(_, p)| matches!(p, Prepared::Restore(_)));
+        let apply_all = |state: &mut StateStore| {
+            prepared
+                .into_iter()
+                .map(|(index, p)| EntryApplied {
+                    index,
+                    results: apply_prepared(state, index, p),
+                })
+                .collect()
+        };
+        if restores {
+            // Rebuilding the whole state takes long: readers keep the old one meanwhile.
+            let mut state = self.handle.snapshot();
+            let replies = apply_all(&mut state);
+            self.handle.replace(state);
+            return Ok(replies);
+        }
+        Ok(self.handle.update(apply_all))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
