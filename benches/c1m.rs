@@ -8,7 +8,7 @@
 //! allocations being committed, and each server's peak RSS and CPU time.
 //!
 //! Run: `cargo bench --bench c1m` (defaults: `NODES=5000 JOBS=1000 COUNT=1000 SUBMITTERS=4
-//! ALGORITHM=binpack POLL_MS=100 TIMEOUT=600`). `ALGORITHM=spread` sets the region's scheduler
+//! ALGORITHM=binpack POLL_MS=100 TIMEOUT=600`; `SCHEDULERS` sets `num_schedulers`). `ALGORITHM=spread` sets the region's scheduler
 //! algorithm through `PUT /v1/operator/scheduler/configuration` first (skipped, with a message,
 //! where that endpoint does not exist). `LOGS=1` prints the servers' logs at the end.
 
@@ -99,8 +99,15 @@ fn main() {
     let poll = Duration::from_millis(knob("POLL_MS", 100));
     let timeout = Duration::from_secs(knob("TIMEOUT", 600));
     let total = jobs as i64 * count;
+    // SCHEDULERS=n: each server's `num_schedulers` (default: its CPU cores).
+    let schedulers: usize = knob("SCHEDULERS", 0);
+    let extra = if schedulers > 0 {
+        format!("num_schedulers = {schedulers}")
+    } else {
+        String::new()
+    };
 
-    let c = cluster::Cluster::start(3, 3, "");
+    let c = cluster::Cluster::start(3, 3, &extra);
     let leader = c.wait_leader(30);
     let servers: Vec<Server> = c
         .servers
