@@ -129,3 +129,44 @@ async fn a_failing_command_leaves_no_partial_change_beside_in_place_ones() {
     // The failed command's evaluation was not written.
     assert!(snap.eval_by_id("e1").is_none());
 }
+
+#[test]
+fn a_reader_waiting_for_an_apply_does_not_hold_up_other_tasks() {
+    let sm = StateMachine::open(SnapshotStore::memory()).unwrap();
+    let handle = sm.handle();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // An apply in progress: it holds the state until another task on the runtime says so.
+    let holder = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            handle.update(|_| {
+                locked_tx.send(()).unwrap();
+                release_rx
+                    .recv_timeout(std::time::Duration::from_secs(20))
+                    .is_ok()
+            })
+        })
+    };
+    locked_rx.recv().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let reader = handle.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            // Queued behind the reader on the runtime's one worker thread.
+            tokio::spawn(async move {
+                let _ = release_tx.send(());
+            });
+            reader.snapshot().latest_index()
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        holder.join().unwrap(),
+        "the task that ends the apply never ran while a reader waited for the state"
+    );
+}

@@ -15,7 +15,7 @@ use openraft::{
 use state::{Command, StateError, StateStore};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use tokio::sync::watch;
 
 /// Read access to the applied state.
@@ -51,11 +51,28 @@ impl StateHandle {
 
     /// An immutable snapshot of the current state (O(1)). Empty while the state is being
     /// rebuilt: readers that must see it wait for [`StateHandle::wait_loaded`] first.
+    ///
+    /// While a batch of entries applies (see [`StateHandle::update`]) this waits for it; on an
+    /// async worker thread it first hands the thread's other tasks to another thread, so that
+    /// Raft's heartbeats and replication never wait behind a reader waiting for the state.
     pub fn snapshot(&self) -> StateStore {
-        self.state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .snapshot()
+        match self.state.try_read() {
+            Ok(state) => return state.snapshot(),
+            Err(TryLockError::Poisoned(p)) => return p.into_inner().snapshot(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let read = || {
+            self.state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .snapshot()
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(read)
+            }
+            _ => read(),
+        }
     }
 
     /// Subscribes to changes of the state index.
@@ -117,7 +134,7 @@ impl StateHandle {
     /// and freed the old one when the snapshot replaced the state, even where no reader held
     /// that node (over half of a follower's CPU in C1M). In place, only nodes that a reader's
     /// snapshot still holds are copied.
-    fn update<T>(&self, f: impl FnOnce(&mut StateStore) -> T) -> T {
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut StateStore) -> T) -> T {
         let (out, index) = {
             let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut guard);
