@@ -39,15 +39,21 @@ fn place(job: &Arc<structs::Job>, k: usize) -> Command {
     })
 }
 
+/// An empty in-memory state machine, as once `Raft::new` has returned.
+fn running_state_machine() -> StateMachine {
+    let sm = StateMachine::open(SnapshotStore::memory()).unwrap();
+    sm.starting_flag()
+        .store(false, std::sync::atomic::Ordering::Release);
+    sm
+}
+
 fn node_name(i: usize) -> String {
     format!("node-{i:04}")
 }
 
 #[tokio::test]
 async fn snapshots_taken_before_an_entry_applies_keep_what_they_saw() {
-    let mut sm = StateMachine::open(SnapshotStore::memory()).unwrap();
-    sm.starting_flag()
-        .store(false, std::sync::atomic::Ordering::Release);
+    let mut sm = running_state_machine();
     let handle = sm.handle();
     let job = Arc::new(mock::job("web", 600));
     let nodes: Vec<Command> = (0..300).map(|i| register_node(&node_name(i))).collect();
@@ -92,9 +98,7 @@ async fn snapshots_taken_before_an_entry_applies_keep_what_they_saw() {
 
 #[tokio::test]
 async fn a_failing_command_leaves_no_partial_change_beside_in_place_ones() {
-    let mut sm = StateMachine::open(SnapshotStore::memory()).unwrap();
-    sm.starting_flag()
-        .store(false, std::sync::atomic::Ordering::Release);
+    let mut sm = running_state_machine();
     let handle = sm.handle();
     let status_of_missing = Command::NodeUpdateStatus {
         node_id: "missing".into(),
