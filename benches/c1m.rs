@@ -8,7 +8,8 @@
 //! allocations being committed, and each server's peak RSS and CPU time.
 //!
 //! Run: `cargo bench --bench c1m` (defaults: `NODES=5000 JOBS=1000 COUNT=1000 SUBMITTERS=4
-//! ALGORITHM=binpack POLL_MS=100 TIMEOUT=600`; `SCHEDULERS` sets `num_schedulers`). `ALGORITHM=spread` sets the region's scheduler
+//! ALGORITHM=binpack POLL_MS=100 TIMEOUT=600`; `SCHEDULERS=n` sets each server's
+//! `num_schedulers`, by default its CPU cores). `ALGORITHM=spread` sets the region's scheduler
 //! algorithm through `PUT /v1/operator/scheduler/configuration` first (skipped, with a message,
 //! where that endpoint does not exist). `LOGS=1` prints the servers' logs at the end.
 

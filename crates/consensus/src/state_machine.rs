@@ -140,17 +140,18 @@ impl StateHandle {
             let out = f(&mut guard);
             (out, guard.latest_index())
         };
-        self.index_tx.send_if_modified(|i| {
-            let changed = *i != index;
-            *i = index;
-            changed
-        });
+        self.publish_index(index);
         out
     }
 
     fn replace(&self, next: StateStore) {
         let index = next.latest_index();
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = next;
+        self.publish_index(index);
+    }
+
+    /// Tells the index's watchers (blocking queries) the state is now at `index`.
+    fn publish_index(&self, index: u64) {
         self.index_tx.send_if_modified(|i| {
             let changed = *i != index;
             *i = index;

@@ -158,20 +158,20 @@ impl StateStore {
         }
         cmds.into_iter()
             .map(|cmd| {
-                if !can_fail(&cmd) {
+                let outcome = if can_fail(&cmd) {
+                    // Work on a copy so a failing command leaves no partial writes (cheap:
+                    // structural sharing).
+                    let mut next = self.clone();
+                    let outcome = next.apply_inner(index, cmd)?;
+                    *self = next;
+                    outcome
+                } else {
                     // Nothing to roll back: change the store itself. A copy would share every
                     // node with the store, so each node the command touches would be copied,
                     // and the old one freed, for nothing (half a follower's CPU in C1M).
-                    let outcome = self.apply_inner(index, cmd)?;
-                    self.latest_index = index;
-                    return Ok(outcome);
-                }
-                // Work on a copy so a failing command leaves no partial writes (cheap:
-                // structural sharing).
-                let mut next = self.clone();
-                let outcome = next.apply_inner(index, cmd)?;
-                next.latest_index = index;
-                *self = next;
+                    self.apply_inner(index, cmd)?
+                };
+                self.latest_index = index;
                 Ok(outcome)
             })
             .collect()
