@@ -16,7 +16,16 @@ pub fn usage_without<'a>(
     node: &Node,
     without: impl IntoIterator<Item = &'a String>,
 ) -> NodeUsage {
-    let mut usage = snap.node_usage(&node.id);
+    usage_from(snap, node, snap.node_usage(&node.id), without)
+}
+
+/// The same, from the node's usage in `snap` already looked up ([`StateStore::nodes_with_usage`]).
+pub fn usage_from<'a>(
+    snap: &StateStore,
+    node: &Node,
+    mut usage: NodeUsage,
+    without: impl IntoIterator<Item = &'a String>,
+) -> NodeUsage {
     usage.ports.extend(reserved_ports(node));
     let mut seen = BTreeSet::new();
     for id in without {

@@ -3,7 +3,7 @@
 
 use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
-use crate::fit::{capacity, usage_without, NodeUsage};
+use crate::fit::{capacity, usage_from, NodeUsage};
 use crate::rank::{
     binpack_score, record_top_scores, spread_fit_score, Parts, Ranked, SeededRng, MAX_SKIP,
     WIDE_SEARCH_LIMIT,
@@ -24,6 +24,8 @@ use structs::{
 pub(crate) struct Placer<'a> {
     snap: &'a StateStore,
     nodes: Vec<&'a Arc<Node>>,
+    /// Per node (by position in `nodes`), its usage in the snapshot (`None`: nothing on it).
+    base: Vec<Option<&'a NodeUsage>>,
     /// Per node (by position in `nodes`), its usage once looked at.
     usage: Vec<Option<NodeUsage>>,
     /// Per group, the job's live allocations on each node (by position), for job
@@ -96,12 +98,14 @@ impl<'a> Placer<'a> {
         ctx: &SchedCtx,
         out: &SchedOutcome,
     ) -> Self {
-        let mut nodes: Vec<&Arc<Node>> = snap
-            .nodes()
-            .filter(|n| n.ready_for_work() && node_in_scope(job, n))
+        // Each node's usage comes with it from one merged pass over the two tables.
+        let mut candidates: Vec<(&Arc<Node>, Option<&NodeUsage>)> = snap
+            .nodes_with_usage()
+            .filter(|(n, _)| n.ready_for_work() && node_in_scope(job, n))
             .collect();
         let mut rng = SeededRng::new(&ctx.seed);
-        rng.shuffle(&mut nodes);
+        rng.shuffle(&mut candidates);
+        let (nodes, base): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
         // Counted by borrowed name: one string per datacenter, not one per node.
         let mut by_dc: BTreeMap<&str, i64> = BTreeMap::new();
         for n in &nodes {
@@ -133,6 +137,7 @@ impl<'a> Placer<'a> {
         Self {
             snap,
             nodes,
+            base,
             usage: vec![None; n],
             group_on_node: BTreeMap::new(),
             job_on_node: vec![0; n],
@@ -151,6 +156,9 @@ impl<'a> Placer<'a> {
 
     /// Counts the job's live allocations per node, and keeps them for spread counts.
     fn with_job_allocs(mut self, job_allocs: &[Arc<Allocation>]) -> Self {
+        if job_allocs.is_empty() {
+            return self;
+        }
         let position: std::collections::HashMap<&str, usize> = self
             .nodes
             .iter()
@@ -181,8 +189,15 @@ impl<'a> Placer<'a> {
         let snap = self.snap;
         let stopping = &self.stopping_by_node;
         let node = self.nodes[i];
+        let base = self.base[i];
         self.usage[i].get_or_insert_with(|| {
-            usage_without(snap, node, stopping.get(&node.id).into_iter().flatten())
+            let base = base.cloned().unwrap_or_default();
+            usage_from(
+                snap,
+                node,
+                base,
+                stopping.get(&node.id).into_iter().flatten(),
+            )
         })
     }
 

@@ -6,6 +6,7 @@ use crate::{now_ns, Shared};
 use rpc::RpcError;
 use scheduler::{fit, Plan};
 use state::{Command, PlanResult, StateStore};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use structs::Allocation;
 use tokio::sync::{mpsc, oneshot};
@@ -120,16 +121,29 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
             Some(node) => {
                 // The node's usage in the latest state (kept per node), its reserved ports,
                 // less the allocations this plan stops or replaces in place.
-                let replaced = plan
+                let stops: BTreeSet<&String> = plan
                     .node_update
                     .get(node_id)
                     .into_iter()
                     .flatten()
                     .map(|(id, _)| id)
-                    .chain(allocs.iter().map(|a| &a.id));
-                let base = fit::usage_without(snap, node, replaced);
+                    .collect();
+                let mut base = fit::usage_without(snap, node, stops.iter().copied());
+                // One lookup per allocation tells a new placement from an in-place update.
+                let mut placing_new = false;
+                let mut replaced: BTreeSet<&String> = BTreeSet::new();
+                for alloc in allocs {
+                    match snap.alloc_by_id(&alloc.id) {
+                        None => placing_new = true,
+                        Some(old) => {
+                            let counted = !old.terminal() && old.node_id == *node_id;
+                            if counted && !stops.contains(&alloc.id) && replaced.insert(&alloc.id) {
+                                base.remove(old);
+                            }
+                        }
+                    }
+                }
                 // New placements need a node that is still usable; in-place updates do not.
-                let placing_new = allocs.iter().any(|a| snap.alloc_by_id(&a.id).is_none());
                 (!placing_new || node.ready_for_work())
                     && fit::fits_on(node, base, allocs.iter()).is_ok()
             }

@@ -29,8 +29,7 @@ impl IdKey {
     }
 
     /// The ID.
-    #[cfg(test)]
-    pub(crate) fn as_str(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 }
@@ -97,7 +96,7 @@ mod tests {
             let (a, b) = (format!("{common}{a}"), format!("{common}{b}"));
             prop_assert_eq!(IdKey::new(&a).cmp(&IdKey::new(&b)), a.cmp(&b));
             let key = IdKey::new(&a);
-            prop_assert_eq!(key.as_str(), a.as_str());
+            prop_assert_eq!(key.id(), a.as_str());
         }
     }
 }

@@ -6,7 +6,7 @@
 use crate::StateStore;
 use imbl::OrdMap;
 use std::sync::Arc;
-use structs::Allocation;
+use structs::{Allocation, Node};
 
 /// Host ports in use, counted (two allocations claiming one port must both release it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +104,21 @@ impl StateStore {
             .unwrap_or_default()
     }
 
+    /// Every node with what its live allocations use (`None` for a node without any), in ID
+    /// order: one pass over both tables instead of a lookup per node (the scheduler visits
+    /// every node of a large job).
+    pub fn nodes_with_usage(&self) -> impl Iterator<Item = (&Arc<Node>, Option<&AllocUsage>)> {
+        let mut usage = self.node_usage.iter().peekable();
+        self.nodes.iter().map(move |(id, node)| {
+            // Usage of nodes no longer registered sorts among them and is passed over.
+            while usage.next_if(|(k, _)| k.id() < id.as_str()).is_some() {}
+            let here = usage
+                .next_if(|(k, _)| k.id() == id.as_str())
+                .map(|(_, u)| &**u);
+            (node, here)
+        })
+    }
+
     /// Moves the usage from `old` to `new` (either may be absent or terminal).
     pub(crate) fn account(&mut self, old: Option<&Allocation>, new: &Allocation) {
         if let Some(old) = old.filter(|o| !o.terminal()) {
@@ -175,5 +190,53 @@ mod tests {
         let back = StateStore::from_image(s.to_image()).unwrap();
         assert_eq!(back.node_usage("n1"), s.node_usage("n1"));
         assert_eq!(s.node_usage("elsewhere"), AllocUsage::default());
+    }
+
+    #[test]
+    fn nodes_with_usage_pairs_each_node_with_its_own_usage() {
+        let mut s = StateStore::new();
+        for (i, id) in ["b", "d", "f"].iter().enumerate() {
+            s.apply(
+                i as u64 + 1,
+                Command::NodeRegister {
+                    node: Box::new(mock::node(id)),
+                    now: 0,
+                },
+            )
+            .unwrap();
+        }
+        // Usage on "b" and "f", and on nodes never registered before, between and after them.
+        let job = Arc::new(mock::job("web", 5));
+        let allocs: Vec<Allocation> = ["a", "b", "c", "f", "g"]
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let mut a = mock::running_alloc(&job, i);
+                a.node_id = node.to_string();
+                a
+            })
+            .collect();
+        s.apply(
+            10,
+            Command::PlanApply(PlanResult {
+                allocs_upserted: allocs,
+                now: 1,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        let got: Vec<(String, Option<AllocUsage>)> = s
+            .nodes_with_usage()
+            .map(|(n, u)| (n.id.clone(), u.cloned()))
+            .collect();
+        let want: Vec<(String, Option<AllocUsage>)> = ["b", "d", "f"]
+            .iter()
+            .map(|id| {
+                let u = s.node_usage(id);
+                (id.to_string(), (u != AllocUsage::default()).then_some(u))
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert!(got[0].1.is_some() && got[1].1.is_none() && got[2].1.is_some());
     }
 }
