@@ -122,53 +122,38 @@ fn render(alloc: &Allocation, verbose: bool, short: bool, now: i64) -> String {
             ("Nodes filtered", m.nodes_filtered.to_string()),
             ("Nodes exhausted", m.nodes_exhausted.to_string()),
         ]));
-        out.push_str(&render_scores(&m.scores));
+        out.push_str(&render_scores(&m.score_meta_data));
     }
     out
 }
 
 /// The score table Nomad's `alloc status -verbose` prints: a row per scored node, best first,
-/// a column per scorer that scored any of them, then the final (normalized) score. The metric
-/// holds `<node-id>.<scorer>` keys.
-fn render_scores(scores: &structs::VecMap<String, f64>) -> String {
-    const FINAL: &str = "normalized-score";
-    const ORDER: [&str; 5] = [
-        "binpack",
-        "job-anti-affinity",
-        "node-reschedule-penalty",
-        "node-affinity",
-        "allocation-spread",
-    ];
-    let mut by_node: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, f64>> =
-        Default::default();
-    for (key, value) in scores {
-        // Node IDs hold no dots; scorer names hold no dots either.
-        if let Some((node, scorer)) = key.split_once('.') {
-            by_node.entry(node).or_default().insert(scorer, *value);
-        }
-    }
-    if by_node.is_empty() {
+/// a column per scorer that scored any of them, then the final (normalized) score.
+fn render_scores(scored: &[structs::NodeScoreMeta]) -> String {
+    if scored.is_empty() {
         return String::new();
     }
-    let columns: Vec<&str> = ORDER
+    let columns: Vec<&str> = structs::ScoreTerms::NAMES
         .iter()
         .copied()
-        .filter(|c| by_node.values().any(|s| s.contains_key(c)))
+        .filter(|c| scored.iter().any(|m| m.scores.get(c).is_some()))
         .collect();
-    let mut nodes: Vec<(&str, &std::collections::BTreeMap<&str, f64>)> =
-        by_node.iter().map(|(n, s)| (*n, s)).collect();
-    let final_of = |s: &std::collections::BTreeMap<&str, f64>| s.get(FINAL).copied().unwrap_or(0.0);
-    nodes.sort_by(|a, b| final_of(b.1).total_cmp(&final_of(a.1)).then(a.0.cmp(b.0)));
+    let mut nodes: Vec<&structs::NodeScoreMeta> = scored.iter().collect();
+    nodes.sort_by(|a, b| {
+        b.norm_score
+            .total_cmp(&a.norm_score)
+            .then(a.node_id.cmp(&b.node_id))
+    });
     let mut head = vec!["Node"];
     head.extend(&columns);
     head.push("final score");
     let mut rows = vec![header(&head)];
-    for (node, s) in nodes {
-        let mut row = vec![node.to_string()];
+    for m in nodes {
+        let mut row = vec![m.node_id.clone()];
         for c in &columns {
-            row.push(format_score(s.get(c).copied().unwrap_or(0.0)));
+            row.push(format_score(m.scores.get(c).unwrap_or(0.0)));
         }
-        row.push(format_score(final_of(s)));
+        row.push(format_score(m.norm_score));
         rows.push(row);
     }
     table(&rows)
@@ -353,18 +338,21 @@ Time                  Type      Description
 
     #[test]
     fn placement_scores_are_a_table_by_node_best_first() {
-        let mut scores = structs::VecMap::default();
-        for (k, v) in [
-            ("aaaa.binpack", 0.25),
-            ("aaaa.normalized-score", 0.25),
-            ("bbbb.binpack", 0.5),
-            ("bbbb.job-anti-affinity", -0.2),
-            ("bbbb.normalized-score", 0.15),
-            ("cccc.binpack", 0.9),
-            ("cccc.normalized-score", 0.9),
-        ] {
-            scores.insert(k.to_string(), v);
-        }
+        let meta =
+            |node: &str, binpack: f64, anti: Option<f64>, norm: f64| structs::NodeScoreMeta {
+                node_id: node.into(),
+                scores: structs::ScoreTerms {
+                    binpack,
+                    job_anti_affinity: anti,
+                    ..Default::default()
+                },
+                norm_score: norm,
+            };
+        let scores = [
+            meta("aaaa", 0.25, None, 0.25),
+            meta("bbbb", 0.5, Some(-0.2), 0.15),
+            meta("cccc", 0.9, None, 0.9),
+        ];
         let out = render_scores(&scores);
         let lines: Vec<Vec<&str>> = out
             .lines()
@@ -377,6 +365,6 @@ Time                  Type      Description
         assert_eq!(lines[1], ["cccc", "0.9", "0", "0.9"]);
         assert_eq!(lines[2], ["aaaa", "0.25", "0", "0.25"]);
         assert_eq!(lines[3], ["bbbb", "0.5", "-0.2", "0.15"]);
-        assert_eq!(render_scores(&structs::VecMap::default()), "");
+        assert_eq!(render_scores(&[]), "");
     }
 }

@@ -441,7 +441,7 @@ fn snapshot_save_and_restore_through_the_api() {
         .request("GET", "/v1/operator/snapshot", None)
         .expect("save");
     assert_eq!(status, 200);
-    assert!(snapshot.starts_with("CRVNSNP4"));
+    assert!(snapshot.starts_with("CRVNSNP5"));
     register(&c, leader, "dropped").expect("register");
     assert_eq!(jobs_on(&c, leader).len(), 2);
     // Save and restore through the CLI, as an operator would.

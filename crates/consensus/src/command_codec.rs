@@ -16,13 +16,14 @@ use std::sync::Arc;
 use structs::{Allocation, Job};
 
 /// The first byte of a binary command (never the first byte of JSON).
-const BINARY: u8 = 0xB3;
+const BINARY: u8 = 0xB5;
 /// The first byte of a binary `Command::PlanApply` with its jobs written once ([`PlanEntry`]).
-const PLAN: u8 = 0xB4;
-/// Markers of earlier builds' binary layouts (before nodes had drain fields and allocations
-/// a desired transition), refused by name: bincode is not self-describing, so reading them
-/// with today's types would misread every field after the first change.
-const OLD_BINARY: [u8; 2] = [0xB1, 0xB2];
+const PLAN: u8 = 0xB6;
+/// Markers of earlier builds' binary layouts (0xB1/0xB2: before nodes had drain fields and
+/// allocations a desired transition; 0xB3/0xB4: placement scores as `<node>.<scorer>`
+/// strings), refused by name: bincode is not self-describing, so reading them with today's
+/// types would misread every field after the first change.
+const OLD_BINARY: [u8; 4] = [0xB1, 0xB2, 0xB3, 0xB4];
 
 /// A plan result as written: the distinct jobs of its upserted allocations, and the
 /// allocations without them.

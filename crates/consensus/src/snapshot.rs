@@ -1,6 +1,6 @@
 //! Snapshot files: the state store's image plus the Raft metadata it was taken at.
 //!
-//! Layout: `CRVNSNP4` | meta length (u32 LE) | meta JSON | body CRC-32 (u32 LE) | body.
+//! Layout: `CRVNSNP5` | meta length (u32 LE) | meta JSON | body CRC-32 (u32 LE) | body.
 //! The metadata can be read without parsing the body; the checksum catches a corrupt or
 //! truncated body before it replaces anything. The same bytes are what Raft sends to a
 //! follower that fell behind and what `operator snapshot save` writes.
@@ -11,8 +11,9 @@
 //! chunks of a compact encoding (`snapshot/allocs.rs`: per-chunk tables of the strings and
 //! values they repeat, fields by reference) that decode on all cores. The million allocations
 //! of the `region_restart` bench take 84 MB (860 MB in `CRVNSNP2`). Older formats (`CRVNSNP1`
-//! to `CRVNSNP3`; 3 is 4 without the nodes' drain fields and the allocations' desired
-//! transition) are refused with an error that names them.
+//! to `CRVNSNP4`; 3 is 4 without the nodes' drain fields and the allocations' desired
+//! transition, 4 is 5 with placement scores as `<node>.<scorer>` strings) are refused with an
+//! error that names them.
 
 mod allocs;
 
@@ -31,9 +32,9 @@ use structs::{Evaluation, Job, JobSummary, Node, SchedulerConfiguration};
 use thiserror::Error;
 
 /// The format this build writes and reads.
-const MAGIC: &[u8; 8] = b"CRVNSNP4";
+const MAGIC: &[u8; 8] = b"CRVNSNP5";
 /// Formats of earlier builds, refused by name.
-const OLD_MAGICS: [&[u8; 8]; 3] = [b"CRVNSNP1", b"CRVNSNP2", b"CRVNSNP3"];
+const OLD_MAGICS: [&[u8; 8]; 4] = [b"CRVNSNP1", b"CRVNSNP2", b"CRVNSNP3", b"CRVNSNP4"];
 
 /// Allocations per independently decoded chunk.
 const ALLOC_CHUNK: usize = 16_384;
@@ -511,7 +512,7 @@ mod tests {
             },
         );
         let mut scores = VecMap::new();
-        scores.insert("binpack".to_string(), 0.25);
+        scores.insert("old.binpack".to_string(), 0.25);
         let mut counts = VecMap::new();
         counts.insert("dc1".to_string(), 3);
         Allocation {
@@ -547,7 +548,16 @@ mod tests {
                 class_exhausted: counts.clone(),
                 dimension_exhausted: counts,
                 quota_exhausted: vec!["q".into()],
-                scores,
+                scores: Some(scores),
+                score_meta_data: vec![structs::NodeScoreMeta {
+                    node_id: node.into(),
+                    scores: structs::ScoreTerms {
+                        binpack: 0.25,
+                        node_affinity: Some(-0.5),
+                        ..Default::default()
+                    },
+                    norm_score: -0.125,
+                }],
                 allocation_time: 12345,
                 coalesced_failures: 1,
             },
@@ -872,7 +882,7 @@ mod tests {
         }
         b[..8].copy_from_slice(b"CRVNSNP9");
         let text = decode(&b).unwrap_err().to_string();
-        assert!(text.contains("missing the CRVNSNP4 header"), "{text}");
+        assert!(text.contains("missing the CRVNSNP5 header"), "{text}");
     }
 
     /// Bad content behind a matching checksum (a crafted or buggy file) is an error, never a

@@ -3,7 +3,7 @@
 
 use crate::fit::{capacity, NodeUsage};
 use std::sync::Arc;
-use structs::{AllocMetric, Node};
+use structs::{AllocMetric, Node, NodeScoreMeta, ScoreTerms};
 
 /// Nomad's bin-pack fitness after placing: `20 - (10^freeCpu + 10^freeMem)`, clamped to [0, 18]
 /// and normalised to [0, 1]. Fuller nodes score higher.
@@ -50,20 +50,22 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
-    fn terms(&self) -> impl Iterator<Item = (&'static str, f64)> {
-        [
-            Some(("binpack", self.fit)),
-            self.anti_affinity.map(|s| ("job-anti-affinity", s)),
-            self.penalty.map(|s| ("node-reschedule-penalty", s)),
-            self.affinity.map(|s| ("node-affinity", s)),
-            self.spread.map(|s| ("allocation-spread", s)),
-        ]
-        .into_iter()
-        .flatten()
+    /// The terms as the metric records them.
+    fn terms(&self) -> ScoreTerms {
+        ScoreTerms {
+            binpack: self.fit,
+            job_anti_affinity: self.anti_affinity,
+            node_reschedule_penalty: self.penalty,
+            node_affinity: self.affinity,
+            allocation_spread: self.spread,
+        }
     }
 
     pub(crate) fn normalized(&self) -> f64 {
-        let (sum, n) = self.terms().fold((0.0, 0), |(s, n), (_, v)| (s + v, n + 1));
+        let (sum, n) = self
+            .terms()
+            .iter()
+            .fold((0.0, 0), |(s, n), (_, v)| (s + v, n + 1));
         sum / f64::from(n)
     }
 }
@@ -75,7 +77,7 @@ pub(crate) struct Ranked {
     pub(crate) score: f64,
 }
 
-/// Keeps the best-scoring nodes' terms in the metric (`<node>.<scorer>` keys, as Nomad's
+/// Keeps the best-scoring nodes' terms in the metric, best first (Nomad's `ScoreMetaData`, as
 /// `alloc status -verbose` shows them).
 pub(crate) fn record_top_scores(
     metric: &mut AllocMetric,
@@ -83,24 +85,17 @@ pub(crate) fn record_top_scores(
     nodes: &[&Arc<Node>],
 ) {
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-    for r in ranked.into_iter().take(TOP_SCORES) {
-        let Some(node) = nodes.get(r.node) else {
-            continue;
-        };
-        // `<node>.<term>`, built without the formatting machinery (this runs for every
-        // placement).
-        let key = |term: &str| {
-            let mut k = String::with_capacity(node.id.len() + 1 + term.len());
-            k.push_str(&node.id);
-            k.push('.');
-            k.push_str(term);
-            k
-        };
-        for (name, v) in r.parts.terms() {
-            metric.scores.insert(key(name), v);
-        }
-        metric.scores.insert(key("normalized-score"), r.score);
-    }
+    metric.score_meta_data = ranked
+        .into_iter()
+        .take(TOP_SCORES)
+        .filter_map(|r| {
+            Some(NodeScoreMeta {
+                node_id: nodes.get(r.node)?.id.clone(),
+                scores: r.parts.terms(),
+                norm_score: r.score,
+            })
+        })
+        .collect();
 }
 
 /// A small deterministic PRNG (splitmix64) seeded from a string.

@@ -52,8 +52,15 @@ fn a_failed_allocation_is_replaced_on_another_node() {
     assert_eq!(replacement.previous_allocation, failed.id);
     assert_ne!(replacement.node_id, failed.node_id, "the penalty moves it");
     // The failed allocation's node was scored with the penalty term.
-    let penalty = format!("{}.node-reschedule-penalty", failed.node_id);
-    assert_eq!(replacement.metrics.scores.get(&penalty), Some(&-1.0));
+    let scored = |node: &str| {
+        replacement
+            .metrics
+            .score_meta_data
+            .iter()
+            .find(|m| m.node_id == node)
+            .map(|m| m.scores.node_reschedule_penalty)
+    };
+    assert_eq!(scored(&failed.node_id), Some(Some(-1.0)));
     // Running again changes nothing: the slot is filled.
     assert!(h.eval("web").plan.is_empty());
 }

@@ -70,11 +70,11 @@ fn affinity_draws_allocations_to_matching_nodes() {
     h.run(job);
     assert_eq!(by_dc(&h, "web"), BTreeMap::from([("dc2".into(), 3)]));
     let a = &h.live("web")[0];
-    let scored: Vec<&String> = a
+    let scored: Vec<f64> = a
         .metrics
-        .scores
-        .keys()
-        .filter(|k| k.ends_with(".node-affinity"))
+        .score_meta_data
+        .iter()
+        .filter_map(|m| m.scores.node_affinity)
         .collect();
     assert!(!scored.is_empty(), "the metric shows the affinity term");
 }
@@ -165,8 +165,8 @@ fn the_spread_algorithm_prefers_empty_nodes() {
     h.run(mock::job("a", 1));
     h.run(mock::job("b", 1));
     assert_ne!(h.live("a")[0].node_id, h.live("b")[0].node_id);
-    let scores = &h.live("b")[0].metrics.scores;
-    assert!(scores.keys().any(|k| k.ends_with(".binpack")));
+    let scores = &h.live("b")[0].metrics.score_meta_data;
+    assert!(scores.iter().any(|m| m.scores.get("binpack").is_some()));
 }
 
 fn distinct_rack(limit: &str) -> structs::Constraint {

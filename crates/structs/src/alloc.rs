@@ -212,7 +212,11 @@ pub struct AllocMetric {
     pub class_exhausted: VecMap<String, i64>,
     pub dimension_exhausted: VecMap<String, i64>,
     pub quota_exhausted: Vec<String>,
-    pub scores: VecMap<String, f64>,
+    /// Nomad's `<node>.<scorer>` map, replaced by `ScoreMetaData` since Nomad 0.9: never set,
+    /// kept for the JSON's shape (`"Scores": null`).
+    pub scores: Option<VecMap<String, f64>>,
+    /// The best-scoring nodes (up to five), best first.
+    pub score_meta_data: Vec<crate::NodeScoreMeta>,
     pub allocation_time: i64,
     pub coalesced_failures: i64,
 }

@@ -17,6 +17,7 @@ pub mod mock;
 mod node;
 mod resources;
 mod scheduler_config;
+mod score;
 pub mod time;
 pub mod validate;
 mod vecmap;
@@ -30,6 +31,7 @@ pub use job::*;
 pub use node::*;
 pub use resources::*;
 pub use scheduler_config::*;
+pub use score::{NodeScoreMeta, ScoreTerms};
 pub use vecmap::VecMap;
 
 /// The version Caravan reports (`caravan version`, `/v1/agent/self`, node attributes).
