@@ -17,11 +17,34 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// not. `MIMALLOC_PURGE_DELAY` in the environment overrides it.
 const PURGE_DELAY_MS: std::os::raw::c_long = 1000;
 
+/// mimalloc's `mi_option_allow_thp` (as above).
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
 fn main() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one of mimalloc's options to a value in its documented range; mimalloc
         // reads its options atomically, so setting one while allocating is allowed.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        disable_transparent_huge_pages();
+    }
     std::process::exit(caravan::cli::main());
+}
+
+/// Transparent huge pages off for this process. mimalloc asks for them on its arenas; every
+/// fault in such a range then zeroes 2 MiB, and purged ranges fault in again whole: with them
+/// the C1M leader spent a sixth of its CPU in the kernel's `clear_page` and the followers
+/// used 40% more CPU (docs/benchmarks.md). The option stops further requests; the `prctl`
+/// also covers the arena mimalloc mapped before `main`. Tasks the client starts get THP back
+/// (`drivers::process::restore_thp`). `MIMALLOC_ALLOW_THP` in the environment overrides it.
+fn disable_transparent_huge_pages() {
+    // SAFETY: sets one of mimalloc's options to a value in its documented range (see above).
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) };
+    // SAFETY: prctl(PR_GET/SET_THP_DISABLE) take integer arguments and read or change only
+    // this process's memory policy; failure (an old kernel) leaves THP as it was.
+    let inherited = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    if inherited == 0 && unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {
+        drivers::agent_disabled_thp();
+    }
 }

@@ -12,6 +12,7 @@ mod raw_exec;
 mod suite;
 
 pub use mock::MockDriver;
+pub use process::agent_disabled_thp;
 pub use raw_exec::RawExecDriver;
 
 use async_trait::async_trait;

@@ -97,8 +97,8 @@ impl Driver for MockDriver {
             .get("stdout_string")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let child = tokio::process::Command::new("/bin/sh")
-            .args(["-c", SCRIPT, "mock", text])
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.args(["-c", SCRIPT, "mock", text])
             .arg(repeats.to_string())
             .args([&repeat_every, &run_for])
             .arg(exit_code.to_string())
@@ -109,8 +109,9 @@ impl Driver for MockDriver {
             .stdin(std::process::Stdio::null())
             .stdout(output.stdout)
             .stderr(output.stderr)
-            .process_group(0)
-            .spawn()?;
+            .process_group(0);
+        crate::process::restore_thp(&mut cmd);
+        let child = cmd.spawn()?;
         Ok(Box::new(GroupProcess::new(child)))
     }
 }

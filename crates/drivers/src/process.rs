@@ -7,9 +7,35 @@
 use crate::{ExitResult, TaskHandle};
 use async_trait::async_trait;
 use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::process::Child;
 use tracing::debug;
+
+/// Set when the agent turned transparent huge pages off for itself (`src/main.rs`): the
+/// setting is inherited across `fork` and `exec`, and tasks must run under the host's policy.
+static RESTORE_THP: AtomicBool = AtomicBool::new(false);
+
+/// Records that the agent process disabled transparent huge pages for itself (not inherited
+/// from its parent), so that tasks it starts get them back.
+pub fn agent_disabled_thp() {
+    RESTORE_THP.store(true, Ordering::Relaxed);
+}
+
+/// Makes `cmd`'s process run under the host's transparent huge page policy again, when the
+/// agent disabled it for itself.
+pub(crate) fn restore_thp(cmd: &mut tokio::process::Command) {
+    if RESTORE_THP.load(Ordering::Relaxed) {
+        // SAFETY: the hook runs in the forked child before exec and only makes the prctl
+        // system call, which is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+                Ok(())
+            });
+        }
+    }
+}
 
 /// A running process that leads its own process group.
 pub(crate) struct GroupProcess {

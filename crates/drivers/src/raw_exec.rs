@@ -127,6 +127,7 @@ impl Driver for RawExecDriver {
             .stderr(output.stderr)
             .process_group(0)
             .kill_on_drop(false);
+        crate::process::restore_thp(&mut cmd);
         let child = cmd.spawn()?;
         let handle = GroupProcess::new(child);
         if oom_score_adj != 0 {

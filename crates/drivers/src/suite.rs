@@ -285,3 +285,29 @@ async fn start_errors_are_clear() {
         .unwrap();
     assert_eq!(err.to_string(), "failed to start task: boom");
 }
+
+#[tokio::test]
+async fn tasks_run_under_the_hosts_huge_page_policy() {
+    // The agent turns transparent huge pages off for itself (src/main.rs); the setting is
+    // inherited across exec, so a task would run without them unless the driver restores it.
+    let thp_of_task = |name: &'static str| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), shell("grep THP_enabled /proc/self/status"));
+        let (out, path) = to_file(dir.path(), name);
+        let d = RawExecDriver::new(true);
+        assert!(d.start(&s, out).await.unwrap().wait().await.successful());
+        std::fs::read_to_string(path)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .map(str::to_string)
+    };
+    // SAFETY: prctl(PR_SET_THP_DISABLE) changes only this test process's memory policy.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) },
+        0
+    );
+    assert_eq!(thp_of_task("inherited").await.as_deref(), Some("0"));
+    crate::agent_disabled_thp();
+    assert_eq!(thp_of_task("restored").await.as_deref(), Some("1"));
+}
