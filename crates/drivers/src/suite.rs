@@ -303,10 +303,8 @@ async fn tasks_run_under_the_hosts_huge_page_policy() {
             .map(str::to_string)
     };
     // SAFETY: prctl(PR_SET_THP_DISABLE) changes only this test process's memory policy.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) },
-        0
-    );
+    let disabled = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    assert_eq!(disabled, 0);
     assert_eq!(thp_of_task("inherited").await.as_deref(), Some("0"));
     crate::agent_disabled_thp();
     assert_eq!(thp_of_task("restored").await.as_deref(), Some("1"));
