@@ -44,7 +44,12 @@ fn disable_transparent_huge_pages() {
     // SAFETY: prctl(PR_GET/SET_THP_DISABLE) take integer arguments and read or change only
     // this process's memory policy; failure (an old kernel) leaves THP as it was.
     let inherited = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-    if inherited == 0 && unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {
+    if inherited != 0 {
+        return;
+    }
+    // SAFETY: as above.
+    let disabled = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if disabled == 0 {
         drivers::agent_disabled_thp();
     }
 }
