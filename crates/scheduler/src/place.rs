@@ -41,6 +41,8 @@ pub(crate) struct Placer<'a> {
     stopping: BTreeSet<String>,
     /// The same, by node.
     stopping_by_node: BTreeMap<String, Vec<String>>,
+    /// Where each candidate went in `nodes`, the candidates taken in ID order.
+    by_id: Vec<u32>,
     rng: SeededRng,
     cursor: usize,
     /// Shared by every placement's metric (a clone is a pointer copy).
@@ -99,13 +101,24 @@ impl<'a> Placer<'a> {
         out: &SchedOutcome,
     ) -> Self {
         // Each node's usage comes with it from one merged pass over the two tables.
-        let mut candidates: Vec<(&Arc<Node>, Option<&NodeUsage>)> = snap
+        let candidates: Vec<(&Arc<Node>, Option<&NodeUsage>)> = snap
             .nodes_with_usage()
             .filter(|(n, _)| n.ready_for_work() && node_in_scope(job, n))
             .collect();
+        // The candidates are shuffled through their positions, so that the inverse (where the
+        // k-th node in ID order went) is known without hashing every node's ID.
         let mut rng = SeededRng::new(&ctx.seed);
-        rng.shuffle(&mut candidates);
-        let (nodes, base): (Vec<_>, Vec<_>) = candidates.into_iter().unzip();
+        let mut order: Vec<u32> = (0..candidates.len() as u32).collect();
+        rng.shuffle(&mut order);
+        let mut by_id = vec![0u32; order.len()];
+        let (nodes, base): (Vec<_>, Vec<_>) = order
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                by_id[k as usize] = i as u32;
+                candidates[k as usize]
+            })
+            .unzip();
         // Counted by borrowed name: one string per datacenter, not one per node.
         let mut by_dc: BTreeMap<&str, i64> = BTreeMap::new();
         for n in &nodes {
@@ -145,6 +158,7 @@ impl<'a> Placer<'a> {
             feasible: BTreeMap::new(),
             stopping,
             stopping_by_node,
+            by_id,
             rng,
             cursor: 0,
             nodes_available: nodes_available.into(),
@@ -159,12 +173,17 @@ impl<'a> Placer<'a> {
         if job_allocs.is_empty() {
             return self;
         }
-        let position: std::collections::HashMap<&str, usize> = self
-            .nodes
+        // The candidates' IDs in order, for a binary search per allocation.
+        let ids: Vec<&str> = self
+            .by_id
             .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.as_str(), i))
+            .map(|&i| self.nodes[i as usize].id.as_str())
             .collect();
+        let position = |node: &str| {
+            ids.binary_search(&node)
+                .ok()
+                .map(|k| self.by_id[k] as usize)
+        };
         let n = self.nodes.len();
         for alloc in job_allocs {
             if alloc.terminal() || self.stopping.contains(&alloc.id) {
@@ -173,7 +192,7 @@ impl<'a> Placer<'a> {
             self.live.push(Arc::clone(alloc));
             // Allocations on nodes out of scope (down, ineligible) never collide with a
             // candidate.
-            if let Some(&i) = position.get(alloc.node_id.as_str()) {
+            if let Some(i) = position(alloc.node_id.as_str()) {
                 self.job_on_node[i] += 1;
                 self.group_on_node
                     .entry(alloc.task_group.clone())
@@ -554,11 +573,15 @@ pub(crate) fn place_all(
                     resources,
                 );
                 alloc.metrics = metric;
-                out.plan
-                    .node_allocation
-                    .entry(node.id.clone())
-                    .or_default()
-                    .push(alloc);
+                // The node's ID is cloned only for its first placement in this plan.
+                match out.plan.node_allocation.get_mut(&node.id) {
+                    Some(placed) => placed.push(alloc),
+                    None => {
+                        out.plan
+                            .node_allocation
+                            .insert(node.id.clone(), vec![alloc]);
+                    }
+                }
             }
             Err(metric) => {
                 out.failed_tg_allocs.insert(group.name.clone(), *metric);

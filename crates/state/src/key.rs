@@ -19,16 +19,28 @@ pub(crate) struct IdKey {
 impl IdKey {
     /// The key of `id` (allocates the shared string).
     pub(crate) fn new(id: &str) -> Self {
-        let mut head = [0u8; 16];
-        let n = id.len().min(16);
-        head[..n].copy_from_slice(&id.as_bytes()[..n]);
         Self {
-            head: u128::from_be_bytes(head),
+            head: Self::head_of(id),
             id: Arc::from(id),
         }
     }
 
+    /// The inline part of `id`'s key.
+    pub(crate) fn head_of(id: &str) -> u128 {
+        let mut head = [0u8; 16];
+        let n = id.len().min(16);
+        head[..n].copy_from_slice(&id.as_bytes()[..n]);
+        u128::from_be_bytes(head)
+    }
+
+    /// How this key orders against `id`, whose [`IdKey::head_of`] is `head` (computed once by
+    /// a caller comparing many keys with one ID); the string is read only on a tie.
+    pub(crate) fn cmp_id(&self, head: u128, id: &str) -> Ordering {
+        self.head.cmp(&head).then_with(|| (*self.id).cmp(id))
+    }
+
     /// The ID.
+    #[cfg(test)]
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
@@ -86,6 +98,7 @@ mod tests {
                     "{a:?} vs {b:?}"
                 );
                 assert_eq!(IdKey::new(a) == IdKey::new(b), a == b);
+                assert_eq!(IdKey::new(a).cmp_id(IdKey::head_of(b), b), a.cmp(b));
             }
         }
     }
@@ -95,6 +108,7 @@ mod tests {
         fn orders_as_the_strings_do(a in ".{0,40}", b in ".{0,40}", common in "[0-9a-f-]{0,20}") {
             let (a, b) = (format!("{common}{a}"), format!("{common}{b}"));
             prop_assert_eq!(IdKey::new(&a).cmp(&IdKey::new(&b)), a.cmp(&b));
+            prop_assert_eq!(IdKey::new(&a).cmp_id(IdKey::head_of(&b), &b), a.cmp(&b));
             let key = IdKey::new(&a);
             prop_assert_eq!(key.id(), a.as_str());
         }

@@ -110,10 +110,11 @@ impl StateStore {
     pub fn nodes_with_usage(&self) -> impl Iterator<Item = (&Arc<Node>, Option<&AllocUsage>)> {
         let mut usage = self.node_usage.iter().peekable();
         self.nodes.iter().map(move |(id, node)| {
+            let head = crate::IdKey::head_of(id);
             // Usage of nodes no longer registered sorts among them and is passed over.
-            while usage.next_if(|(k, _)| k.id() < id.as_str()).is_some() {}
+            while usage.next_if(|(k, _)| k.cmp_id(head, id).is_lt()).is_some() {}
             let here = usage
-                .next_if(|(k, _)| k.id() == id.as_str())
+                .next_if(|(k, _)| k.cmp_id(head, id).is_eq())
                 .map(|(_, u)| &**u);
             (node, here)
         })
