@@ -276,6 +276,43 @@ fn distinct_hosts_spreads_one_per_node() {
 }
 
 #[test]
+fn distinct_hosts_counts_the_allocations_of_earlier_runs() {
+    let mut h = Harness::new(2);
+    let mut job = mock::job("web", 1);
+    job.task_groups[0].constraints.push(Constraint {
+        operand: "distinct_hosts".into(),
+        r_target: "true".into(),
+        ..Default::default()
+    });
+    h.run(job.clone());
+    let first = h.live("web")[0].node_id.clone();
+    // Scaled to three: only the other node is free of the group.
+    job.task_groups[0].count = 3;
+    let out = h.run(job);
+    let names = |node: &str| -> Vec<String> {
+        out.plan.node_allocation[node]
+            .iter()
+            .map(|a| a.name.clone())
+            .collect()
+    };
+    // The first allocation is only updated in place (the count changed); the one new
+    // placement that fits goes to the other node, the third fails.
+    assert_eq!(out.plan.node_allocation.len(), 2);
+    assert_eq!(names(&first), ["web.web[0]"]);
+    let other = out
+        .plan
+        .node_allocation
+        .keys()
+        .find(|n| **n != first)
+        .unwrap();
+    assert_eq!(names(other), ["web.web[1]"]);
+    assert_eq!(
+        out.failed_tg_allocs["web"].constraint_filtered["distinct_hosts"],
+        2
+    );
+}
+
+#[test]
 fn config_change_is_destructive_and_meta_change_in_place() {
     let mut h = Harness::new(1);
     let job = mock::job("web", 1);

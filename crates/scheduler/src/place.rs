@@ -41,8 +41,6 @@ pub(crate) struct Placer<'a> {
     stopping: BTreeSet<String>,
     /// The same, by node.
     stopping_by_node: BTreeMap<String, Vec<String>>,
-    /// Where each candidate went in `nodes`, the candidates taken in ID order.
-    by_id: Vec<u32>,
     rng: SeededRng,
     cursor: usize,
     /// Shared by every placement's metric (a clone is a pointer copy).
@@ -158,31 +156,32 @@ impl<'a> Placer<'a> {
             feasible: BTreeMap::new(),
             stopping,
             stopping_by_node,
-            by_id,
             rng,
             cursor: 0,
             nodes_available: nodes_available.into(),
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
             oversubscribe: snap.scheduler_config().memory_oversubscription_enabled,
         }
-        .with_job_allocs(job_allocs)
+        .with_job_allocs(job_allocs, &candidates, &by_id)
     }
 
     /// Counts the job's live allocations per node, and keeps them for spread counts.
-    fn with_job_allocs(mut self, job_allocs: &[Arc<Allocation>]) -> Self {
+    /// `in_id_order` are the candidates as the state lists them (by node ID), and `by_id[k]` is
+    /// where the k-th of them went in `nodes`.
+    fn with_job_allocs(
+        mut self,
+        job_allocs: &[Arc<Allocation>],
+        in_id_order: &[(&Arc<Node>, Option<&NodeUsage>)],
+        by_id: &[u32],
+    ) -> Self {
         if job_allocs.is_empty() {
             return self;
         }
-        // The candidates' IDs in order, for a binary search per allocation.
-        let ids: Vec<&str> = self
-            .by_id
-            .iter()
-            .map(|&i| self.nodes[i as usize].id.as_str())
-            .collect();
         let position = |node: &str| {
-            ids.binary_search(&node)
+            in_id_order
+                .binary_search_by(|(n, _)| n.id.as_str().cmp(node))
                 .ok()
-                .map(|k| self.by_id[k] as usize)
+                .map(|k| by_id[k] as usize)
         };
         let n = self.nodes.len();
         for alloc in job_allocs {
