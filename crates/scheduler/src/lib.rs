@@ -24,6 +24,7 @@ pub mod diff;
 mod distinct;
 mod feasible;
 pub mod fit;
+mod group_fit;
 mod place;
 mod rank;
 mod reconcile;

@@ -3,7 +3,8 @@
 
 use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
-use crate::fit::{capacity, usage_from, NodeUsage};
+use crate::fit::{usage_from, NodeUsage};
+use crate::group_fit::{fit_ports, GroupNeeds};
 use crate::rank::{
     binpack_score, record_top_scores, spread_fit_score, Parts, Ranked, SeededRng, MAX_SKIP,
     WIDE_SEARCH_LIMIT,
@@ -15,9 +16,8 @@ use state::StateStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use structs::{
-    AllocMetric, AllocatedPortMapping, AllocatedResources, AllocatedTaskResources, Allocation,
-    Evaluation, Job, Node, TaskGroup, VecMap, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING,
-    ALLOC_DESIRED_RUN,
+    AllocMetric, AllocatedResources, Allocation, Evaluation, Job, Node, TaskGroup, VecMap,
+    ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN,
 };
 
 /// Per-eval placement state: node usage including what this plan already placed or stops.
@@ -28,16 +28,12 @@ pub(crate) struct Placer<'a> {
     base: Vec<Option<&'a NodeUsage>>,
     /// Per node (by position in `nodes`), its usage once looked at.
     usage: Vec<Option<NodeUsage>>,
-    /// Per group, the job's live allocations on each node (by position), for job
-    /// anti-affinity and distinct_hosts.
-    group_on_node: BTreeMap<String, Vec<u32>>,
+    /// Per group of the job (by position in `job.task_groups`), what its placements share.
+    groups: Vec<GroupNodes>,
     /// The job's live allocations on each node (by position), any group.
     job_on_node: Vec<u32>,
     /// The job's live allocations that this plan does not stop.
-    live: Vec<Arc<Allocation>>,
-    /// Per group, each node's feasibility (by position) once checked: it depends only on the
-    /// node and the group, and a placement walks the same nodes again and again.
-    feasible: BTreeMap<String, Vec<Option<Result<(), String>>>>,
+    live: Vec<&'a Arc<Allocation>>,
     stopping: BTreeSet<String>,
     /// The same, by node.
     stopping_by_node: BTreeMap<String, Vec<String>>,
@@ -49,6 +45,30 @@ pub(crate) struct Placer<'a> {
     spread_algorithm: bool,
     /// The region allows memory oversubscription (`memory_max`).
     oversubscribe: bool,
+}
+
+/// One group's per-node counts during an evaluation (vectors by node position, empty until
+/// the group is first looked at).
+#[derive(Default)]
+struct GroupNodes {
+    /// The job's live allocations of this group on each node, for job anti-affinity and
+    /// distinct_hosts.
+    on_node: Vec<u32>,
+    /// Each node's feasibility once checked: it depends only on the node and the group, and a
+    /// placement walks the same nodes again and again.
+    feasible: Vec<Option<Result<(), String>>>,
+    /// What the group asks of a node, once computed.
+    needs: Option<GroupNeeds>,
+}
+
+/// Counts one more under `key` in a metric's map, allocating the key only the first time.
+fn bump(map: &mut VecMap<String, i64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// True when `name` matches a datacenter pattern with `*` globs.
@@ -93,7 +113,7 @@ pub(crate) fn node_in_scope(job: &Job, node: &Node) -> bool {
 impl<'a> Placer<'a> {
     pub(crate) fn new(
         snap: &'a StateStore,
-        job_allocs: &[Arc<Allocation>],
+        job_allocs: &'a [Arc<Allocation>],
         job: &Job,
         ctx: &SchedCtx,
         out: &SchedOutcome,
@@ -150,10 +170,13 @@ impl<'a> Placer<'a> {
             nodes,
             base,
             usage: vec![None; n],
-            group_on_node: BTreeMap::new(),
+            groups: job
+                .task_groups
+                .iter()
+                .map(|_| GroupNodes::default())
+                .collect(),
             job_on_node: vec![0; n],
             live: Vec::new(),
-            feasible: BTreeMap::new(),
             stopping,
             stopping_by_node,
             rng,
@@ -162,7 +185,7 @@ impl<'a> Placer<'a> {
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
             oversubscribe: snap.scheduler_config().memory_oversubscription_enabled,
         }
-        .with_job_allocs(job_allocs, &candidates, &by_id)
+        .with_job_allocs(job, job_allocs, &candidates, &by_id)
     }
 
     /// Counts the job's live allocations per node, and keeps them for spread counts.
@@ -170,7 +193,8 @@ impl<'a> Placer<'a> {
     /// where the k-th of them went in `nodes`.
     fn with_job_allocs(
         mut self,
-        job_allocs: &[Arc<Allocation>],
+        job: &Job,
+        job_allocs: &'a [Arc<Allocation>],
         in_id_order: &[(&Arc<Node>, Option<&NodeUsage>)],
         by_id: &[u32],
     ) -> Self {
@@ -188,14 +212,21 @@ impl<'a> Placer<'a> {
             if alloc.terminal() || self.stopping.contains(&alloc.id) {
                 continue;
             }
-            self.live.push(Arc::clone(alloc));
+            self.live.push(alloc);
             // Allocations on nodes out of scope (down, ineligible) never collide with a
             // candidate.
             if let Some(i) = position(alloc.node_id.as_str()) {
                 self.job_on_node[i] += 1;
-                self.group_on_node
-                    .entry(alloc.task_group.clone())
-                    .or_insert_with(|| vec![0; n])[i] += 1;
+                let group = job
+                    .task_groups
+                    .iter()
+                    .position(|g| g.name == alloc.task_group);
+                if let Some(g) = group.and_then(|g| self.groups.get_mut(g)) {
+                    if g.on_node.is_empty() {
+                        g.on_node = vec![0; n];
+                    }
+                    g.on_node[i] += 1;
+                }
             }
         }
         self
@@ -219,11 +250,14 @@ impl<'a> Placer<'a> {
         })
     }
 
-    /// Places one allocation, or returns the metric explaining why it could not be placed.
-    /// `penalty` is a node to avoid (where the allocation being replaced failed).
+    /// Places one allocation of the job's `g`-th group, or returns the metric explaining why
+    /// it could not be placed. `penalty` is a node to avoid (where the allocation being
+    /// replaced failed).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn place_one(
         &mut self,
         job: &Arc<Job>,
+        g: usize,
         group: &TaskGroup,
         feas: &Feasibility<'_>,
         scorer: &mut GroupScorer,
@@ -246,15 +280,25 @@ impl<'a> Placer<'a> {
             limit = limit.max(WIDE_SEARCH_LIMIT);
         }
         let count = group.count.max(1) as f64;
-        let mut on_node = self
-            .group_on_node
-            .remove(&group.name)
-            .unwrap_or_else(|| vec![0; n]);
-        let mut feasible = self
-            .feasible
-            .remove(&group.name)
-            .unwrap_or_else(|| vec![None; n]);
-        let mut best: Option<(f64, usize, AllocatedResources)> = None;
+        let mut state = self
+            .groups
+            .get_mut(g)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        if state.on_node.is_empty() {
+            state.on_node = vec![0; n];
+        }
+        if state.feasible.is_empty() {
+            state.feasible = vec![None; n];
+        }
+        let needs = state
+            .needs
+            .take()
+            .unwrap_or_else(|| GroupNeeds::of(group, self.oversubscribe));
+        let on_node = &mut state.on_node;
+        let feasible = &mut state.feasible;
+        // The best node so far, with its resources when they depend on the node (ports).
+        let mut best: Option<(f64, usize, Option<AllocatedResources>)> = None;
         let mut ranked: Vec<Ranked> = Vec::new();
         let mut found = 0;
         let mut skipped = 0;
@@ -262,17 +306,10 @@ impl<'a> Placer<'a> {
             let i = (self.cursor + step) % n;
             let node = self.nodes[i];
             metric.nodes_evaluated += 1;
-            let verdict = match &feasible[i] {
-                Some(v) => v.clone(),
-                None => {
-                    let v = feas.check(node);
-                    feasible[i] = Some(v.clone());
-                    v
-                }
-            };
+            let verdict = feasible[i].get_or_insert_with(|| feas.check(node));
             if let Err(reason) = verdict {
                 metric.nodes_filtered += 1;
-                *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
+                bump(&mut metric.constraint_filtered, reason);
                 continue;
             }
             let collides = match distinct {
@@ -282,39 +319,40 @@ impl<'a> Placer<'a> {
             };
             if collides {
                 metric.nodes_filtered += 1;
-                *metric
-                    .constraint_filtered
-                    .get_or_insert_with("distinct_hosts".into(), || 0) += 1;
+                bump(&mut metric.constraint_filtered, "distinct_hosts");
                 continue;
             }
             if !props.is_empty() {
                 if let Err(reason) = props.check(node) {
                     metric.nodes_filtered += 1;
-                    *metric.constraint_filtered.get_or_insert_with(reason, || 0) += 1;
+                    bump(&mut metric.constraint_filtered, &reason);
                     continue;
                 }
             }
+            // Drawn for every candidate, ports or not, so the sequence does not depend on
+            // which groups ask for ports.
             let port_seed = self.rng.next_u64();
-            let oversubscribe = self.oversubscribe;
             // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
-            // the port set is never copied per candidate.
+            // the port set is never copied per candidate. A group without ports gets the same
+            // resources everywhere, so only the totals are checked here.
             let (fit, used_cpu, used_memory_mb) = {
                 let usage = self.usage_of(i);
-                (
-                    fit_group(node, usage, group, port_seed, oversubscribe),
-                    usage.cpu,
-                    usage.memory_mb,
-                )
+                let fit = match needs.check_totals(node, usage) {
+                    Err(dim) => Err(dim.to_string()),
+                    Ok(()) if !needs.asks_ports() => Ok(None),
+                    Ok(()) => fit_ports(node, usage, group, port_seed, &needs).map(Some),
+                };
+                (fit, usage.cpu, usage.memory_mb)
             };
             match fit {
                 Err(dim) => {
                     metric.nodes_exhausted += 1;
-                    *metric.dimension_exhausted.get_or_insert_with(dim, || 0) += 1;
+                    bump(&mut metric.dimension_exhausted, &dim);
                 }
                 Ok(resources) => {
                     let after = NodeUsage {
-                        cpu: used_cpu + resources.cpu(),
-                        memory_mb: used_memory_mb + resources.memory_mb(),
+                        cpu: used_cpu + needs.alloc_cpu,
+                        memory_mb: used_memory_mb + needs.alloc_memory_mb,
                         ..Default::default()
                     };
                     let mut parts = Parts {
@@ -359,6 +397,8 @@ impl<'a> Placer<'a> {
         record_top_scores(&mut metric, ranked, &self.nodes);
         let placed = match best {
             Some((_, i, resources)) => {
+                // `None` only for a group without ports, whose resources are its base.
+                let resources = resources.unwrap_or_else(|| needs.base());
                 self.cursor = (i + 1) % n.max(1);
                 let node = self.nodes[i].clone();
                 let usage = self.usage_of(i);
@@ -368,25 +408,27 @@ impl<'a> Placer<'a> {
                 usage
                     .ports
                     .extend(resources.shared.ports.iter().map(|p| p.value));
-                on_node[i] += 1;
+                state.on_node[i] += 1;
                 self.job_on_node[i] += 1;
                 scorer.placed(&node);
                 Ok((node, resources, metric))
             }
             None => Err(Box::new(metric)),
         };
-        self.group_on_node.insert(group.name.clone(), on_node);
-        self.feasible.insert(group.name.clone(), feasible);
+        state.needs = Some(needs);
+        if let Some(slot) = self.groups.get_mut(g) {
+            *slot = state;
+        }
         placed
     }
 
     /// The job's live allocations as (group, node), for spread and distinct_property counts.
-    pub(crate) fn live_nodes(&self) -> Vec<(String, Arc<Node>)> {
+    pub(crate) fn live_nodes(&self) -> Vec<(&'a str, Arc<Node>)> {
         self.live
             .iter()
             .filter_map(|a| {
                 let node = self.snap.node_by_id(&a.node_id)?.clone();
-                Some((a.task_group.clone(), node))
+                Some((a.task_group.as_str(), node))
             })
             .collect()
     }
@@ -414,97 +456,6 @@ fn distinct_hosts(job: &Job, group: &TaskGroup) -> DistinctHosts {
     }
 }
 
-/// Computes the group's resources on this node, choosing ports; `Err` names the exhausted
-/// dimension.
-/// `oversubscribe`: the region allows `memory_max` (Nomad ignores it otherwise).
-pub(crate) fn fit_group(
-    node: &Node,
-    usage: &NodeUsage,
-    group: &TaskGroup,
-    port_seed: u64,
-    oversubscribe: bool,
-) -> Result<AllocatedResources, String> {
-    let (cpu, mem, disk) = capacity(node);
-    // The totals first: most candidates that do not fit fail here, before anything is built.
-    let want_cpu: i64 = group.tasks.iter().map(|t| t.resources.cpu).sum();
-    let want_mem: i64 = group.tasks.iter().map(|t| t.resources.memory_mb).sum();
-    let want_disk = group
-        .ephemeral_disk
-        .as_ref()
-        .map(|d| d.size_mb)
-        .unwrap_or(0);
-    if usage.cpu + want_cpu > cpu {
-        return Err("cpu".into());
-    }
-    if usage.memory_mb + want_mem > mem {
-        return Err("memory".into());
-    }
-    if usage.disk_mb + want_disk > disk {
-        return Err("disk".into());
-    }
-    let mut res = AllocatedResources::default();
-    for task in &group.tasks {
-        let mut t = AllocatedTaskResources::default();
-        t.cpu.cpu_shares = task.resources.cpu;
-        t.memory.memory_mb = task.resources.memory_mb;
-        if oversubscribe {
-            t.memory.memory_max_mb = task.resources.memory_max_mb;
-        }
-        res.tasks.insert(task.name.clone(), t);
-    }
-    res.shared.disk_mb = want_disk;
-    if group.all_networks().next().is_none() {
-        return Ok(res);
-    }
-    let ip = node.ip();
-    // Ports this group takes, checked alongside the node's.
-    let mut chosen = BTreeSet::new();
-    let free = |v: &i64, chosen: &BTreeSet<i64>| !usage.ports.contains(v) && !chosen.contains(v);
-    for net in group.all_networks() {
-        for p in &net.reserved_ports {
-            if !free(&p.value, &chosen) {
-                return Err(format!(
-                    "network: reserved port collision {}={}",
-                    p.label, p.value
-                ));
-            }
-            chosen.insert(p.value);
-            res.shared.ports.push(AllocatedPortMapping {
-                label: p.label.clone(),
-                value: p.value,
-                to: p.to,
-                host_ip: ip.clone(),
-            });
-        }
-    }
-    let (lo, hi) = match (
-        node.node_resources.min_dynamic_port,
-        node.node_resources.max_dynamic_port,
-    ) {
-        (lo, hi) if lo > 0 && hi >= lo => (lo, hi),
-        _ => (20000, 32000),
-    };
-    let span = (hi - lo + 1) as u64;
-    let mut rng = SeededRng(port_seed);
-    for net in group.all_networks() {
-        for p in &net.dynamic_ports {
-            let start = rng.below(span) as i64;
-            let value = (0..span as i64)
-                .map(|k| lo + (start + k) % span as i64)
-                .find(|v| free(v, &chosen))
-                .ok_or_else(|| "network: dynamic port selection failed".to_string())?;
-            chosen.insert(value);
-            res.shared.ports.push(AllocatedPortMapping {
-                label: p.label.clone(),
-                value,
-                to: p.to,
-                host_ip: ip.clone(),
-            });
-        }
-    }
-    Ok(res)
-}
-
 /// Places every request, recording failures per group (later failures of a group are coalesced).
 pub(crate) fn place_all(
     snap: &StateStore,
@@ -520,30 +471,38 @@ pub(crate) fn place_all(
     }
     let mut ids = FreshIds::new(snap, &ctx.seed);
     let mut placer = Placer::new(snap, job_allocs, job, ctx, out);
-    let mut feas_cache: BTreeMap<String, Feasibility<'_>> = BTreeMap::new();
-    let mut scorers: BTreeMap<String, GroupScorer> = BTreeMap::new();
-    let mut distinct: BTreeMap<String, DistinctProperties> = BTreeMap::new();
-    let mut live: Option<Vec<(String, Arc<Node>)>> = None;
+    // What each group's placements share, by the group's position in the job, built at its
+    // first placement.
+    let mut groups: Vec<Option<GroupPlacing<'_>>> = job.task_groups.iter().map(|_| None).collect();
+    let mut live: Option<Vec<(&str, Arc<Node>)>> = None;
     for req in requests {
-        let Some(group) = job.group(&req.group) else {
+        let Some(g) = job.task_groups.iter().position(|tg| tg.name == req.group) else {
             continue;
         };
+        let group = &job.task_groups[g];
         if let Some(metric) = out.failed_tg_allocs.get_mut(&group.name) {
             metric.coalesced_failures += 1;
             *out.queued.entry(group.name.clone()).or_insert(0) += 1;
             continue;
         }
-        let feas = feas_cache
-            .entry(group.name.clone())
-            .or_insert_with(|| Feasibility::new(job, group));
         let live = live.get_or_insert_with(|| placer.live_nodes());
-        let scorer = scorers.entry(group.name.clone()).or_insert_with(|| {
-            let nodes = live.iter().filter(|(g, _)| *g == group.name);
-            GroupScorer::new(job, group, nodes.map(|(_, n)| n.as_ref()))
-        });
-        let props = distinct.entry(group.name.clone()).or_insert_with(|| {
-            let all = live.iter().map(|(g, n)| (g.as_str(), n.as_ref()));
-            DistinctProperties::new(job, group, all)
+        let Some(slot) = groups.get_mut(g) else {
+            continue;
+        };
+        let GroupPlacing {
+            feas,
+            scorer,
+            props,
+        } = slot.get_or_insert_with(|| GroupPlacing {
+            feas: Feasibility::new(job, group),
+            scorer: {
+                let nodes = live.iter().filter(|(name, _)| *name == group.name);
+                GroupScorer::new(job, group, nodes.map(|(_, n)| n.as_ref()))
+            },
+            props: {
+                let all = live.iter().map(|(name, n)| (*name, n.as_ref()));
+                DistinctProperties::new(job, group, all)
+            },
         });
         // Rescheduling a failed allocation avoids the node it failed on.
         let penalty = req
@@ -551,13 +510,15 @@ pub(crate) fn place_all(
             .as_ref()
             .filter(|p| p.client_status == ALLOC_CLIENT_FAILED)
             .map(|p| p.node_id.clone());
-        match placer.place_one(job, group, feas, scorer, props, penalty.as_deref()) {
+        match placer.place_one(job, g, group, feas, scorer, props, penalty.as_deref()) {
             Ok((node, resources, metric)) => {
-                for (g, p) in distinct.iter_mut() {
-                    p.placed(&node, *g == group.name);
+                for (k, p) in groups.iter_mut().enumerate() {
+                    if let Some(p) = p {
+                        p.props.placed(&node, k == g);
+                    }
                 }
                 // Counts of groups not started yet include this placement.
-                live.push((group.name.clone(), node.clone()));
+                live.push((group.name.as_str(), node.clone()));
                 let mut alloc = new_alloc(
                     NewAlloc {
                         job,
@@ -588,6 +549,13 @@ pub(crate) fn place_all(
             }
         }
     }
+}
+
+/// What one group's placements share during an evaluation.
+struct GroupPlacing<'j> {
+    feas: Feasibility<'j>,
+    scorer: GroupScorer,
+    props: DistinctProperties,
 }
 
 /// New allocation IDs, derived from the run's seed and a counter, skipping any ID the state

@@ -2,7 +2,8 @@
 
 use crate::feasible::Feasibility;
 use crate::fit::usage_without;
-use crate::place::{fit_group, new_alloc, node_in_scope, FreshIds, NewAlloc};
+use crate::group_fit::fit_group;
+use crate::place::{new_alloc, node_in_scope, FreshIds, NewAlloc};
 use crate::rank::SeededRng;
 use crate::reconcile::{
     migrating, tasks_updated, STOP_JOB_STOPPED, STOP_MIGRATING, STOP_NOT_NEEDED, STOP_UPDATING,
