@@ -47,6 +47,7 @@ fn register(
     let ctx = scheduler::SchedCtx {
         now: 1,
         seed: eval.id.clone(),
+        ..Default::default()
     };
     (eval, ctx)
 }

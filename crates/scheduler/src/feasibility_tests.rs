@@ -135,3 +135,38 @@ fn memory_max_counts_only_when_the_region_allows_oversubscription() {
         1024
     );
 }
+
+/// The views of the node table the harness keeps between evaluations (as a server does) must
+/// follow every change to it: a job with the same scope and constraints as an earlier one
+/// sees nodes that registered, changed or left since.
+#[test]
+fn node_changes_between_evaluations_reach_the_next_placement() {
+    let mut h = Harness::new(0);
+    let tagged = |id: &str, rack: &str| {
+        node(id, |n| {
+            n.meta.insert("rack".into(), rack.into());
+        })
+    };
+    let on_rack_a = |id: &str| {
+        job(id, 3, |j| {
+            j.constraints.push(Constraint {
+                l_target: "${meta.rack}".into(),
+                operand: "=".into(),
+                r_target: "a".into(),
+            })
+        })
+    };
+    h.add_node(tagged("n1", "a"));
+    h.add_node(tagged("n2", "b"));
+    h.run(on_rack_a("first"));
+    assert_eq!(placed_nodes(&h, "first"), set(&["n1"]));
+    // n2 moves to rack a and n3 joins it: the same constraints now hold on all three.
+    h.add_node(tagged("n2", "a"));
+    h.add_node(tagged("n3", "a"));
+    h.run(on_rack_a("second"));
+    assert_eq!(placed_nodes(&h, "second"), set(&["n1", "n2", "n3"]));
+    // n1 leaves rack a: nothing of the next job goes there.
+    h.add_node(tagged("n1", "c"));
+    h.run(on_rack_a("third"));
+    assert_eq!(placed_nodes(&h, "third"), set(&["n2", "n3"]));
+}

@@ -29,6 +29,25 @@ impl<'a> Feasibility<'a> {
         }
     }
 
+    /// What the verdicts depend on besides the node: the drivers and the constraints, in the
+    /// order they are checked (which decides the reason given). Two groups with the same
+    /// signature get the same verdict on every node.
+    pub(crate) fn signature(&self) -> String {
+        use std::fmt::Write;
+        // Each part length-prefixed, so no content can be mistaken for a separator.
+        let mut key = String::new();
+        let _ = write!(key, "{}|", self.drivers.len());
+        for d in &self.drivers {
+            let _ = write!(key, "{}:{d}", d.len());
+        }
+        for (c, _) in &self.constraints {
+            for part in [&c.l_target, &c.operand, &c.r_target] {
+                let _ = write!(key, "{}:{part}", part.len());
+            }
+        }
+        key
+    }
+
     /// `Ok` when the node can run the group, else the reason it was filtered.
     pub(crate) fn check(&self, node: &Node) -> Result<(), FilterReason> {
         for driver in &self.drivers {

@@ -12,6 +12,8 @@ pub(crate) struct Harness {
     pub(crate) now: i64,
     index: u64,
     evals: u64,
+    /// Shared by every evaluation, as a server's workers share theirs.
+    nodes: crate::NodeCache,
 }
 
 impl Harness {
@@ -19,6 +21,7 @@ impl Harness {
         let mut h = Harness {
             state: StateStore::new(),
             now: 10,
+            nodes: crate::NodeCache::default(),
             index: 0,
             evals: 0,
         };
@@ -86,6 +89,7 @@ impl Harness {
         let ctx = SchedCtx {
             now: self.now,
             seed: eval.id.clone(),
+            nodes: self.nodes.clone(),
         };
         let out = compute(&self.state, &eval, &ctx);
         let result = PlanResult {

@@ -25,6 +25,8 @@ mod distinct;
 mod feasible;
 pub mod fit;
 mod group_fit;
+mod node_view;
+pub use node_view::NodeCache;
 mod place;
 mod rank;
 mod reconcile;
@@ -49,6 +51,9 @@ pub struct SchedCtx {
     pub now: i64,
     /// Seed for node shuffling and derived IDs (normally the eval ID plus the attempt).
     pub seed: String,
+    /// Views of the node table kept between runs (a default one keeps them for this run
+    /// only); they never change what a run plans.
+    pub nodes: NodeCache,
 }
 
 /// What a scheduler run wants to change.

@@ -5,6 +5,7 @@ use crate::distinct::DistinctProperties;
 use crate::feasible::Feasibility;
 use crate::fit::{usage_from, NodeUsage};
 use crate::group_fit::{fit_ports, GroupNeeds};
+use crate::node_view::{FeasibleByNode, NodeView};
 use crate::rank::{
     binpack_score, record_top_scores, spread_fit_score, Parts, Ranked, SeededRng, MAX_SKIP,
     WIDE_SEARCH_LIMIT,
@@ -23,7 +24,11 @@ use structs::{
 /// Per-eval placement state: node usage including what this plan already placed or stops.
 pub(crate) struct Placer<'a> {
     snap: &'a StateStore,
-    nodes: Vec<&'a Arc<Node>>,
+    /// The candidates (ready, in the job's scope), shuffled.
+    nodes: Vec<Arc<Node>>,
+    /// Per candidate (by position in `nodes`), its position in the view's ready nodes.
+    ready_pos: Vec<u32>,
+    view: Arc<NodeView>,
     /// Per node (by position in `nodes`), its usage in the snapshot (`None`: nothing on it).
     base: Vec<Option<&'a NodeUsage>>,
     /// Per node (by position in `nodes`), its usage once looked at.
@@ -54,9 +59,10 @@ struct GroupNodes {
     /// The job's live allocations of this group on each node, for job anti-affinity and
     /// distinct_hosts.
     on_node: Vec<u32>,
-    /// Each node's feasibility once checked: it depends only on the node and the group, and a
-    /// placement walks the same nodes again and again.
-    feasible: Vec<Option<Result<(), String>>>,
+    /// Each ready node's feasibility once checked (by its position in the view): it depends
+    /// only on the node and the group's checks, and a placement walks the same nodes again and
+    /// again. Shared with other groups and evaluations with the same checks.
+    feasible: Option<FeasibleByNode>,
     /// What the group asks of a node, once computed.
     needs: Option<GroupNeeds>,
 }
@@ -118,10 +124,14 @@ impl<'a> Placer<'a> {
         ctx: &SchedCtx,
         out: &SchedOutcome,
     ) -> Self {
-        // Each node's usage comes with it from one merged pass over the two tables.
-        let candidates: Vec<(&Arc<Node>, Option<&NodeUsage>)> = snap
-            .nodes_with_usage()
-            .filter(|(n, _)| n.ready_for_work() && node_in_scope(job, n))
+        // The nodes in scope come from the view of the node table (kept while it is
+        // unchanged), in ID order; each one's usage from one forward pass over the usage table.
+        let view = ctx.nodes.view(snap);
+        let mut usage_of = snap.usage_along();
+        let candidates: Vec<(u32, Option<&NodeUsage>)> = view
+            .scope(job)
+            .iter()
+            .map(|&p| (p, view.ready.get(p as usize).and_then(|n| usage_of(&n.id))))
             .collect();
         // The candidates are shuffled through their positions, so that the inverse (where the
         // k-th node in ID order went) is known without hashing every node's ID.
@@ -129,14 +139,18 @@ impl<'a> Placer<'a> {
         let mut order: Vec<u32> = (0..candidates.len() as u32).collect();
         rng.shuffle(&mut order);
         let mut by_id = vec![0u32; order.len()];
-        let (nodes, base): (Vec<_>, Vec<_>) = order
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| {
-                by_id[k as usize] = i as u32;
-                candidates[k as usize]
-            })
-            .unzip();
+        let mut nodes = Vec::with_capacity(order.len());
+        let mut ready_pos = Vec::with_capacity(order.len());
+        let mut base = Vec::with_capacity(order.len());
+        for (i, &k) in order.iter().enumerate() {
+            by_id[k as usize] = i as u32;
+            let (p, usage) = candidates[k as usize];
+            if let Some(node) = view.ready.get(p as usize) {
+                nodes.push(Arc::clone(node));
+                ready_pos.push(p);
+                base.push(usage);
+            }
+        }
         // Counted by borrowed name: one string per datacenter, not one per node.
         let mut by_dc: BTreeMap<&str, i64> = BTreeMap::new();
         for n in &nodes {
@@ -165,9 +179,15 @@ impl<'a> Placer<'a> {
             })
             .collect();
         let n = nodes.len();
+        let in_id_order: Vec<&str> = candidates
+            .iter()
+            .filter_map(|(p, _)| view.ready.get(*p as usize).map(|n| n.id.as_str()))
+            .collect();
         Self {
             snap,
             nodes,
+            ready_pos,
+            view: Arc::clone(&view),
             base,
             usage: vec![None; n],
             groups: job
@@ -185,7 +205,7 @@ impl<'a> Placer<'a> {
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
             oversubscribe: snap.scheduler_config().memory_oversubscription_enabled,
         }
-        .with_job_allocs(job, job_allocs, &candidates, &by_id)
+        .with_job_allocs(job, job_allocs, &in_id_order, &by_id)
     }
 
     /// Counts the job's live allocations per node, and keeps them for spread counts.
@@ -195,7 +215,7 @@ impl<'a> Placer<'a> {
         mut self,
         job: &Job,
         job_allocs: &'a [Arc<Allocation>],
-        in_id_order: &[(&Arc<Node>, Option<&NodeUsage>)],
+        in_id_order: &[&str],
         by_id: &[u32],
     ) -> Self {
         if job_allocs.is_empty() {
@@ -203,7 +223,7 @@ impl<'a> Placer<'a> {
         }
         let position = |node: &str| {
             in_id_order
-                .binary_search_by(|(n, _)| n.id.as_str().cmp(node))
+                .binary_search(&node)
                 .ok()
                 .map(|k| by_id[k] as usize)
         };
@@ -234,10 +254,9 @@ impl<'a> Placer<'a> {
 
     /// The node's usage during this evaluation: the state's (kept per node as allocations
     /// change), its reserved ports, less what this plan stops, plus what it placed so far.
-    fn usage_of(&mut self, i: usize) -> &mut NodeUsage {
+    fn usage_of(&mut self, i: usize, node: &Node) -> &mut NodeUsage {
         let snap = self.snap;
         let stopping = &self.stopping_by_node;
-        let node = self.nodes[i];
         let base = self.base[i];
         self.usage[i].get_or_insert_with(|| {
             let base = base.cloned().unwrap_or_default();
@@ -288,15 +307,17 @@ impl<'a> Placer<'a> {
         if state.on_node.is_empty() {
             state.on_node = vec![0; n];
         }
-        if state.feasible.is_empty() {
-            state.feasible = vec![None; n];
-        }
+        let feasible = match state.feasible.take() {
+            Some(f) => f,
+            None => self.view.feasibility(feas),
+        };
         let needs = state
             .needs
             .take()
             .unwrap_or_else(|| GroupNeeds::of(group, self.oversubscribe));
         let on_node = &mut state.on_node;
-        let feasible = &mut state.feasible;
+        // Borrowed apart from `self`, which changes usage as candidates are looked at.
+        let nodes = std::mem::take(&mut self.nodes);
         // The best node so far, with its resources when they depend on the node (ports).
         let mut best: Option<(f64, usize, Option<AllocatedResources>)> = None;
         let mut ranked: Vec<Ranked> = Vec::new();
@@ -304,9 +325,21 @@ impl<'a> Placer<'a> {
         let mut skipped = 0;
         for step in 0..n {
             let i = (self.cursor + step) % n;
-            let node = self.nodes[i];
+            let node = &nodes[i];
             metric.nodes_evaluated += 1;
-            let verdict = feasible[i].get_or_insert_with(|| feas.check(node));
+            let slot = self
+                .ready_pos
+                .get(i)
+                .and_then(|&p| feasible.get(p as usize));
+            let fresh;
+            let verdict = match slot {
+                Some(slot) => slot.get_or_init(|| feas.check(node)),
+                // Every candidate has a slot; were one missing, it is checked afresh.
+                None => {
+                    fresh = feas.check(node);
+                    &fresh
+                }
+            };
             if let Err(reason) = verdict {
                 metric.nodes_filtered += 1;
                 bump(&mut metric.constraint_filtered, reason);
@@ -336,7 +369,7 @@ impl<'a> Placer<'a> {
             // the port set is never copied per candidate. A group without ports gets the same
             // resources everywhere, so only the totals are checked here.
             let (fit, used_cpu, used_memory_mb) = {
-                let usage = self.usage_of(i);
+                let usage = self.usage_of(i, node);
                 let fit = match needs.check_totals(node, usage) {
                     Err(dim) => Err(dim.to_string()),
                     Ok(()) if !needs.asks_ports() => Ok(None),
@@ -394,14 +427,14 @@ impl<'a> Placer<'a> {
                 }
             }
         }
-        record_top_scores(&mut metric, ranked, &self.nodes);
+        record_top_scores(&mut metric, ranked, &nodes);
         let placed = match best {
             Some((_, i, resources)) => {
                 // `None` only for a group without ports, whose resources are its base.
                 let resources = resources.unwrap_or_else(|| needs.base());
                 self.cursor = (i + 1) % n.max(1);
-                let node = self.nodes[i].clone();
-                let usage = self.usage_of(i);
+                let node = Arc::clone(&nodes[i]);
+                let usage = self.usage_of(i, &node);
                 usage.cpu += resources.cpu();
                 usage.memory_mb += resources.memory_mb();
                 usage.disk_mb += resources.shared.disk_mb;
@@ -415,7 +448,9 @@ impl<'a> Placer<'a> {
             }
             None => Err(Box::new(metric)),
         };
+        self.nodes = nodes;
         state.needs = Some(needs);
+        state.feasible = Some(feasible);
         if let Some(slot) = self.groups.get_mut(g) {
             *slot = state;
         }

@@ -82,7 +82,7 @@ pub(crate) struct Ranked {
 pub(crate) fn record_top_scores(
     metric: &mut AllocMetric,
     mut ranked: Vec<Ranked>,
-    nodes: &[&Arc<Node>],
+    nodes: &[Arc<Node>],
 ) {
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
     metric.score_meta_data = ranked

@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) broker: broker::BrokerHandle,
     pub(crate) plans: plan_apply::PlanQueueHandle,
     pub(crate) heartbeats: heartbeat::HeartbeatHandle,
+    /// Views of the node table the scheduler keeps between evaluations.
+    pub(crate) node_cache: scheduler::NodeCache,
     /// True while this server leads and its leader duties run (the drainer acts only then).
     pub(crate) duties_active: std::sync::atomic::AtomicBool,
     pub(crate) shutdown: CancellationToken,
@@ -160,6 +162,7 @@ impl ServerHandle {
             broker,
             plans,
             heartbeats,
+            node_cache: scheduler::NodeCache::default(),
             duties_active: std::sync::atomic::AtomicBool::new(false),
             shutdown: shutdown.clone(),
         });

@@ -68,6 +68,7 @@ async fn process(shared: &Shared, eval: &Evaluation) -> Result<(), RpcError> {
         let ctx = SchedCtx {
             now: now_ns(),
             seed: seed(&eval.id, snapshot_index, attempt),
+            nodes: shared.node_cache.clone(),
         };
         // The scheduler is pure CPU work (tens of milliseconds for a large job): run it off
         // the async threads, which must stay free for Raft heartbeats and RPCs, or a busy

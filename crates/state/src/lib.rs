@@ -18,6 +18,7 @@ mod usage;
 
 pub use command::{ClientAllocUpdate, Command, PlanResult};
 pub use image::StateImage;
+pub use nodes::NodesTable;
 pub use usage::{AllocUsage, PortSet};
 
 use imbl::{OrdMap, OrdSet};

@@ -16,6 +16,24 @@ pub(crate) struct DrainUpdate {
     pub(crate) complete: bool,
 }
 
+/// The node table of one state ([`StateStore::nodes_table`]): an O(1) clone of it.
+#[derive(Clone)]
+pub struct NodesTable(imbl::OrdMap<String, Arc<Node>>);
+
+impl NodesTable {
+    /// True when both are the same table (a table that changed, even back to equal content,
+    /// is not the same).
+    pub fn same_as(&self, other: &NodesTable) -> bool {
+        self.0.ptr_eq(&other.0)
+    }
+}
+
+impl std::fmt::Debug for NodesTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodesTable({} nodes)", self.0.len())
+    }
+}
+
 impl StateStore {
     /// One node.
     pub fn node_by_id(&self, id: &str) -> Option<&Arc<Node>> {
@@ -25,6 +43,12 @@ impl StateStore {
     /// Every node, ordered by ID.
     pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
         self.nodes.values()
+    }
+
+    /// The node table as of this state, as a handle that tells whether two states hold the
+    /// same table (views derived from the nodes can be kept while it is unchanged).
+    pub fn nodes_table(&self) -> NodesTable {
+        NodesTable(self.nodes.clone())
     }
 
     /// How many nodes are registered.

@@ -108,16 +108,23 @@ impl StateStore {
     /// order: one pass over both tables instead of a lookup per node (the scheduler visits
     /// every node of a large job).
     pub fn nodes_with_usage(&self) -> impl Iterator<Item = (&Arc<Node>, Option<&AllocUsage>)> {
+        let mut usage = self.usage_along();
+        self.nodes.values().map(move |node| (node, usage(&node.id)))
+    }
+
+    /// A lookup of node usage for node IDs asked in ascending order (as a list of nodes in
+    /// ID order gives them): each call moves forward through the usage table instead of
+    /// searching it. IDs asked out of order get `None`.
+    pub fn usage_along<'s>(&'s self) -> impl FnMut(&str) -> Option<&'s AllocUsage> + 's {
         let mut usage = self.node_usage.iter().peekable();
-        self.nodes.iter().map(move |(id, node)| {
+        move |id| {
             let head = crate::IdKey::head_of(id);
-            // Usage of nodes no longer registered sorts among them and is passed over.
+            // Usage of nodes not asked for sorts among them and is passed over.
             while usage.next_if(|(k, _)| k.cmp_id(head, id).is_lt()).is_some() {}
-            let here = usage
+            usage
                 .next_if(|(k, _)| k.cmp_id(head, id).is_eq())
-                .map(|(_, u)| &**u);
-            (node, here)
-        })
+                .map(|(_, u)| &**u)
+        }
     }
 
     /// Moves the usage from `old` to `new` (either may be absent or terminal).

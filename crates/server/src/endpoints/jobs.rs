@@ -128,6 +128,7 @@ pub(super) fn plan(shared: &Shared, req: JobPlanRequest) -> Result<JobPlanRespon
     let ctx = SchedCtx {
         now,
         seed: eval.id.clone(),
+        ..SchedCtx::default()
     };
     let out = compute(&scratch, &eval, &ctx);
     let planned = scratch
