@@ -12,7 +12,7 @@ use structs::{mock, Evaluation};
 fn entry(index: u64, commands: &[Command]) -> Entry<TypeConfig> {
     let encoded = commands
         .iter()
-        .map(|c| serde_bytes::ByteBuf::from(crate::command_codec::encode(c).unwrap()))
+        .map(|c| serde_bytes::ByteBuf::from(crate::command_codec::encode(c.clone()).unwrap()))
         .collect();
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),

@@ -13,7 +13,7 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 use state::{Command, PlanResult};
 use std::sync::Arc;
-use structs::{Allocation, Job};
+use structs::Job;
 
 /// The first byte of a binary command (never the first byte of JSON).
 const BINARY: u8 = 0xB5;
@@ -37,48 +37,34 @@ struct PlanEntry {
 }
 
 impl PlanEntry {
-    fn of(result: &PlanResult) -> Self {
-        // Destructured without `..`: a new field must be considered here.
-        let PlanResult {
-            allocs_upserted,
-            allocs_stopped,
-            allocs_client_status,
-            evals,
-            now,
-        } = result;
+    /// Takes the jobs out of the result's allocations (moved, not copied: encoding a
+    /// thousand-allocation plan copied every allocation once more just to leave its job out).
+    fn of(mut result: PlanResult) -> Self {
         let mut jobs: Vec<Arc<Job>> = Vec::new();
-        let mut job_of = Vec::with_capacity(allocs_upserted.len());
-        let mut stripped = Vec::with_capacity(allocs_upserted.len());
-        for alloc in allocs_upserted {
-            let k = match &alloc.job {
+        let mut job_of = Vec::with_capacity(result.allocs_upserted.len());
+        for alloc in &mut result.allocs_upserted {
+            let k = match alloc.job.take() {
                 None => 0,
                 Some(job) => {
-                    let at = jobs
+                    let at = match jobs
                         .iter()
-                        .position(|j| Arc::ptr_eq(j, job) || **j == **job)
-                        .unwrap_or_else(|| {
-                            jobs.push(job.clone());
+                        .position(|j| Arc::ptr_eq(j, &job) || **j == *job)
+                    {
+                        Some(at) => at,
+                        None => {
+                            jobs.push(job);
                             jobs.len() - 1
-                        });
+                        }
+                    };
                     u32::try_from(at + 1).unwrap_or(u32::MAX)
                 }
             };
             job_of.push(k);
-            stripped.push(Allocation {
-                job: None,
-                ..alloc.clone()
-            });
         }
         PlanEntry {
             jobs,
             job_of,
-            result: PlanResult {
-                allocs_upserted: stripped,
-                allocs_stopped: allocs_stopped.clone(),
-                allocs_client_status: allocs_client_status.clone(),
-                evals: evals.clone(),
-                now: *now,
-            },
+            result,
         }
     }
 
@@ -114,8 +100,9 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
-/// Encodes a command for an entry.
-pub(crate) fn encode(cmd: &Command) -> Result<Vec<u8>, String> {
+/// Encodes a command for an entry (consumed: a plan's allocations are written without
+/// their jobs, which are taken out rather than the allocations copied).
+pub(crate) fn encode(cmd: Command) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(128);
     let written = match cmd {
         Command::PlanApply(result) => {
@@ -124,7 +111,7 @@ pub(crate) fn encode(cmd: &Command) -> Result<Vec<u8>, String> {
         }
         cmd => {
             out.push(BINARY);
-            options().serialize_into(&mut out, cmd)
+            options().serialize_into(&mut out, &cmd)
         }
     };
     written.map_err(|e| format!("cannot encode a command: {e}"))?;
@@ -161,7 +148,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Command, String> {
 mod tests {
     use super::*;
     use state::{ClientAllocUpdate, PlanResult};
-    use structs::mock;
+    use structs::{mock, Allocation};
 
     fn commands() -> Vec<Command> {
         let mut job = mock::job("web", 3);
@@ -223,7 +210,7 @@ mod tests {
             }],
             now: 3,
         });
-        let bytes = encode(&cmd).unwrap();
+        let bytes = encode(cmd.clone()).unwrap();
         assert_eq!(bytes[0], PLAN);
         let inline = {
             let mut b = vec![BINARY];
@@ -280,7 +267,7 @@ mod tests {
     #[test]
     fn commands_round_trip_and_earlier_json_still_decodes() {
         for cmd in commands() {
-            let bytes = encode(&cmd).unwrap();
+            let bytes = encode(cmd.clone()).unwrap();
             let marker = if matches!(cmd, Command::PlanApply(_)) {
                 PLAN
             } else {
@@ -305,7 +292,7 @@ mod tests {
             let err = decode(&[old, 0, 0]).unwrap_err();
             assert!(err.contains("older build"), "{err}");
         }
-        let good = encode(&commands()[0]).unwrap();
+        let good = encode(commands().remove(0)).unwrap();
         for cut in 1..good.len() {
             assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
         }

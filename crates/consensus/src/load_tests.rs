@@ -98,7 +98,7 @@ async fn entries_raft_re_applies_while_starting_are_applied_by_the_rebuild() {
     let entry = Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), 51),
         payload: EntryPayload::Normal(crate::Payload::Commands(vec![serde_bytes::ByteBuf::from(
-            crate::command_codec::encode(&Command::NodeRegister { node, now: 2 }).unwrap(),
+            crate::command_codec::encode(Command::NodeRegister { node, now: 2 }).unwrap(),
         )])),
     };
     // Inside `Raft::new` nothing waits for the rebuild.
@@ -233,7 +233,7 @@ async fn a_server_restarting_as_leader_starts_raft_at_once_and_serves_only_with_
         now: 1,
     };
     for i in 0..8 {
-        raft.write(&register(i)).await.unwrap();
+        raft.write(register(i)).await.unwrap();
     }
     let snapshot_at = |raft: &RaftNode| raft.raft().metrics().borrow().snapshot.map(|s| s.index);
     for _ in 0..1000 {
@@ -246,7 +246,7 @@ async fn a_server_restarting_as_leader_starts_raft_at_once_and_serves_only_with_
     // Committed entries after the snapshot, so the restart re-applies some (the last write
     // makes the committed id of the one before it durable).
     for i in 8..12 {
-        raft.write(&register(i)).await.unwrap();
+        raft.write(register(i)).await.unwrap();
     }
     assert_eq!(snapshot_at(&raft), Some(snapshot), "no second snapshot yet");
     raft.shutdown().await;

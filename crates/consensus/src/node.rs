@@ -265,8 +265,9 @@ impl RaftNode {
         self.state.clone()
     }
 
-    /// Commits a command (leader only) and returns how it applied.
-    pub async fn write(&self, cmd: &state::Command) -> Result<Applied, WriteError> {
+    /// Commits a command (leader only) and returns how it applied. The command is consumed
+    /// once encoded, before the write is sent.
+    pub async fn write(&self, cmd: state::Command) -> Result<Applied, WriteError> {
         let bytes = crate::command_codec::encode(cmd).map_err(WriteError::Raft)?;
         self.batcher.write(bytes).await
     }

@@ -278,7 +278,7 @@ async fn a_dead_leader_is_replaced_by_the_watch_with_timer_elections_off() {
         n.raft().runtime_config().elect(false);
     }
     for i in 0..20 {
-        nodes[first].write(&command(i)).await.unwrap();
+        nodes[first].write(command(i)).await.unwrap();
     }
     let term = nodes[first].current_leadership().term;
     // The leader's Raft stops: it sends nothing more, and its peer calls fail.
@@ -288,7 +288,7 @@ async fn a_dead_leader_is_replaced_by_the_watch_with_timer_elections_off() {
         (0..3).filter(|i| *i != first).map(|i| &nodes[i]).collect();
     let next = leader_of(&survivors, term).await;
     // The new leader commits writes with one follower.
-    survivors[next].write(&command(100)).await.unwrap();
+    survivors[next].write(command(100)).await.unwrap();
     let other = survivors[1 - next];
     assert_eq!(
         other.current_leadership().leader.map(|(id, _)| id),

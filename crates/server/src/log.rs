@@ -33,7 +33,7 @@ impl StateLog {
     /// Commits a command; returns the index it applied at and its outcome, or why it was
     /// rejected (the state is then unchanged).
     pub(crate) async fn apply(&self, cmd: Command) -> Result<(u64, ApplyOutcome), RpcError> {
-        let applied = self.raft.write(&cmd).await.map_err(write_error)?;
+        let applied = self.raft.write(cmd).await.map_err(write_error)?;
         match applied.error {
             None => Ok((
                 applied.index,
