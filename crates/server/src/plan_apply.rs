@@ -129,10 +129,19 @@ fn verify(snap: &StateStore, plan: Plan) -> Verified {
                     .map(|(id, _)| id)
                     .collect();
                 let mut base = fit::usage_without(snap, node, stops.iter().copied());
-                // One lookup per allocation tells a new placement from an in-place update.
+                // New placements and in-place updates told apart by their create index; only
+                // updates are looked up.
                 let mut placing_new = false;
                 let mut replaced: BTreeSet<&String> = BTreeSet::new();
                 for alloc in allocs {
+                    // A new placement has never been stored (no create index) and needs no
+                    // lookup. Were its ID taken after all (an evaluation delivered twice and
+                    // planned twice from one snapshot), its usage is counted twice here, which
+                    // can reject a node that fits, never accept one that does not.
+                    if alloc.create_index == 0 {
+                        placing_new = true;
+                        continue;
+                    }
                     match snap.alloc_by_id(&alloc.id) {
                         None => placing_new = true,
                         Some(old) => {
@@ -211,11 +220,15 @@ mod tests {
             }),
         )
         .unwrap();
-        (s, a)
+        // As the scheduler sees it: stored, with its create index.
+        let stored = (**s.alloc_by_id(&a.id).unwrap()).clone();
+        assert_ne!(stored.create_index, 0);
+        (s, stored)
     }
 
     fn new_alloc(from: &Allocation, k: u64, cpu: i64) -> Allocation {
         let mut b = from.clone();
+        b.create_index = 0;
         b.id = structs::derive_uuid("new", k);
         b.name = format!("web.web[{}]", k + 1);
         b.allocated_resources
@@ -284,5 +297,26 @@ mod tests {
         assert!(verify(&s, plan(vec![new_alloc(&a, 0, 100)], vec![])).rejected);
         // An ineligible node keeps what runs there: in-place updates are still accepted.
         assert!(!verify(&s, plan(vec![a], vec![])).rejected);
+    }
+
+    #[test]
+    fn a_new_placement_that_reuses_a_stored_id_is_counted_beside_it() {
+        // An evaluation planned twice from one snapshot (a redelivery) places the same IDs
+        // again as new placements: each is counted beside the stored one, so a node without
+        // room for both rejects it (the worker refreshes and sees them placed), and one with
+        // room accepts it as the same allocation (the state replaces it by ID).
+        let (s, a) = state_with_one_alloc(true);
+        let mut again = a.clone();
+        again.create_index = 0;
+        assert!(verify(&s, plan(vec![again.clone()], vec![])).rejected);
+        again
+            .allocated_resources
+            .tasks
+            .get_mut("web")
+            .unwrap()
+            .cpu
+            .cpu_shares = 1000;
+        let v = verify(&s, plan(vec![again], vec![]));
+        assert!(!v.rejected && v.accepted.len() == 1, "{v:?}");
     }
 }
