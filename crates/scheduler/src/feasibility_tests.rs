@@ -170,3 +170,41 @@ fn node_changes_between_evaluations_reach_the_next_placement() {
     h.run(on_rack_a("third"));
     assert_eq!(placed_nodes(&h, "third"), set(&["n2", "n3"]));
 }
+
+/// A node found full for a group stays full for the rest of the evaluation, and every later
+/// placement that walks past it counts it in its metric, as the first did.
+#[test]
+fn a_node_that_fills_up_is_counted_as_exhausted_by_every_later_placement() {
+    // Tasks take 500 MHz of 4000: "small" (3000 reserved) holds two, "big" the rest.
+    let mut h = Harness::new(0);
+    h.add_node(node("small", |n| {
+        n.reserved_resources.cpu.cpu_shares = 3000
+    }));
+    h.add_node(node("big", |_| {}));
+    let out = h.run(job("web", 6, |_| {}));
+    assert_eq!(h.live("web").len(), 6);
+    // In placement order (the allocations' indexes), with the node each went to.
+    let mut placed: Vec<_> = out.plan.node_allocation.values().flatten().collect();
+    placed.sort_by_key(|a| a.index());
+    let filled = placed
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.node_id == "small")
+        .map(|(k, _)| k)
+        .nth(1)
+        .expect("two placements on small");
+    assert!(
+        filled < 5,
+        "some placements came after small filled: {placed:?}"
+    );
+    for (k, a) in placed.iter().enumerate() {
+        let m = &a.metrics;
+        assert_eq!(m.nodes_evaluated, 2, "{m:?}");
+        if k <= filled {
+            assert_eq!(m.nodes_exhausted, 0, "placement {k}: {m:?}");
+        } else {
+            assert_eq!(m.nodes_exhausted, 1, "placement {k}: {m:?}");
+            assert_eq!(m.dimension_exhausted.get("cpu"), Some(&1), "{m:?}");
+        }
+    }
+}

@@ -8,9 +8,10 @@
 //!                          │ placements
 //!                          ▼
 //!                 for each placement (place.rs):
-//!                   nodes in job's datacenters + pool, shuffled by seed
+//!                   nodes in job's datacenters + pool (node_view.rs: kept while the node
+//!                   table is unchanged), shuffled by seed
 //!                     ─► feasibility (feasible.rs): ready, drivers, constraints, distinct_hosts
-//!                     ─► fit (fit.rs): cpu, memory, disk, static/dynamic ports
+//!                     ─► fit (fit.rs, group_fit.rs): cpu, memory, disk, static/dynamic ports
 //!                     ─► rank (rank.rs): bin-pack score, job anti-affinity; limit iterator
 //!                          │
 //!                          ▼

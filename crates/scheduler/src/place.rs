@@ -14,6 +14,7 @@ use crate::reconcile::PlaceRequest;
 use crate::score::GroupScorer;
 use crate::{SchedCtx, SchedOutcome};
 use state::StateStore;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use structs::{
@@ -65,6 +66,11 @@ struct GroupNodes {
     feasible: Option<FeasibleByNode>,
     /// What the group asks of a node, once computed.
     needs: Option<GroupNeeds>,
+    /// Per node, the dimension it was found short of for this group. Usage only grows during
+    /// an evaluation, so a node short once stays short: later placements count it without
+    /// looking again (binpack fills nodes, and every placement after walks past the full
+    /// ones).
+    exhausted: Vec<Option<&'static str>>,
 }
 
 /// Counts one more under `key` in a metric's map, allocating the key only the first time.
@@ -307,6 +313,9 @@ impl<'a> Placer<'a> {
         if state.on_node.is_empty() {
             state.on_node = vec![0; n];
         }
+        if state.exhausted.is_empty() {
+            state.exhausted = vec![None; n];
+        }
         let feasible = match state.feasible.take() {
             Some(f) => f,
             None => self.view.feasibility(feas),
@@ -316,6 +325,7 @@ impl<'a> Placer<'a> {
             .take()
             .unwrap_or_else(|| GroupNeeds::of(group, self.oversubscribe));
         let on_node = &mut state.on_node;
+        let exhausted = &mut state.exhausted;
         // Borrowed apart from `self`, which changes usage as candidates are looked at.
         let nodes = std::mem::take(&mut self.nodes);
         // The best node so far, with its resources when they depend on the node (ports).
@@ -365,15 +375,25 @@ impl<'a> Placer<'a> {
             // Drawn for every candidate, ports or not, so the sequence does not depend on
             // which groups ask for ports.
             let port_seed = self.rng.next_u64();
+            if let Some(dim) = exhausted[i] {
+                metric.nodes_exhausted += 1;
+                bump(&mut metric.dimension_exhausted, dim);
+                continue;
+            }
             // Borrow the node's usage only for the fit; scoring needs just cpu and memory, so
             // the port set is never copied per candidate. A group without ports gets the same
             // resources everywhere, so only the totals are checked here.
             let (fit, used_cpu, used_memory_mb) = {
                 let usage = self.usage_of(i, node);
                 let fit = match needs.check_totals(node, usage) {
-                    Err(dim) => Err(dim.to_string()),
+                    Err(dim) => {
+                        exhausted[i] = Some(dim);
+                        Err(Cow::Borrowed(dim))
+                    }
                     Ok(()) if !needs.asks_ports() => Ok(None),
-                    Ok(()) => fit_ports(node, usage, group, port_seed, &needs).map(Some),
+                    Ok(()) => fit_ports(node, usage, group, port_seed, &needs)
+                        .map(Some)
+                        .map_err(Cow::Owned),
                 };
                 (fit, usage.cpu, usage.memory_mb)
             };
