@@ -262,16 +262,21 @@ fn static_ports_do_not_collide_and_dynamic_ports_are_in_range() {
     }
 }
 
-#[test]
-fn distinct_hosts_spreads_one_per_node() {
-    let mut h = Harness::new(2);
-    let mut job = mock::job("web", 3);
+/// A job of `count` whose group must not share a node.
+fn distinct_hosts_job(count: i64) -> Job {
+    let mut job = mock::job("web", count);
     job.task_groups[0].constraints.push(Constraint {
         operand: "distinct_hosts".into(),
         r_target: "true".into(),
         ..Default::default()
     });
-    let out = h.run(job);
+    job
+}
+
+#[test]
+fn distinct_hosts_spreads_one_per_node() {
+    let mut h = Harness::new(2);
+    let out = h.run(distinct_hosts_job(3));
     assert_eq!(out.plan.placed(), 2);
     assert_eq!(
         out.failed_tg_allocs["web"].constraint_filtered["distinct_hosts"],
@@ -282,12 +287,7 @@ fn distinct_hosts_spreads_one_per_node() {
 #[test]
 fn distinct_hosts_counts_the_allocations_of_earlier_runs() {
     let mut h = Harness::new(2);
-    let mut job = mock::job("web", 1);
-    job.task_groups[0].constraints.push(Constraint {
-        operand: "distinct_hosts".into(),
-        r_target: "true".into(),
-        ..Default::default()
-    });
+    let mut job = distinct_hosts_job(1);
     h.run(job.clone());
     let first = h.live("web")[0].node_id.clone();
     // Scaled to three: only the other node is free of the group.
