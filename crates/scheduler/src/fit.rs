@@ -19,7 +19,7 @@ pub fn usage_without<'a>(
     usage_from(snap, node, snap.node_usage(&node.id), without)
 }
 
-/// The same, from the node's usage in `snap` already looked up ([`StateStore::nodes_with_usage`]).
+/// The same, from the node's usage in `snap` already looked up ([`StateStore::usage_along`]).
 pub fn usage_from<'a>(
     snap: &StateStore,
     node: &Node,

@@ -185,15 +185,11 @@ impl<'a> Placer<'a> {
             })
             .collect();
         let n = nodes.len();
-        let in_id_order: Vec<&str> = candidates
-            .iter()
-            .filter_map(|(p, _)| view.ready.get(*p as usize).map(|n| n.id.as_str()))
-            .collect();
         Self {
             snap,
             nodes,
             ready_pos,
-            view: Arc::clone(&view),
+            view,
             base,
             usage: vec![None; n],
             groups: job
@@ -211,25 +207,30 @@ impl<'a> Placer<'a> {
             spread_algorithm: snap.scheduler_config().spread_algorithm(),
             oversubscribe: snap.scheduler_config().memory_oversubscription_enabled,
         }
-        .with_job_allocs(job, job_allocs, &in_id_order, &by_id)
+        .with_job_allocs(job, job_allocs, &candidates, &by_id)
     }
 
     /// Counts the job's live allocations per node, and keeps them for spread counts.
-    /// `in_id_order` are the candidates as the state lists them (by node ID), and `by_id[k]` is
-    /// where the k-th of them went in `nodes`.
+    /// `in_id_order` are the candidates as the view lists them (positions among its ready
+    /// nodes, so by node ID), and `by_id[k]` is where the k-th of them went in `nodes`.
     fn with_job_allocs(
         mut self,
         job: &Job,
         job_allocs: &'a [Arc<Allocation>],
-        in_id_order: &[&str],
+        in_id_order: &[(u32, Option<&NodeUsage>)],
         by_id: &[u32],
     ) -> Self {
         if job_allocs.is_empty() {
             return self;
         }
+        let view = Arc::clone(&self.view);
         let position = |node: &str| {
             in_id_order
-                .binary_search(&node)
+                .binary_search_by(|(p, _)| match view.ready.get(*p as usize) {
+                    Some(n) => n.id.as_str().cmp(node),
+                    // Never: every position is one of the view's nodes.
+                    None => std::cmp::Ordering::Less,
+                })
                 .ok()
                 .map(|k| by_id[k] as usize)
         };

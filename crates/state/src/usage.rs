@@ -6,7 +6,7 @@
 use crate::StateStore;
 use imbl::OrdMap;
 use std::sync::Arc;
-use structs::{Allocation, Node};
+use structs::Allocation;
 
 /// Host ports in use, counted (two allocations claiming one port must both release it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,17 +104,10 @@ impl StateStore {
             .unwrap_or_default()
     }
 
-    /// Every node with what its live allocations use (`None` for a node without any), in ID
-    /// order: one pass over both tables instead of a lookup per node (the scheduler visits
-    /// every node of a large job).
-    pub fn nodes_with_usage(&self) -> impl Iterator<Item = (&Arc<Node>, Option<&AllocUsage>)> {
-        let mut usage = self.usage_along();
-        self.nodes.values().map(move |node| (node, usage(&node.id)))
-    }
-
     /// A lookup of node usage for node IDs asked in ascending order (as a list of nodes in
     /// ID order gives them): each call moves forward through the usage table instead of
-    /// searching it. IDs asked out of order get `None`.
+    /// searching it, one pass for a whole list instead of a lookup per node (the scheduler
+    /// visits every node of a large job). IDs asked out of order get `None`.
     pub fn usage_along<'s>(&'s self) -> impl FnMut(&str) -> Option<&'s AllocUsage> + 's {
         let mut usage = self.node_usage.iter().peekable();
         move |id| {
@@ -201,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn nodes_with_usage_pairs_each_node_with_its_own_usage() {
+    fn usage_along_pairs_each_node_with_its_own_usage() {
         let mut s = StateStore::new();
         for (i, id) in ["b", "d", "f"].iter().enumerate() {
             s.apply(
@@ -233,9 +226,10 @@ mod tests {
             }),
         )
         .unwrap();
+        let mut along = s.usage_along();
         let got: Vec<(String, Option<AllocUsage>)> = s
-            .nodes_with_usage()
-            .map(|(n, u)| (n.id.clone(), u.cloned()))
+            .nodes()
+            .map(|n| (n.id.clone(), along(&n.id).cloned()))
             .collect();
         let want: Vec<(String, Option<AllocUsage>)> = ["b", "d", "f"]
             .iter()

@@ -128,7 +128,8 @@ pub(super) fn plan(shared: &Shared, req: JobPlanRequest) -> Result<JobPlanRespon
     let ctx = SchedCtx {
         now,
         seed: eval.id.clone(),
-        ..SchedCtx::default()
+        // The scratch copy holds the same node table, so the workers' views serve it too.
+        nodes: shared.node_cache.clone(),
     };
     let out = compute(&scratch, &eval, &ctx);
     let planned = scratch
