@@ -76,8 +76,8 @@ pub(crate) struct Loc {
 pub(crate) struct Inner {
     /// Durable entries.
     index: BTreeMap<u64, Loc>,
-    /// Appended, not yet durable.
-    pending: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Appended, not yet durable (shared with the writer, which encodes them unlocked).
+    pending: BTreeMap<u64, Arc<Entry<TypeConfig>>>,
     /// Open segments by sequence number.
     files: BTreeMap<u64, Arc<File>>,
     vote: Option<Vote<u64>>,
@@ -438,7 +438,7 @@ impl RaftLogReader<TypeConfig> for WalLogStore {
         {
             let inner = self.shared.lock();
             for (i, e) in inner.pending.range(range.clone()) {
-                out.insert(*i, e.clone());
+                out.insert(*i, Entry::clone(e));
             }
             for (i, loc) in inner.index.range(range) {
                 if !out.contains_key(i) {
@@ -524,7 +524,7 @@ impl RaftLogStorage<TypeConfig> for WalLogStore {
             let mut inner = self.shared.lock();
             for e in entries {
                 ids.push(e.log_id);
-                inner.pending.insert(e.log_id.index, e);
+                inner.pending.insert(e.log_id.index, Arc::new(e));
             }
         }
         self.writer

@@ -54,17 +54,49 @@ impl Kind {
 /// Appends one record to `buf`.
 pub(crate) fn encode_record(buf: &mut Vec<u8>, kind: Kind, payload: &[&[u8]]) {
     let len: usize = payload.iter().map(|p| p.len()).sum();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&[kind as u8]);
-    for p in payload {
-        crc.update(p);
-    }
-    buf.extend_from_slice(&(len as u32).to_le_bytes());
-    buf.extend_from_slice(&crc.finalize().to_le_bytes());
+    let written = append_record(buf, kind, len, |buf| {
+        for p in payload {
+            buf.extend_from_slice(p);
+        }
+        Ok(())
+    });
+    debug_assert!(written.is_ok());
+}
+
+/// Appends one record of `len` payload bytes to `buf`, the payload written in place by
+/// `write` (so a large entry is encoded once, straight into the batch), then its header.
+/// When `write` fails or writes other than `len` bytes, `buf` is left as it was.
+pub(crate) fn append_record(
+    buf: &mut Vec<u8>,
+    kind: Kind,
+    len: usize,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    let start = buf.len();
+    buf.reserve(RECORD_HEADER_LEN as usize + len);
+    buf.extend_from_slice(&[0u8; 8]);
     buf.push(kind as u8);
-    for p in payload {
-        buf.extend_from_slice(p);
-    }
+    let written = write(buf).and_then(|()| {
+        let n = buf.len() - start - RECORD_HEADER_LEN as usize;
+        if n == len {
+            u32::try_from(n).map_err(|_| "a Raft log record larger than 4 GiB".to_string())
+        } else {
+            Err(format!(
+                "a Raft log record of {n} bytes where {len} were expected"
+            ))
+        }
+    });
+    let written = match written {
+        Ok(n) => n,
+        Err(e) => {
+            buf.truncate(start);
+            return Err(e);
+        }
+    };
+    let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&written.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// The path of segment `seq` in `dir`.

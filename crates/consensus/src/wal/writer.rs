@@ -20,6 +20,10 @@ const MAX_BATCH: usize = 4096;
 /// Size of a new segment (larger when one record needs more).
 pub(crate) const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
+/// The batch buffer is kept between commits (fresh pages cost a fault each, and entries of
+/// a busy region are megabytes); above this capacity it is given back after the commit.
+const KEEP_BUFFER: usize = 32 * 1024 * 1024;
+
 /// One queued write.
 pub(crate) enum Op {
     /// Make these appended entries durable (they are in `pending`), then call back.
@@ -91,6 +95,7 @@ fn run(shared: &Shared, mut tail: Tail, rx: Receiver<(Op, Option<Reply>)>) {
     // remembered, and written (made durable) with the next batch that has to be, instead of
     // costing an fdatasync of its own on every server for every entry.
     let mut deferred: Option<Option<LogId<u64>>> = None;
+    let mut buf = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -113,7 +118,10 @@ fn run(shared: &Shared, mut tail: Tail, rx: Receiver<(Op, Option<Reply>)>) {
         if let Some(c) = deferred.take() {
             batch.insert(0, (Op::Committed(c), None));
         }
-        let outcome = commit(shared, &mut tail, &batch);
+        let outcome = commit(shared, &mut tail, &batch, &mut buf);
+        if buf.capacity() > KEEP_BUFFER {
+            buf = Vec::new();
+        }
         for (op, reply) in batch {
             if let Op::Append { callback, .. } = op {
                 callback.log_io_completed(outcome.clone().map_err(std::io::Error::other));
@@ -154,13 +162,30 @@ impl Pass {
         kind: Kind,
         parts: &[&[u8]],
     ) -> Result<(u64, u64), String> {
-        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let need = segment::RECORD_HEADER_LEN + len;
+        let len = parts.iter().map(|p| p.len()).sum();
+        self.push_with(shared, tail, kind, len, |buf| {
+            for p in parts {
+                buf.extend_from_slice(p);
+            }
+            Ok(())
+        })
+    }
+
+    /// As [`Pass::push`], the `len` payload bytes written by `write` straight into the batch.
+    fn push_with(
+        &mut self,
+        shared: &Shared,
+        tail: &mut Tail,
+        kind: Kind,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> Result<(u64, u64), String> {
+        let need = segment::RECORD_HEADER_LEN + len as u64;
         if tail.at + self.buf.len() as u64 + need > tail.size {
             self.rotate(shared, tail, need)?;
         }
         let offset = tail.at + self.buf.len() as u64 + segment::RECORD_HEADER_LEN;
-        segment::encode_record(&mut self.buf, kind, parts);
+        segment::append_record(&mut self.buf, kind, len, write)?;
         Ok((tail.seq, offset))
     }
 
@@ -198,29 +223,39 @@ impl Pass {
             size,
             at: segment::HEADER_LEN,
         };
-        let mut prelude = Vec::new();
+        // flush emptied the buffer; the prelude starts the new segment's batch.
         if let Some(v) = &self.vote {
-            segment::encode_record(&mut prelude, Kind::Vote, &[&encode(v)?]);
+            segment::encode_record(&mut self.buf, Kind::Vote, &[&encode(v)?]);
         }
         if let Some(p) = &self.purged {
-            segment::encode_record(&mut prelude, Kind::Purge, &[&encode(p)?]);
+            segment::encode_record(&mut self.buf, Kind::Purge, &[&encode(p)?]);
         }
-        segment::encode_record(&mut prelude, Kind::Committed, &[&encode(&self.committed)?]);
-        self.buf = prelude;
+        segment::encode_record(&mut self.buf, Kind::Committed, &[&encode(&self.committed)?]);
         Ok(())
     }
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    bincode::serialize(v).map_err(|e| format!("cannot encode a Raft log record: {e}"))
+    bincode::serialize(v).map_err(encode_err)
 }
 
-/// Writes a batch durably and publishes its effects.
-fn commit(shared: &Shared, tail: &mut Tail, batch: &[(Op, Option<Reply>)]) -> Result<(), String> {
+fn encode_err(e: bincode::Error) -> String {
+    format!("cannot encode a Raft log record: {e}")
+}
+
+/// Writes a batch durably and publishes its effects. `buf` is the (empty) batch buffer,
+/// handed back empty.
+fn commit(
+    shared: &Shared,
+    tail: &mut Tail,
+    batch: &[(Op, Option<Reply>)],
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    buf.clear();
     let mut pass = {
         let inner = shared.lock();
         Pass {
-            buf: Vec::new(),
+            buf: std::mem::take(buf),
             vote: inner.vote,
             committed: inner.committed,
             purged: inner.last_purged,
@@ -230,7 +265,7 @@ fn commit(shared: &Shared, tail: &mut Tail, batch: &[(Op, Option<Reply>)]) -> Re
     for (op, _) in batch {
         match op {
             Op::Append { ids, .. } => {
-                // Copy out what is still pending (a truncation may have dropped some).
+                // What is still pending (a truncation may have dropped some), shared.
                 let entries: Vec<_> = {
                     let inner = shared.lock();
                     ids.iter()
@@ -244,12 +279,16 @@ fn commit(shared: &Shared, tail: &mut Tail, batch: &[(Op, Option<Reply>)]) -> Re
                         .collect()
                 };
                 for e in entries {
-                    let body = encode(&e)?;
                     let id = e.log_id;
                     let prefix = super::entry_prefix(&id);
-                    let (seq, offset) = pass.push(shared, tail, Kind::Entry, &[&prefix, &body])?;
-                    let len = u32::try_from(prefix.len() + body.len())
+                    let body = bincode::serialized_size(&*e).map_err(encode_err)?;
+                    let len = u32::try_from(prefix.len() as u64 + body)
                         .map_err(|_| "a Raft entry larger than 4 GiB".to_string())?;
+                    let (seq, offset) =
+                        pass.push_with(shared, tail, Kind::Entry, len as usize, |buf| {
+                            buf.extend_from_slice(&prefix);
+                            bincode::serialize_into(buf, &*e).map_err(encode_err)
+                        })?;
                     effects.push(Effect::Entry(
                         id.index,
                         Loc {
@@ -285,6 +324,7 @@ fn commit(shared: &Shared, tail: &mut Tail, batch: &[(Op, Option<Reply>)]) -> Re
     #[cfg(test)]
     let wrote = !pass.buf.is_empty();
     pass.flush(tail)?;
+    *buf = std::mem::take(&mut pass.buf);
     #[cfg(test)]
     if wrote {
         shared
