@@ -9,27 +9,37 @@ use std::sync::Arc;
 use structs::Allocation;
 
 /// Host ports in use, counted (two allocations claiming one port must both release it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PortSet(OrdMap<i64, u32>);
+/// Empty until a port is taken: an empty `OrdMap` still allocates its root (2 KiB), and the
+/// scheduler builds a usage for every node it scores, nearly all of them without ports.
+#[derive(Debug, Clone, Default)]
+pub struct PortSet(Option<OrdMap<i64, u32>>);
 
 impl PortSet {
     /// True when the port is taken.
     pub fn contains(&self, port: &i64) -> bool {
-        self.0.contains_key(port)
+        self.0.as_ref().is_some_and(|m| m.contains_key(port))
     }
 
     /// Takes a port.
     pub fn insert(&mut self, port: i64) {
-        *self.0.entry(port).or_insert(0) += 1;
+        *self
+            .0
+            .get_or_insert_with(OrdMap::new)
+            .entry(port)
+            .or_insert(0) += 1;
     }
 
     /// Releases one claim on a port.
     pub fn remove(&mut self, port: i64) {
-        if let Some(n) = self.0.get_mut(&port) {
+        let Some(m) = &mut self.0 else { return };
+        if let Some(n) = m.get_mut(&port) {
             *n -= 1;
             if *n == 0 {
-                self.0.remove(&port);
+                m.remove(&port);
             }
+        }
+        if m.is_empty() {
+            self.0 = None;
         }
     }
 
@@ -42,14 +52,26 @@ impl PortSet {
 
     /// Distinct ports taken.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.as_ref().map_or(0, OrdMap::len)
     }
 
     /// True when no port is taken.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
+
+impl PartialEq for PortSet {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => a == b,
+            (Some(m), None) | (None, Some(m)) => m.is_empty(),
+            (None, None) => true,
+        }
+    }
+}
+
+impl Eq for PortSet {}
 
 /// The resources a node's live (not terminal) allocations use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,6 +164,31 @@ mod tests {
     use super::*;
     use crate::{Command, PlanResult};
     use structs::{mock, AllocatedPortMapping};
+
+    #[test]
+    fn a_port_set_counts_claims_and_is_empty_again_when_all_are_released() {
+        let mut p = PortSet::default();
+        assert!(p.is_empty() && !p.contains(&80));
+        p.remove(80);
+        assert_eq!(
+            p,
+            PortSet::default(),
+            "releasing a free port changes nothing"
+        );
+        p.extend([80, 80, 443]);
+        assert_eq!(p.len(), 2);
+        p.remove(80);
+        assert!(p.contains(&80), "one of two claims on 80 is left");
+        p.remove(80);
+        p.remove(443);
+        assert!(!p.contains(&80) && !p.contains(&443) && p.is_empty());
+        assert_eq!(p, PortSet::default());
+        let mut q = PortSet::default();
+        q.insert(443);
+        assert_ne!(p, q);
+        q.remove(443);
+        assert_eq!(p, q);
+    }
 
     #[test]
     fn usage_follows_allocations_through_placement_updates_and_stops() {
