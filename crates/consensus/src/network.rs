@@ -107,9 +107,11 @@ impl Connection {
     {
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         // openraft drops every call after `hard_ttl` and counts it as a timeout, which it
-        // retries at the next heartbeat. The peer call's own deadline is later, so that a slow
-        // answer is not reported as `Unreachable`: that makes openraft stop sending to the peer
-        // for a backoff, and a follower without heartbeats for that long calls an election.
+        // retries at the next heartbeat. The peer call's own deadline is later, and a call
+        // that runs out of it anyway (on a loaded machine both deadlines pass before either is
+        // looked at, and the peer's answer is then "Timeout expired") is `Slow`, not
+        // `Unreachable`: that makes openraft stop sending to the peer for a backoff, and a
+        // follower without heartbeats for that long calls an election.
         let deadline = option.hard_ttl() * 2;
         let reply = self
             .client
@@ -119,7 +121,11 @@ impl Connection {
                 PeerCallError::Unreachable { .. } => {
                     RPCError::Unreachable(Unreachable::new(&Msg(e.to_string())))
                 }
-                PeerCallError::Remote { .. } => {
+                // A slow answer is retried at the next heartbeat; reported as `Unreachable`,
+                // it made openraft stop sending for a backoff, and under load (an entry of a
+                // thousand placements, a follower's slow fdatasync) the silence outlasted the
+                // lease and the followers elected a new leader.
+                PeerCallError::Remote { .. } | PeerCallError::Slow { .. } => {
                     RPCError::Network(NetworkError::new(&Msg(e.to_string())))
                 }
             })?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tonic::codec::ProstCodec;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
 
 /// The gRPC path of unary peer calls.
 pub(crate) const PEER_PATH: &str = "/caravan.Caravan/Peer";
@@ -60,9 +61,18 @@ pub trait PeerHandler: Send + Sync + 'static {
 /// Why a peer call failed.
 #[derive(Debug, Clone, Error)]
 pub enum PeerCallError {
-    /// The peer could not be reached (or did not answer in time).
+    /// The peer could not be reached.
     #[error("server {addr} unreachable: {reason}")]
     Unreachable {
+        /// The peer.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer was reached but did not answer within the call's deadline (a busy server,
+    /// a slow disk): worth retrying, and no sign that the peer is gone.
+    #[error("server {addr} did not answer in time: {reason}")]
+    Slow {
         /// The peer.
         addr: String,
         /// Why.
@@ -131,9 +141,15 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, PeerCallError> {
-        let unreachable = |reason: String| PeerCallError::Unreachable {
-            addr: addr.to_string(),
-            reason,
+        let unreachable = |status: Status| {
+            let addr = addr.to_string();
+            let reason = status.message().to_string();
+            match status.code() {
+                // The deadline passed, here or at the peer (tonic's server cancels a call
+                // whose `grpc-timeout` ran out: "Timeout expired").
+                Code::DeadlineExceeded | Code::Cancelled => PeerCallError::Slow { addr, reason },
+                _ => PeerCallError::Unreachable { addr, reason },
+            }
         };
         let peer = self.peer(addr)?;
         let request = PeerRequest {
@@ -146,7 +162,7 @@ impl PeerClient {
                 .get(&peer.channel)
                 .call(request, timeout)
                 .await
-                .map_err(|s| unreachable(s.message().to_string()))?
+                .map_err(unreachable)?
         } else {
             Self::unary(peer.channel, request, timeout)
                 .await
@@ -166,18 +182,19 @@ impl PeerClient {
         channel: Channel,
         request: PeerRequest,
         timeout: Duration,
-    ) -> Result<PeerResponse, String> {
+    ) -> Result<PeerResponse, Status> {
         let mut grpc = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(crate::grpc_server::MAX_MESSAGE_BYTES);
-        grpc.ready().await.map_err(|e| e.to_string())?;
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let mut request = tonic::Request::new(request);
         request.set_timeout(timeout);
         let path = tonic::codegen::http::uri::PathAndQuery::from_static(PEER_PATH);
         tokio::time::timeout(timeout, grpc.unary(request, path, ProstCodec::default()))
             .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|_| Status::deadline_exceeded(format!("no answer within {timeout:?}")))?
             .map(tonic::Response::into_inner)
-            .map_err(|s| s.message().to_string())
     }
 }

@@ -165,3 +165,24 @@ async fn a_stopped_peer_is_unreachable_and_reached_again_once_back() {
     assert_eq!(answered, Some(vec![2]));
     token.cancel();
 }
+
+#[tokio::test]
+async fn a_peer_that_answers_late_is_slow_not_unreachable_on_both_paths() {
+    let (echo, addr, token) = start().await;
+    let client = PeerClient::new();
+    let short = Duration::from_millis(100);
+    let big: Vec<u8> = vec![7; MAX_STREAMED_BODY + 1000];
+    for (path, body) in [("streamed", vec![1]), ("unary", big)] {
+        match client.call(&addr, "slow", body, short).await {
+            Err(PeerCallError::Slow { reason, .. }) => assert!(!reason.is_empty(), "{path}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    echo.release.notify_waiters();
+    assert_eq!(
+        client.call(&addr, "echo", vec![3], T).await.unwrap(),
+        vec![3],
+        "the peer is still reached after the late answers"
+    );
+    token.cancel();
+}
