@@ -286,7 +286,7 @@ fn large_entries_across_batches_and_segments_read_back_exactly() {
     // buffer holds an earlier batch's bytes before each new one is encoded into it.
     let body = |i: u64| -> Vec<u8> {
         (0..(400_000 * (1 + i % 4)))
-            .map(|b| (b as u64 * 31 + i) as u8)
+            .map(|b| (b * 31 + i) as u8)
             .collect()
     };
     rt().block_on(async {
