@@ -141,7 +141,7 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, PeerCallError> {
-        let unreachable = |status: Status| {
+        let failed = |status: Status| {
             let addr = addr.to_string();
             let reason = status.message().to_string();
             match status.code() {
@@ -162,11 +162,11 @@ impl PeerClient {
                 .get(&peer.channel)
                 .call(request, timeout)
                 .await
-                .map_err(unreachable)?
+                .map_err(failed)?
         } else {
             Self::unary(peer.channel, request, timeout)
                 .await
-                .map_err(unreachable)?
+                .map_err(failed)?
         };
         if resp.error.is_empty() {
             Ok(resp.body)

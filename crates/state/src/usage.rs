@@ -9,9 +9,10 @@ use std::sync::Arc;
 use structs::Allocation;
 
 /// Host ports in use, counted (two allocations claiming one port must both release it).
-/// Empty until a port is taken: an empty `OrdMap` still allocates its root (2 KiB), and the
-/// scheduler builds a usage for every node it scores, nearly all of them without ports.
-#[derive(Debug, Clone, Default)]
+/// `None` while no port is taken (never an empty map, so the derived equality holds): an
+/// empty `OrdMap` still allocates its root (2 KiB), and the scheduler builds a usage for
+/// every node it scores, nearly all of them without ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortSet(Option<OrdMap<i64, u32>>);
 
 impl PortSet {
@@ -57,21 +58,9 @@ impl PortSet {
 
     /// True when no port is taken.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_none()
     }
 }
-
-impl PartialEq for PortSet {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => a == b,
-            (Some(m), None) | (None, Some(m)) => m.is_empty(),
-            (None, None) => true,
-        }
-    }
-}
-
-impl Eq for PortSet {}
 
 /// The resources a node's live (not terminal) allocations use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

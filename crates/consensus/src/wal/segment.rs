@@ -51,16 +51,19 @@ impl Kind {
     }
 }
 
-/// Appends one record to `buf`.
-pub(crate) fn encode_record(buf: &mut Vec<u8>, kind: Kind, payload: &[&[u8]]) {
+/// Appends one record to `buf` (an error only for a record over 4 GiB, `buf` then unchanged).
+pub(crate) fn encode_record(
+    buf: &mut Vec<u8>,
+    kind: Kind,
+    payload: &[&[u8]],
+) -> Result<(), String> {
     let len: usize = payload.iter().map(|p| p.len()).sum();
-    let written = append_record(buf, kind, len, |buf| {
+    append_record(buf, kind, len, |buf| {
         for p in payload {
             buf.extend_from_slice(p);
         }
         Ok(())
-    });
-    debug_assert!(written.is_ok());
+    })
 }
 
 /// Appends one record of `len` payload bytes to `buf`, the payload written in place by

@@ -318,7 +318,7 @@ fn large_entries_across_batches_and_segments_read_back_exactly() {
 #[test]
 fn a_record_whose_writer_fails_or_miscounts_leaves_the_batch_as_it_was() {
     let mut buf = Vec::new();
-    segment::encode_record(&mut buf, segment::Kind::Truncate, &[&7u64.to_le_bytes()]);
+    segment::encode_record(&mut buf, segment::Kind::Truncate, &[&7u64.to_le_bytes()]).unwrap();
     let before = buf.clone();
     let failed = segment::append_record(&mut buf, segment::Kind::Entry, 3, |b| {
         b.push(1);
@@ -341,6 +341,6 @@ fn a_record_whose_writer_fails_or_miscounts_leaves_the_batch_as_it_was() {
     })
     .unwrap();
     let mut parts = before;
-    segment::encode_record(&mut parts, segment::Kind::Entry, &[b"ab", b"cde"]);
+    segment::encode_record(&mut parts, segment::Kind::Entry, &[b"ab", b"cde"]).unwrap();
     assert_eq!(direct, parts);
 }

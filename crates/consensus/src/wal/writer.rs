@@ -225,12 +225,12 @@ impl Pass {
         };
         // flush emptied the buffer; the prelude starts the new segment's batch.
         if let Some(v) = &self.vote {
-            segment::encode_record(&mut self.buf, Kind::Vote, &[&encode(v)?]);
+            segment::encode_record(&mut self.buf, Kind::Vote, &[&encode(v)?])?;
         }
         if let Some(p) = &self.purged {
-            segment::encode_record(&mut self.buf, Kind::Purge, &[&encode(p)?]);
+            segment::encode_record(&mut self.buf, Kind::Purge, &[&encode(p)?])?;
         }
-        segment::encode_record(&mut self.buf, Kind::Committed, &[&encode(&self.committed)?]);
+        segment::encode_record(&mut self.buf, Kind::Committed, &[&encode(&self.committed)?])?;
         Ok(())
     }
 }
