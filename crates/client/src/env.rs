@@ -1,6 +1,7 @@
 //! The task environment Nomad defines (`NOMAD_*`), and `${...}` interpolation of runtime
 //! variables in env values and driver config. Pure functions.
 
+use drivers::{FsIsolation, TaskResources};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,15 +36,34 @@ fn clean_name(name: &str) -> String {
         .collect()
 }
 
+/// The resources a task runs with: what the scheduler allocated, else what the task asked.
+pub(crate) fn task_resources(alloc: &Allocation, task: &Task) -> TaskResources {
+    let allocated = alloc.allocated_resources.tasks.get(&task.name);
+    let pick = |given: Option<i64>, asked: i64| given.filter(|v| *v > 0).unwrap_or(asked);
+    TaskResources {
+        cpu_mhz: pick(allocated.map(|r| r.cpu.cpu_shares), task.resources.cpu),
+        memory_mb: pick(
+            allocated.map(|r| r.memory.memory_mb),
+            task.resources.memory_mb,
+        ),
+        memory_max_mb: pick(
+            allocated.map(|r| r.memory.memory_max_mb),
+            task.resources.memory_max_mb,
+        ),
+    }
+}
+
 /// Builds a task's environment: `host_env` (the agent's own, for drivers without image
 /// isolation; empty otherwise), then Nomad's `NOMAD_*` variables, then the task's `env` block
-/// interpolated against them.
+/// interpolated against them. The directory variables are the paths the task sees: the
+/// host's, or inside its chroot or image (`/alloc`, `/local`, `/secrets`).
 pub(crate) fn task_env(
     alloc: &Allocation,
     task: &Task,
     node: &Node,
     region: &str,
     alloc_dir: &Path,
+    isolation: FsIsolation,
     host_env: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut env = host_env.clone();
@@ -51,18 +71,19 @@ pub(crate) fn task_env(
         env.insert(k, v);
     };
     let task_dir = alloc_dir.join(&task.name);
-    set(
-        "NOMAD_ALLOC_DIR".into(),
-        alloc_dir.join("alloc").display().to_string(),
-    );
-    set(
-        "NOMAD_TASK_DIR".into(),
-        task_dir.join("local").display().to_string(),
-    );
-    set(
-        "NOMAD_SECRETS_DIR".into(),
-        task_dir.join("secrets").display().to_string(),
-    );
+    let (alloc_path, local_path, secrets_path) = match isolation {
+        FsIsolation::None => (
+            alloc_dir.join("alloc").display().to_string(),
+            task_dir.join("local").display().to_string(),
+            task_dir.join("secrets").display().to_string(),
+        ),
+        FsIsolation::Chroot | FsIsolation::Image => {
+            ("/alloc".into(), "/local".into(), "/secrets".into())
+        }
+    };
+    set("NOMAD_ALLOC_DIR".into(), alloc_path);
+    set("NOMAD_TASK_DIR".into(), local_path);
+    set("NOMAD_SECRETS_DIR".into(), secrets_path);
     set("NOMAD_ALLOC_ID".into(), alloc.id.clone());
     set(
         "NOMAD_SHORT_ALLOC_ID".into(),
@@ -87,24 +108,10 @@ pub(crate) fn task_env(
     set("NOMAD_REGION".into(), region.to_string());
     set("NOMAD_NAMESPACE".into(), alloc.namespace.clone());
     // What the scheduler allocated wins over what the task asked for.
-    let allocated = alloc.allocated_resources.tasks.get(&task.name);
-    let pick = |given: Option<i64>, asked: i64| given.filter(|v| *v > 0).unwrap_or(asked);
-    set(
-        "NOMAD_CPU_LIMIT".into(),
-        pick(allocated.map(|r| r.cpu.cpu_shares), task.resources.cpu).to_string(),
-    );
-    set(
-        "NOMAD_MEMORY_LIMIT".into(),
-        pick(
-            allocated.map(|r| r.memory.memory_mb),
-            task.resources.memory_mb,
-        )
-        .to_string(),
-    );
-    let memory_max = pick(
-        allocated.map(|r| r.memory.memory_max_mb),
-        task.resources.memory_max_mb,
-    );
+    let resources = task_resources(alloc, task);
+    set("NOMAD_CPU_LIMIT".into(), resources.cpu_mhz.to_string());
+    set("NOMAD_MEMORY_LIMIT".into(), resources.memory_mb.to_string());
+    let memory_max = resources.memory_max_mb;
     if memory_max > 0 {
         set("NOMAD_MEMORY_MAX_LIMIT".into(), memory_max.to_string());
     }
@@ -283,7 +290,15 @@ mod tests {
             ("NOMAD_REGION".to_string(), "spoofed".to_string()),
         ]);
         let node = mock::node("n1");
-        let env = task_env(&a, &task, &node, "eu", Path::new("/data/alloc/x"), &host);
+        let env = task_env(
+            &a,
+            &task,
+            &node,
+            "eu",
+            Path::new("/data/alloc/x"),
+            FsIsolation::None,
+            &host,
+        );
         let want = [
             ("NOMAD_ALLOC_ID", "0123456789abcdef"),
             ("NOMAD_SHORT_ALLOC_ID", "01234567"),
@@ -328,10 +343,22 @@ mod tests {
         }
         // Without allocated resources the task's own ask is used; no max means no variable.
         let (a, task) = alloc();
-        let env = task_env(&a, &task, &node, "eu", Path::new("/x"), &BTreeMap::new());
+        let env = task_env(
+            &a,
+            &task,
+            &node,
+            "eu",
+            Path::new("/x"),
+            FsIsolation::Chroot,
+            &BTreeMap::new(),
+        );
         assert_eq!(env["NOMAD_CPU_LIMIT"], "500");
         assert!(!env.contains_key("NOMAD_MEMORY_MAX_LIMIT"));
         assert!(!env.contains_key("PATH"));
+        // In a chroot the directories are where the task sees them.
+        assert_eq!(env["NOMAD_TASK_DIR"], "/local");
+        assert_eq!(env["NOMAD_SECRETS_DIR"], "/secrets");
+        assert_eq!(env["NOMAD_ALLOC_DIR"], "/alloc");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::alloc_dir::AllocDir;
 use crate::alloc_runner::{now_ns, task_event, AllocState, KillReason};
-use crate::env::{interpolate_value, task_env};
+use crate::env::{interpolate_value, task_env, task_resources};
 use crate::logs::RotatingLog;
 use crate::restart::{Decision, RestartTracker};
 use crate::watcher::ClientCtx;
@@ -103,6 +103,7 @@ impl TaskRunner {
             &self.ctx.node,
             &self.ctx.config.region,
             self.alloc_dir.root(),
+            driver.fs_isolation(),
             host_env,
         );
         let config = match interpolate_value(
@@ -119,6 +120,9 @@ impl TaskRunner {
             config,
             env,
             task_dir: self.alloc_dir.task(&self.task.name),
+            alloc_dir: self.alloc_dir.shared(),
+            user: self.task.user.clone(),
+            resources: task_resources(&self.alloc, &self.task),
         }
     }
 

@@ -1,16 +1,18 @@
-//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `mock`), with one
-//! conformance suite every driver passes.
+//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `exec`, `mock`), with
+//! one conformance suite every driver passes.
 //!
 //! Owns: starting a task's process (or fake), signalling and killing it, reporting its exit.
 //! Must not: know about allocations, restart policies or servers (the client owns those), or
 //! write logs (the client hands the driver the output sinks).
 
+mod exec;
 mod mock;
 mod process;
 mod raw_exec;
 #[cfg(test)]
 mod suite;
 
+pub use exec::ExecDriver;
 pub use mock::MockDriver;
 pub use process::agent_disabled_thp;
 pub use raw_exec::RawExecDriver;
@@ -51,8 +53,48 @@ pub struct TaskSpec {
     pub config: Map<String, Value>,
     /// The complete environment of the task.
     pub env: BTreeMap<String, String>,
-    /// The task directory (working directory by default).
+    /// The task directory (working directory by default; the root of a chroot).
     pub task_dir: PathBuf,
+    /// The allocation's shared directory (`alloc/`), bound at `/alloc` in a chroot.
+    pub alloc_dir: PathBuf,
+    /// The user to run as (empty: the driver's default).
+    pub user: String,
+    /// What the task asked for, enforced by isolating drivers.
+    pub resources: TaskResources,
+}
+
+/// A task's resources as drivers enforce them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskResources {
+    /// CPU in MHz.
+    pub cpu_mhz: i64,
+    /// Memory reserved, in MB.
+    pub memory_mb: i64,
+    /// The memory it may use beyond that (`memory_max`), in MB; 0 for none.
+    pub memory_max_mb: i64,
+}
+
+impl Default for TaskResources {
+    /// Nomad's defaults for a task without a `resources` block.
+    fn default() -> Self {
+        Self {
+            cpu_mhz: 100,
+            memory_mb: 300,
+            memory_max_mb: 0,
+        }
+    }
+}
+
+/// How a driver isolates a task's filesystem, which decides the paths a task sees
+/// (`NOMAD_TASK_DIR` and the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsIsolation {
+    /// The host's filesystem: paths are the host's.
+    None,
+    /// A chroot of the task directory: `/local`, `/secrets`, `/alloc`.
+    Chroot,
+    /// An image with the directories mounted at `/local`, `/secrets`, `/alloc`.
+    Image,
 }
 
 /// How a task ended.
@@ -93,6 +135,10 @@ pub trait TaskHandle: Send + Sync {
     /// Stops the task: `signal`, then after `timeout` SIGKILL to the whole group; returns how
     /// it ended.
     async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult;
+    /// The memory the task uses now, in bytes, where the driver measures it (a cgroup).
+    fn memory_usage(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A task driver.
@@ -116,6 +162,10 @@ pub trait Driver: Send + Sync {
     /// without image isolation (`raw_exec`, `exec`), not to image drivers (`docker`).
     fn inherits_host_env(&self) -> bool {
         true
+    }
+    /// How the driver isolates the task's filesystem.
+    fn fs_isolation(&self) -> FsIsolation {
+        FsIsolation::None
     }
 }
 
@@ -153,6 +203,7 @@ pub fn catalog(
         "raw_exec",
         std::sync::Arc::new(RawExecDriver::new(enabled("driver.raw_exec.enable"))),
     );
+    drivers.insert("exec", std::sync::Arc::new(ExecDriver::new()));
     drivers.insert("mock", std::sync::Arc::new(MockDriver));
     drivers
 }

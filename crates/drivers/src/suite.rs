@@ -1,7 +1,7 @@
 //! The conformance suite every driver passes: exit codes, captured output, stop honouring the
 //! kill signal, and stop leaving nothing of the task's process group behind.
 
-use crate::{Driver, MockDriver, RawExecDriver, TaskOutput, TaskSpec};
+use crate::{Driver, MockDriver, RawExecDriver, TaskOutput, TaskResources, TaskSpec};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,18 +20,24 @@ pub(crate) enum Behaviour {
     TrapTerm,
 }
 
-fn spec(dir: &Path, config: Map<String, Value>) -> TaskSpec {
+pub(crate) fn spec(dir: &Path, config: Map<String, Value>) -> TaskSpec {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     TaskSpec {
-        alloc_id: "alloc-1".into(),
+        // Unique per task started: isolating drivers name cgroups after it.
+        alloc_id: format!("suite-{}-{n}", std::process::id()),
         task_name: "t".into(),
         config,
         env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
         task_dir: dir.to_path_buf(),
+        alloc_dir: dir.join("alloc"),
+        user: String::new(),
+        resources: TaskResources::default(),
     }
 }
 
 /// Output to a fresh file; stderr discarded.
-fn to_file(dir: &Path, name: &str) -> (TaskOutput, PathBuf) {
+pub(crate) fn to_file(dir: &Path, name: &str) -> (TaskOutput, PathBuf) {
     let path = dir.join(name);
     let f = std::fs::File::create(&path).unwrap();
     let out = TaskOutput {
@@ -63,7 +69,7 @@ pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
     members
 }
 
-async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -149,11 +155,11 @@ pub(crate) async fn conformance(
     .await;
 }
 
-fn obj(v: Value) -> Map<String, Value> {
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-fn shell(script: &str) -> Map<String, Value> {
+pub(crate) fn shell(script: &str) -> Map<String, Value> {
     obj(json!({"command": "/bin/sh", "args": ["-c", script]}))
 }
 
@@ -161,6 +167,26 @@ fn shell(script: &str) -> Map<String, Value> {
 async fn raw_exec_passes_the_suite() {
     conformance(
         || Box::new(RawExecDriver::new(true)),
+        |b| match b {
+            Behaviour::Exit(c) => shell(&format!("exit {c}")),
+            Behaviour::Print(t) => shell(&format!("printf {t}")),
+            Behaviour::RunLong => shell("sleep 100 & sleep 100"),
+            Behaviour::TrapTerm => shell(
+                "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
+                 while true; do sleep 0.05; done",
+            ),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exec_passes_the_suite() {
+    if !crate::exec::tests::can_isolate() {
+        return;
+    }
+    conformance(
+        || Box::new(crate::ExecDriver::new()),
         |b| match b {
             Behaviour::Exit(c) => shell(&format!("exit {c}")),
             Behaviour::Print(t) => shell(&format!("printf {t}")),
