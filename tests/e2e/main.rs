@@ -10,6 +10,7 @@
     clippy::panic
 )]
 
+mod exec_driver;
 mod harness;
 mod node_drain;
 mod node_eligibility;

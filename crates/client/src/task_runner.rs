@@ -239,11 +239,10 @@ impl TaskRunner {
                     }
                 }
             };
-            let mut msg = format!("Exit Code: {}", exit.exit_code);
-            if exit.signal != 0 {
-                msg.push_str(&format!(", Signal: {}", exit.signal));
+            let mut ev = task_event("Terminated", terminated_message(&exit));
+            if exit.oom_killed {
+                ev.message = "OOM Killed".into();
             }
-            let mut ev = task_event("Terminated", msg);
             ev.exit_code = exit.exit_code;
             ev.signal = exit.signal;
             ev.details = VecMap::from([
@@ -281,5 +280,41 @@ impl TaskRunner {
                 }
             }
         }
+    }
+}
+
+/// A `Terminated` event's text, as Nomad shows it (`Exit Code: 137, Signal: 9, Exit Message:
+/// "OOM Killed"`).
+fn terminated_message(exit: &ExitResult) -> String {
+    let mut msg = format!("Exit Code: {}", exit.exit_code);
+    if exit.signal != 0 {
+        msg.push_str(&format!(", Signal: {}", exit.signal));
+    }
+    if exit.oom_killed {
+        msg.push_str(", Exit Message: \"OOM Killed\"");
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminated_events_read_as_nomads() {
+        let exit = |exit_code, signal, oom_killed| ExitResult {
+            exit_code,
+            signal,
+            oom_killed,
+        };
+        assert_eq!(terminated_message(&exit(3, 0, false)), "Exit Code: 3");
+        assert_eq!(
+            terminated_message(&exit(0, 15, false)),
+            "Exit Code: 0, Signal: 15"
+        );
+        assert_eq!(
+            terminated_message(&exit(0, 9, true)),
+            "Exit Code: 0, Signal: 9, Exit Message: \"OOM Killed\""
+        );
     }
 }
