@@ -154,6 +154,27 @@ fn go_arch(machine: &str) -> String {
 }
 
 /// Builds the node this client registers.
+/// Every driver's latest fingerprint, with the attributes of the healthy ones merged into
+/// `attrs` (and those of drivers no longer healthy taken out).
+pub(crate) fn driver_fingerprints(
+    drivers: &BTreeMap<&'static str, Arc<dyn Driver>>,
+    attrs: &mut BTreeMap<String, String>,
+) -> BTreeMap<String, structs::DriverInfo> {
+    let mut infos = BTreeMap::new();
+    for (name, driver) in drivers {
+        let info = driver.fingerprint();
+        let prefix = format!("driver.{name}");
+        attrs.retain(|k, _| k != &prefix && !k.starts_with(&format!("{prefix}.")));
+        if info.detected && info.healthy {
+            for (k, v) in &info.attributes {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        infos.insert(name.to_string(), info);
+    }
+    infos
+}
+
 pub(crate) fn node(
     config: &ClientConfig,
     node_id: &str,
@@ -220,16 +241,7 @@ pub(crate) fn node(
     set("unique.storage.bytesfree", disk_free.to_string());
     set("nomad.version", structs::VERSION.to_string());
     set("nomad.advertise.address", config.http_addr.clone());
-    let mut driver_infos = BTreeMap::new();
-    for (name, driver) in drivers {
-        let info = driver.fingerprint();
-        if info.detected {
-            for (k, v) in &info.attributes {
-                attrs.insert(k.clone(), v.clone());
-            }
-        }
-        driver_infos.insert(name.to_string(), info);
-    }
+    let driver_infos = driver_fingerprints(drivers, &mut attrs);
 
     Node {
         id: node_id.to_string(),

@@ -161,6 +161,7 @@ impl Client {
                 source,
             })?;
         let drivers = drivers::catalog(&config.options);
+        node::detect_drivers(&drivers).await;
         let node = fingerprint::node(&config, &node_id, &secret_id, &drivers);
         let mut tasks = JoinSet::new();
         let (reporter, reporter_task) = reporter::Reporter::new(rpc.clone(), shutdown.clone());
@@ -168,6 +169,7 @@ impl Client {
         let registration = node::Registration::new(
             rpc.clone(),
             node.clone(),
+            drivers.clone(),
             config.heartbeat_retry,
             shutdown.clone(),
         );

@@ -1,6 +1,8 @@
 //! Node identity (stable across restarts) and registration with heartbeats.
 
+use drivers::Driver;
 use rpc::{ErrorCode, Rpc};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,15 @@ use tracing::{info, warn};
 
 /// The shortest pause between heartbeats, whatever TTL the servers give.
 const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// How often drivers are fingerprinted again (Nomad's docker driver: 30 s).
+pub(crate) const DRIVER_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Fingerprints every driver again.
+pub(crate) async fn detect_drivers(drivers: &BTreeMap<&'static str, Arc<dyn Driver>>) {
+    for driver in drivers.values() {
+        driver.detect().await;
+    }
+}
 
 /// Reads (or creates, on first start) `client/node-id` and `client/secret-id`. A file that does
 /// not hold a UUID is replaced, with a warning, since the node cannot run without an identity.
@@ -33,6 +44,8 @@ pub(crate) fn identity(dir: &Path) -> std::io::Result<(String, String)> {
 pub(crate) struct Registration {
     rpc: Arc<dyn Rpc>,
     node: Node,
+    drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    driver_check: Duration,
     retry: Duration,
     shutdown: CancellationToken,
 }
@@ -41,15 +54,49 @@ impl Registration {
     pub(crate) fn new(
         rpc: Arc<dyn Rpc>,
         node: Node,
+        drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
         retry: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             rpc,
             node,
+            drivers,
+            driver_check: DRIVER_CHECK_INTERVAL,
             retry: retry.max(Duration::from_millis(10)),
             shutdown,
         }
+    }
+
+    /// Fingerprints drivers every `every` instead of every 30 s (tests).
+    #[cfg(test)]
+    pub(crate) fn with_driver_check(mut self, every: Duration) -> Self {
+        self.driver_check = every;
+        self
+    }
+
+    /// Fingerprints the drivers again; when one changed (a daemon went away or came back),
+    /// registers the node again with its new drivers and attributes.
+    async fn refresh_drivers(&mut self) {
+        detect_drivers(&self.drivers).await;
+        let mut attrs = self.node.attributes.clone();
+        let infos = crate::fingerprint::driver_fingerprints(&self.drivers, &mut attrs);
+        let changed = attrs != self.node.attributes
+            || infos.len() != self.node.drivers.len()
+            || infos.iter().any(|(name, new)| {
+                self.node.drivers.get(name).is_none_or(|old| {
+                    old.detected != new.detected
+                        || old.healthy != new.healthy
+                        || old.health_description != new.health_description
+                })
+            });
+        if !changed {
+            return;
+        }
+        info!(node_id = %self.node.id, "driver health changed; updating the node");
+        self.node.attributes = attrs;
+        self.node.drivers = infos;
+        self.register_until_ok().await;
     }
 
     /// Registers, retrying with backoff until it works or the client shuts down; returns the
@@ -76,12 +123,17 @@ impl Registration {
 
     /// Heartbeats at half the TTL (the servers add their grace on top); re-registers when the
     /// servers no longer know the node.
-    pub(crate) async fn heartbeat_loop(self, first_ttl: Duration) {
+    pub(crate) async fn heartbeat_loop(mut self, first_ttl: Duration) {
         let mut wait = first_ttl / 2;
+        let mut next_driver_check = tokio::time::Instant::now() + self.driver_check;
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait.max(MIN_HEARTBEAT_INTERVAL)) => {}
+            }
+            if tokio::time::Instant::now() >= next_driver_check {
+                self.refresh_drivers().await;
+                next_driver_check = tokio::time::Instant::now() + self.driver_check;
             }
             wait = match self.rpc.node_heartbeat(&self.node.id).await {
                 Ok(resp) => resp.heartbeat_ttl / 2,

@@ -64,10 +64,7 @@ impl TaskRunner {
     fn output(&self) -> std::io::Result<TaskOutput> {
         let cfg = self.task.log_config.clone().unwrap_or_default();
         if cfg.disabled {
-            return Ok(TaskOutput {
-                stdout: std::process::Stdio::null(),
-                stderr: std::process::Stdio::null(),
-            });
+            return TaskOutput::discard();
         }
         let max_files = u64::try_from(cfg.max_files).unwrap_or(10);
         let max_bytes = self.ctx.config.max_log_file_bytes.unwrap_or_else(|| {
@@ -75,7 +72,7 @@ impl TaskRunner {
                 .unwrap_or(10)
                 .saturating_mul(1024 * 1024)
         });
-        let sink = |stream: &str| -> std::io::Result<std::process::Stdio> {
+        let sink = |stream: &str| -> std::io::Result<std::os::fd::OwnedFd> {
             let (reader, writer) = std::io::pipe()?;
             let base = format!("{}.{stream}", self.task.name);
             pump(
@@ -123,6 +120,19 @@ impl TaskRunner {
             alloc_dir: self.alloc_dir.shared(),
             user: self.task.user.clone(),
             resources: task_resources(&self.alloc, &self.task),
+            ports: self
+                .alloc
+                .allocated_resources
+                .shared
+                .ports
+                .iter()
+                .map(|p| drivers::TaskPort {
+                    label: p.label.clone(),
+                    value: p.value,
+                    to: p.to,
+                    host_ip: p.host_ip.clone(),
+                })
+                .collect(),
         }
     }
 

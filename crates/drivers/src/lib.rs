@@ -5,6 +5,7 @@
 //! Must not: know about allocations, restart policies or servers (the client owns those), or
 //! write logs (the client hands the driver the output sinks).
 
+mod docker;
 mod exec;
 mod mock;
 mod process;
@@ -12,6 +13,7 @@ mod raw_exec;
 #[cfg(test)]
 mod suite;
 
+pub use docker::{DockerDriver, DockerPolicy};
 pub use exec::ExecDriver;
 pub use mock::MockDriver;
 pub use process::agent_disabled_thp;
@@ -61,6 +63,21 @@ pub struct TaskSpec {
     pub user: String,
     /// What the task asked for, enforced by isolating drivers.
     pub resources: TaskResources,
+    /// The allocation's network ports (image drivers map them by label).
+    pub ports: Vec<TaskPort>,
+}
+
+/// One allocated port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPort {
+    /// The group's label for it (`http`).
+    pub label: String,
+    /// The port on the host.
+    pub value: i64,
+    /// The port inside the task's network (`to`), 0 for the same as `value`.
+    pub to: i64,
+    /// The host address it is bound on (empty: all).
+    pub host_ip: String,
 }
 
 /// A task's resources as drivers enforce them.
@@ -115,12 +132,29 @@ impl ExitResult {
     }
 }
 
-/// Where a task's output goes: the client passes pipe writers (or files) here.
+/// Where a task's output goes: the client passes pipe writers (or files) here; process
+/// drivers hand them to the task, others (docker) write what they collect into them.
 pub struct TaskOutput {
     /// Standard output.
-    pub stdout: std::process::Stdio,
+    pub stdout: std::os::fd::OwnedFd,
     /// Standard error.
-    pub stderr: std::process::Stdio,
+    pub stderr: std::os::fd::OwnedFd,
+}
+
+impl TaskOutput {
+    /// Output thrown away (`/dev/null`).
+    pub fn discard() -> std::io::Result<Self> {
+        let null = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map(std::os::fd::OwnedFd::from)
+        };
+        Ok(Self {
+            stdout: null()?,
+            stderr: null()?,
+        })
+    }
 }
 
 /// A started task.
@@ -146,8 +180,13 @@ pub trait TaskHandle: Send + Sync {
 pub trait Driver: Send + Sync {
     /// The driver's name as job files use it (`raw_exec`).
     fn name(&self) -> &'static str;
-    /// Whether the driver is usable here, and its node attributes.
+    /// Whether the driver is usable here, and its node attributes (the latest `detect`).
     fn fingerprint(&self) -> DriverInfo;
+    /// Checks again whether the driver is usable (drivers that ask a daemon do it here) and
+    /// returns the new fingerprint.
+    async fn detect(&self) -> DriverInfo {
+        self.fingerprint()
+    }
     /// Starts a task.
     async fn start(
         &self,
@@ -204,6 +243,16 @@ pub fn catalog(
         std::sync::Arc::new(RawExecDriver::new(enabled("driver.raw_exec.enable"))),
     );
     drivers.insert("exec", std::sync::Arc::new(ExecDriver::new()));
+    drivers.insert(
+        "docker",
+        std::sync::Arc::new(DockerDriver::new(
+            DockerPolicy {
+                privileged: enabled("docker.privileged.enabled"),
+                host_volumes: enabled("docker.volumes.enabled"),
+            },
+            options.get("docker.endpoint").cloned(),
+        )),
+    );
     drivers.insert("mock", std::sync::Arc::new(MockDriver));
     drivers
 }

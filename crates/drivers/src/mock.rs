@@ -107,8 +107,8 @@ impl Driver for MockDriver {
             .envs(&spec.env)
             .current_dir(&spec.task_dir)
             .stdin(std::process::Stdio::null())
-            .stdout(output.stdout)
-            .stderr(output.stderr)
+            .stdout(std::process::Stdio::from(output.stdout))
+            .stderr(std::process::Stdio::from(output.stderr))
             .process_group(0);
         crate::process::restore_thp(&mut cmd);
         let child = cmd.spawn()?;

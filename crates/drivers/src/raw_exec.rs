@@ -123,8 +123,8 @@ impl Driver for RawExecDriver {
             .envs(env)
             .current_dir(&cwd)
             .stdin(std::process::Stdio::null())
-            .stdout(output.stdout)
-            .stderr(output.stderr)
+            .stdout(std::process::Stdio::from(output.stdout))
+            .stderr(std::process::Stdio::from(output.stderr))
             .process_group(0)
             .kill_on_drop(false);
         crate::process::restore_thp(&mut cmd);

@@ -131,8 +131,8 @@ impl Driver for ExecDriver {
                 .env_clear()
                 .envs(&spec.env)
                 .stdin(std::process::Stdio::null())
-                .stdout(output.stdout)
-                .stderr(output.stderr)
+                .stdout(std::process::Stdio::from(output.stdout))
+                .stderr(std::process::Stdio::from(output.stderr))
                 .process_group(0)
                 .kill_on_drop(false);
             crate::process::restore_thp(&mut cmd);
