@@ -10,12 +10,17 @@
     clippy::panic
 )]
 
+mod docker_driver;
 mod exec_driver;
 mod harness;
 mod node_drain;
 mod node_eligibility;
 mod reschedule;
 mod scheduler_config;
+// The drivers crate's loading helpers are not needed here.
+#[allow(dead_code)]
+#[path = "../../crates/drivers/src/docker/test_image.rs"]
+mod test_image;
 
 use harness::{eventually, http, Agent};
 use serde_json::Value;

@@ -374,9 +374,9 @@ async fn a_failed_task_takes_its_siblings_down() {
 async fn missing_driver_and_mock_driver() {
     let fake = Fake::new();
     let (client, _dir) = start(fake.clone()).await;
-    let mut docker = shell_task("web", "true");
-    docker.driver = "docker".into();
-    fake.place(alloc_of("a4", "batch", vec![docker], None));
+    let mut absent = shell_task("web", "true");
+    absent.driver = "podman".into();
+    fake.place(alloc_of("a4", "batch", vec![absent], None));
     let mut mock_task = shell_task("web", "");
     mock_task.driver = "mock".into();
     mock_task.config = serde_json::json!({"run_for": "50ms", "exit_code": 0})
@@ -392,7 +392,7 @@ async fn missing_driver_and_mock_driver() {
     assert_eq!(last.event_type, "Driver Failure");
     assert_eq!(
         last.display_message,
-        "driver \"docker\" is not available on this client"
+        "driver \"podman\" is not available on this client"
     );
     eventually("mock complete", || {
         fake.report("a8").filter(|r| r.client_status == "complete")
