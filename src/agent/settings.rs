@@ -274,16 +274,7 @@ impl AgentSettings {
         let c = self.config.client.clone().unwrap_or_default();
         let reserved = c.reserved.clone().unwrap_or_default();
         let mut options = c.options.clone();
-        // A `plugin "raw_exec" { config { enabled = true } }` block enables the driver too.
-        if let Some(p) = self.config.plugin.get("raw_exec") {
-            let on = serde_json::to_value(p)
-                .ok()
-                .and_then(|v| v.pointer("/config/enabled").and_then(|e| e.as_bool()))
-                .unwrap_or(false);
-            if on {
-                options.insert("driver.raw_exec.enable".into(), "1".into());
-            }
-        }
+        plugin_options(&self.config.plugin, &mut options);
         client::ClientConfig {
             node_name: self.node_name.clone(),
             datacenter: self.datacenter.clone(),
@@ -362,5 +353,74 @@ fn raft_settings(s: &crate::config::ServerConfig) -> server::RaftSettings {
             .raft_trailing_logs
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(defaults.trailing_logs),
+    }
+}
+
+/// What `plugin` blocks set, as the client options of the same meaning: `plugin "raw_exec"
+/// { config { enabled = true } }` enables raw_exec; `plugin "docker" { config {
+/// allow_privileged, volumes { enabled }, endpoint } }` sets `docker.privileged.enabled`,
+/// `docker.volumes.enabled` and `docker.endpoint`.
+fn plugin_options(
+    plugins: &BTreeMap<String, crate::config::PluginConfig>,
+    options: &mut BTreeMap<String, String>,
+) {
+    let config_of = |name: &str| {
+        plugins
+            .get(name)
+            .and_then(|p| serde_json::to_value(p).ok())
+            .and_then(|v| v.get("config").cloned())
+    };
+    if let Some(c) = config_of("raw_exec") {
+        if c.pointer("/enabled").and_then(|e| e.as_bool()) == Some(true) {
+            options.insert("driver.raw_exec.enable".into(), "1".into());
+        }
+    }
+    if let Some(c) = config_of("docker") {
+        for (ptr, option) in [
+            ("/allow_privileged", "docker.privileged.enabled"),
+            ("/volumes/enabled", "docker.volumes.enabled"),
+        ] {
+            if let Some(on) = c.pointer(ptr).and_then(|e| e.as_bool()) {
+                options.insert(option.into(), if on { "1" } else { "0" }.into());
+            }
+        }
+        if let Some(endpoint) = c.pointer("/endpoint").and_then(|e| e.as_str()) {
+            options.insert("docker.endpoint".into(), endpoint.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_blocks_set_the_driver_options() {
+        let config = AgentConfig::parse(
+            r#"
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+plugin "docker" {
+  config {
+    allow_privileged = true
+    endpoint         = "unix:///run/docker.sock"
+    volumes {
+      enabled = false
+    }
+  }
+}
+"#,
+            false,
+        )
+        .unwrap();
+        let mut options = BTreeMap::new();
+        plugin_options(&config.plugin, &mut options);
+        assert_eq!(options["driver.raw_exec.enable"], "1");
+        assert_eq!(options["docker.privileged.enabled"], "1");
+        assert_eq!(options["docker.volumes.enabled"], "0");
+        assert_eq!(options["docker.endpoint"], "unix:///run/docker.sock");
     }
 }
