@@ -136,6 +136,11 @@ impl Agent {
         agent
     }
 
+    /// The agent's process ID.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://<ip>:4646`.
     pub(crate) fn addr(&self) -> String {
         format!("http://{}:{HTTP_PORT}", self.ip)
