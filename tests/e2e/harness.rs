@@ -136,7 +136,8 @@ impl Agent {
         agent
     }
 
-    /// The agent's process ID.
+    /// The agent's process ID (for the benchmarks that share this harness).
+    #[allow(dead_code)]
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
