@@ -1,19 +1,18 @@
-//! Runs one allocation: builds its directory, runs every task of its group, reports the
-//! allocation whenever a task's state changes, and stops the other tasks when one fails for
-//! good or the group's leader task ends (Nomad's `Sibling Task Failed` / `Leader Task Dead`).
+//! Runs one allocation: builds its directory, runs every task of its group in its lifecycle
+//! order, reports the allocation whenever a task's state changes, and stops the other tasks
+//! when one fails for good or the group's leader task ends (Nomad's `Sibling Task Failed` /
+//! `Leader Task Dead`).
+//! The order tasks run in is `lifecycle.rs`'s.
 
 use crate::alloc_dir::AllocDir;
-use crate::restart::RestartTracker;
-use crate::task_runner::TaskRunner;
 use crate::watcher::ClientCtx;
 use rpc::AllocClientUpdate;
 use std::sync::{Arc, Mutex, PoisonError};
 use structs::{
-    Allocation, TaskEvent, TaskState, VecMap, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
+    Allocation, Task, TaskEvent, TaskState, VecMap, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
     ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_PENDING,
     TASK_STATE_RUNNING,
 };
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -35,6 +34,11 @@ pub(crate) enum KillReason {
 pub(crate) struct AllocState {
     alloc_id: String,
     states: Mutex<VecMap<String, TaskState>>,
+    /// Bumped on every change of `states`, for the lifecycle's waits.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Tasks whose not having started yet does not keep the allocation pending (poststart and
+    /// poststop tasks).
+    later: Vec<String>,
     reason: Mutex<Option<KillReason>>,
     kill: CancellationToken,
     ctx: Arc<ClientCtx>,
@@ -73,7 +77,7 @@ impl AllocState {
                 let excess = state.events.len() - MAX_EVENTS;
                 state.events.drain(..excess);
             }
-            let (status, description) = client_status(&states);
+            let (status, description) = client_status(&states, &self.later);
             AllocClientUpdate {
                 alloc_id: self.alloc_id.clone(),
                 client_status: status.into(),
@@ -81,8 +85,57 @@ impl AllocState {
                 task_states: states.clone(),
             }
         };
+        self.changed.send_modify(|n| *n += 1);
         if !self.ctx.shutdown.is_cancelled() {
             self.ctx.reporter.send(update).await;
+        }
+    }
+
+    /// Waits until `cond` holds for the task states, or `kill` fires (false then).
+    pub(crate) async fn wait_until(
+        &self,
+        kill: &CancellationToken,
+        cond: impl Fn(&VecMap<String, TaskState>) -> bool,
+    ) -> bool {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if cond(&self.states.lock().unwrap_or_else(PoisonError::into_inner)) {
+                return true;
+            }
+            tokio::select! {
+                _ = kill.cancelled() => return false,
+                changed = rx.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    /// The switch that kills every task of the allocation.
+    pub(crate) fn kill_switch(&self) -> CancellationToken {
+        self.kill.clone()
+    }
+
+    /// Whether `task` has failed.
+    pub(crate) fn failed(&self, task: &str) -> bool {
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(task)
+            .is_some_and(|s| s.failed)
+    }
+
+    /// Marks tasks that never started dead (their allocation ended before their turn).
+    pub(crate) async fn never_ran(&self, tasks: &[Task]) {
+        for t in tasks {
+            let pending = self
+                .states
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&t.name)
+                .is_some_and(|s| s.state == TASK_STATE_PENDING && s.started_at.is_none());
+            if pending {
+                self.update(&t.name, |s| s.state = TASK_STATE_DEAD.into())
+                    .await;
+            }
         }
     }
 
@@ -91,13 +144,8 @@ impl AllocState {
         self.update(task, |s| s.events.push(event)).await;
     }
 
-    /// Cancelled when the task runners must kill their tasks.
-    pub(crate) fn kill_token(&self) -> &CancellationToken {
-        &self.kill
-    }
-
     /// Kills every task, keeping the first reason given.
-    fn kill(&self, reason: KillReason) {
+    pub(crate) fn kill(&self, reason: KillReason) {
         self.reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -116,8 +164,12 @@ impl AllocState {
 }
 
 /// Nomad's client status from task states: failed if any task failed, complete when all are
-/// dead, running once every task has started and one runs, pending before.
-fn client_status(states: &VecMap<String, TaskState>) -> (&'static str, &'static str) {
+/// dead, running once every task has started (but those in `later`) and one runs, pending
+/// before.
+fn client_status(
+    states: &VecMap<String, TaskState>,
+    later: &[String],
+) -> (&'static str, &'static str) {
     if states
         .values()
         .any(|s| s.state == TASK_STATE_DEAD && s.failed)
@@ -127,9 +179,9 @@ fn client_status(states: &VecMap<String, TaskState>) -> (&'static str, &'static 
     if states.values().all(|s| s.state == TASK_STATE_DEAD) {
         return (ALLOC_CLIENT_COMPLETE, "All tasks have completed");
     }
-    let never_started = states
-        .values()
-        .any(|s| s.state == TASK_STATE_PENDING && s.started_at.is_none());
+    let never_started = states.iter().any(|(name, s)| {
+        s.state == TASK_STATE_PENDING && s.started_at.is_none() && !later.contains(name)
+    });
     if !never_started && states.values().any(|s| s.state == TASK_STATE_RUNNING) {
         return (ALLOC_CLIENT_RUNNING, "Tasks are running");
     }
@@ -163,6 +215,12 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
         state: TASK_STATE_PENDING.into(),
         ..Default::default()
     };
+    let later = group
+        .tasks
+        .iter()
+        .filter(|t| matches!(crate::lifecycle::hook(t), "poststart" | "poststop"))
+        .map(|t| t.name.clone())
+        .collect();
     let state = Arc::new(AllocState {
         alloc_id: alloc.id.clone(),
         states: Mutex::new(
@@ -172,6 +230,8 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
                 .map(|t| (t.name.clone(), pending.clone()))
                 .collect(),
         ),
+        changed: tokio::sync::watch::channel(0).0,
+        later,
         reason: Mutex::new(None),
         kill: stop.child_token(),
         ctx: ctx.clone(),
@@ -195,31 +255,7 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
         }
         return;
     }
-    let batch = alloc.job.as_ref().is_some_and(|j| j.is_batch());
-    let mut tasks = JoinSet::new();
-    for task in group.tasks.clone() {
-        let (name, leader) = (task.name.clone(), task.leader);
-        let runner = TaskRunner {
-            ctx: ctx.clone(),
-            alloc: alloc.clone(),
-            restart: RestartTracker::new(group.restart_policy.clone().unwrap_or_default(), batch),
-            task,
-            alloc_dir: alloc_dir.clone(),
-            state: state.clone(),
-        };
-        tasks.spawn(async move { (name, leader, runner.run().await) });
-    }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((name, _, true)) => state.kill(KillReason::SiblingFailed(name)),
-            Ok((_, true, false)) => state.kill(KillReason::LeaderDead),
-            Ok(_) => {}
-            Err(e) => {
-                warn!(alloc_id = %alloc.id, error = %e, "task runner crashed; stopping the allocation");
-                state.kill(KillReason::Stop);
-            }
-        }
-    }
+    crate::lifecycle::run_tasks(&ctx, &alloc, &group, &state, &alloc_dir).await;
 }
 
 #[cfg(test)]
@@ -243,7 +279,7 @@ mod tests {
                 .map(|(i, s)| (i.to_string(), s))
                 .collect()
         };
-        let status = |v| client_status(&m(v)).0;
+        let status = |v| client_status(&m(v), &[]).0;
         assert_eq!(status(vec![st("pending", false)]), "pending");
         assert_eq!(
             status(vec![st("running", false), st("running", false)]),
@@ -265,6 +301,9 @@ mod tests {
             status(vec![st("dead", true), st("running", false)]),
             "failed"
         );
+        // A poststop task (task "1") not yet started does not hold the allocation pending.
+        let states = m(vec![st("running", false), st("pending", false)]);
+        assert_eq!(client_status(&states, &["1".into()]).0, "running");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod alloc_dir;
 mod alloc_runner;
 mod env;
 mod fingerprint;
+mod lifecycle;
 mod logs;
 mod node;
 mod reporter;

@@ -28,6 +28,8 @@ pub(crate) struct TaskRunner {
     pub(crate) restart: RestartTracker,
     pub(crate) alloc_dir: AllocDir,
     pub(crate) state: Arc<AllocState>,
+    /// Cancelled when this task must be killed (the allocation's, or its phase's, switch).
+    pub(crate) kill: tokio_util::sync::CancellationToken,
 }
 
 fn ns(d: Duration) -> i64 {
@@ -184,7 +186,7 @@ impl TaskRunner {
     /// Runs the task to its end; returns whether it failed for good.
     pub(crate) async fn run(mut self) -> bool {
         let name = self.task.name.clone();
-        let kill = self.state.kill_token().clone();
+        let kill = self.kill.clone();
         self.state
             .event(&name, task_event("Received", "Task received by client"))
             .await;

@@ -3,6 +3,7 @@
 
 mod driver_health;
 mod fake;
+mod lifecycle;
 
 use crate::{Client, ClientConfig, ClientHandle};
 use fake::Fake;
