@@ -15,6 +15,7 @@
 
 mod alloc_dir;
 mod alloc_runner;
+mod artifact;
 mod env;
 mod fingerprint;
 mod lifecycle;
@@ -23,6 +24,7 @@ mod node;
 mod reporter;
 mod restart;
 mod task_runner;
+mod template;
 mod watcher;
 
 use rpc::Rpc;

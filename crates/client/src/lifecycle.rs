@@ -60,6 +60,7 @@ pub(crate) async fn run_tasks(
             alloc_dir: alloc_dir.clone(),
             state: state.clone(),
             kill,
+            template_env: Default::default(),
         };
         async move { (name, leader, r.run().await) }
     };

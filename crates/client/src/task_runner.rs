@@ -30,6 +30,8 @@ pub(crate) struct TaskRunner {
     pub(crate) state: Arc<AllocState>,
     /// Cancelled when this task must be killed (the allocation's, or its phase's, switch).
     pub(crate) kill: tokio_util::sync::CancellationToken,
+    /// Variables from `template` blocks with `env = true`, rendered before the first start.
+    pub(crate) template_env: BTreeMap<String, String>,
 }
 
 fn ns(d: Duration) -> i64 {
@@ -96,7 +98,7 @@ impl TaskRunner {
         } else {
             &empty
         };
-        let env = task_env(
+        let mut env = task_env(
             &self.alloc,
             &self.task,
             &self.ctx.node,
@@ -105,6 +107,7 @@ impl TaskRunner {
             driver.fs_isolation(),
             host_env,
         );
+        env.extend(self.template_env.clone());
         let config = match interpolate_value(
             &Value::Object(self.task.config.clone()),
             &env,
@@ -183,6 +186,37 @@ impl TaskRunner {
         self.finish(false).await;
     }
 
+    /// Fetches the task's artifacts and renders its templates (once, before the first
+    /// start); the failure event when one of them cannot be done.
+    async fn prepare(&mut self, driver: &dyn Driver) -> Result<(), structs::TaskEvent> {
+        let task_dir = self.alloc_dir.task(&self.task.name);
+        if !self.task.artifacts.is_empty() {
+            self.state
+                .event(
+                    &self.task.name,
+                    task_event("Downloading Artifacts", "Client is downloading artifacts"),
+                )
+                .await;
+            if let Err(e) = crate::artifact::fetch_all(&self.task.artifacts, &task_dir).await {
+                let mut ev = task_event("Failed Artifact Download", e);
+                ev.fails_task = true;
+                return Err(ev);
+            }
+        }
+        if !self.task.templates.is_empty() {
+            let env = self.spec(driver).env;
+            match crate::template::render_all(&self.task.templates, &task_dir, &env) {
+                Ok(vars) => self.template_env = vars,
+                Err(e) => {
+                    let mut ev = task_event("Task hook failed", format!("template failed: {e}"));
+                    ev.fails_task = true;
+                    return Err(ev);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the task to its end; returns whether it failed for good.
     pub(crate) async fn run(mut self) -> bool {
         let name = self.task.name.clone();
@@ -206,6 +240,11 @@ impl TaskRunner {
             self.finish(true).await;
             return true;
         };
+        if let Err(ev) = self.prepare(driver.as_ref()).await {
+            self.state.event(&name, ev).await;
+            self.finish(true).await;
+            return true;
+        }
         let kill_signal = drivers::signal_number(&self.task.kill_signal)
             .unwrap_or_else(|| driver.default_kill_signal());
         let kill_timeout = Duration::from_nanos(u64::try_from(self.task.kill_timeout).unwrap_or(0))

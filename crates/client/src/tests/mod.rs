@@ -4,6 +4,7 @@
 mod driver_health;
 mod fake;
 mod lifecycle;
+mod prepare;
 
 use crate::{Client, ClientConfig, ClientHandle};
 use fake::Fake;
