@@ -154,6 +154,8 @@ pub(crate) enum Command {
     Alloc(AllocCommand),
     /// Streams an allocation's logs (alias of `alloc logs`).
     Logs(super::alloc_logs::LogsArgs),
+    /// Lists or reads an allocation's directory (alias of `alloc fs`).
+    Fs(super::alloc_fs::FsArgs),
     /// Interacts with nodes.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -196,6 +198,8 @@ pub(crate) enum AllocCommand {
     Status(super::alloc_status::StatusArgs),
     /// Streams an allocation's logs.
     Logs(super::alloc_logs::LogsArgs),
+    /// Lists or reads an allocation's directory.
+    Fs(super::alloc_fs::FsArgs),
 }
 
 /// `caravan node ...`.

@@ -129,6 +129,25 @@ pub(crate) fn or_none(s: &str) -> String {
     }
 }
 
+/// `1023 B`, `4.0 KiB`, `12 MiB` (powers of 1024, one decimal under 10).
+pub(crate) fn ibytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
 /// Mebibytes the way Nomad's `humanize.IBytes` shows them: `256 MiB`, `7.7 GiB`.
 pub(crate) fn mib(mb: i64) -> String {
     if mb >= 1024 * 1024 {

@@ -2,6 +2,7 @@
 //! group. Commands reach agents only through `api-client` and parse job files with `jobspec`;
 //! they never import server crates. Output matches Nomad's text and exit codes.
 
+mod alloc_fs;
 mod alloc_logs;
 mod alloc_status;
 mod args;
@@ -83,6 +84,7 @@ pub fn main() -> i32 {
         Command::Job(JobCommand::Validate(a)) | Command::Validate(a) => job_misc::validate(&a),
         Command::Alloc(AllocCommand::Status(a)) => alloc_status::status(g, &a),
         Command::Alloc(AllocCommand::Logs(a)) | Command::Logs(a) => alloc_logs::logs(g, &a),
+        Command::Alloc(AllocCommand::Fs(a)) | Command::Fs(a) => alloc_fs::fs(g, &a),
         Command::Node(NodeCommand::Status(a)) => node_status::status(g, &a),
         Command::Node(NodeCommand::Eligibility(a)) => node_eligibility::eligibility(g, &a),
         Command::Node(NodeCommand::Drain(a)) => node_drain::drain(g, &a),

@@ -91,6 +91,28 @@ fn exec_tasks_are_isolated_and_oom_kills_are_reported() {
         "{text}"
     );
 
+    // The allocation's directory through `alloc fs`: listed, a file printed, a path described.
+    let root = agent.ok(&["alloc", "fs", id]);
+    assert!(root.starts_with("Mode"), "{root}");
+    assert!(root.lines().any(|l| l.ends_with("  alloc/")), "{root}");
+    assert!(root.lines().any(|l| l.ends_with("  t/")), "{root}");
+    let log = agent.ok(&["alloc", "fs", id, "alloc/logs/t.stdout.0"]);
+    assert_eq!(log, text);
+    let stat = agent.ok(&["alloc", "fs", "-stat", "-H", id, "alloc/logs/t.stdout.0"]);
+    assert!(
+        stat.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("-rw") && l.contains(&format!("  {}  ", text.len()))),
+        "{stat}"
+    );
+    let escape = agent.cli(&["alloc", "fs", id, "../../etc"]);
+    assert_eq!(escape.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&escape.stderr).contains("leaves the allocation directory"),
+        "{}",
+        String::from_utf8_lossy(&escape.stderr)
+    );
+
     let job = agent.write(
         "hog.nomad.hcl",
         &exec_job(

@@ -2,7 +2,7 @@
 
 use crate::{ApiClient, ApiError, Indexed, Query};
 use std::io::Read;
-use structs::{AllocListStub, Allocation, Evaluation, Node, NodeListStub};
+use structs::{AllocFileInfo, AllocListStub, Allocation, Evaluation, Node, NodeListStub};
 
 /// Which part of a task's log `ApiClient::logs` reads.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +138,38 @@ impl ApiClient {
         }
         let path = format!("/v1/client/fs/logs/{alloc_id}");
         let resp = self.send(self.request("GET", &path, &params), None)?;
+        Ok(Box::new(resp.into_reader()))
+    }
+
+    /// `GET /v1/client/fs/stat/:alloc?path=`.
+    pub fn fs_stat(&self, alloc_id: &str, path: &str) -> Result<AllocFileInfo, ApiError> {
+        let q = Query::default();
+        Ok(self
+            .get_with(
+                &format!("/v1/client/fs/stat/{alloc_id}"),
+                &q,
+                &[("path", path.to_string())],
+            )?
+            .value)
+    }
+
+    /// `GET /v1/client/fs/ls/:alloc?path=`.
+    pub fn fs_ls(&self, alloc_id: &str, path: &str) -> Result<Vec<AllocFileInfo>, ApiError> {
+        let q = Query::default();
+        Ok(self
+            .get_with(
+                &format!("/v1/client/fs/ls/{alloc_id}"),
+                &q,
+                &[("path", path.to_string())],
+            )?
+            .value)
+    }
+
+    /// `GET /v1/client/fs/cat/:alloc?path=`: a reader of the file's bytes.
+    pub fn fs_cat(&self, alloc_id: &str, path: &str) -> Result<Box<dyn Read + Send>, ApiError> {
+        let path_q = [("path", path.to_string())];
+        let url = format!("/v1/client/fs/cat/{alloc_id}");
+        let resp = self.send(self.request("GET", &url, &path_q), None)?;
         Ok(Box::new(resp.into_reader()))
     }
 }

@@ -27,6 +27,7 @@ mod agent;
 mod allocs;
 mod error;
 mod evals;
+mod fs;
 mod jobs;
 mod logs;
 mod nodes;
@@ -141,6 +142,9 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .route("/v1/allocations", get(allocs::list))
         .route("/v1/allocation/{id}", get(allocs::get_alloc))
         .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
+        .route("/v1/client/fs/ls/{alloc}", get(fs::ls))
+        .route("/v1/client/fs/stat/{alloc}", get(fs::stat))
+        .route("/v1/client/fs/cat/{alloc}", get(fs::cat))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/node/{id}", get(nodes::get_node))
         .route("/v1/node/{id}/allocations", get(nodes::allocations))

@@ -199,3 +199,22 @@ pub struct StreamFrame {
     pub file: String,
     pub file_event: String,
 }
+
+/// One entry of an allocation directory (`/v1/client/fs/ls` and `stat`), as Nomad's
+/// `AllocFileInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AllocFileInfo {
+    /// The entry's name.
+    pub name: String,
+    /// A directory.
+    pub is_dir: bool,
+    /// Bytes.
+    pub size: u64,
+    /// `drwxr-xr-x` style (Go's `FileMode.String`).
+    pub file_mode: String,
+    /// RFC 3339.
+    pub mod_time: String,
+    /// Sniffed for files (`text/plain; charset=utf-8` or `application/octet-stream`).
+    pub content_type: String,
+}
