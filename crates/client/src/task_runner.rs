@@ -169,6 +169,39 @@ impl TaskRunner {
                 self.state.event(name, ev).await;
             }
         }
+        // `shutdown_delay` (the task's, else the group's): time for load balancers to stop
+        // sending traffic before the kill signal.
+        let group_delay = self
+            .alloc
+            .job
+            .as_ref()
+            .and_then(|j| j.group(&self.alloc.task_group))
+            .and_then(|g| g.shutdown_delay)
+            .unwrap_or(0);
+        let delay = if self.task.shutdown_delay > 0 {
+            self.task.shutdown_delay
+        } else {
+            group_delay
+        };
+        if delay > 0 {
+            let delay = Duration::from_nanos(u64::try_from(delay).unwrap_or(0));
+            self.state
+                .event(
+                    name,
+                    task_event(
+                        "Waiting for shutdown delay",
+                        format!(
+                            "Waiting for shutdown_delay of {} before killing the task.",
+                            format_duration(ns(delay))
+                        ),
+                    ),
+                )
+                .await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.ctx.shutdown.cancelled() => {}
+            }
+        }
         let mut ev = task_event(
             "Killing",
             format!(

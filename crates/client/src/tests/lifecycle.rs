@@ -133,3 +133,37 @@ async fn poststop_tasks_run_when_the_allocation_is_stopped() {
     assert_eq!(order(dir.path(), "lc3"), ["main-up", "cleanup"]);
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_delay_comes_before_the_kill_signal() {
+    let fake = Fake::new();
+    let (client, _dir) = start(fake.clone()).await;
+    let mut t = shell_task("main", "sleep 30");
+    t.shutdown_delay = 300_000_000;
+    fake.place(alloc_of("sd1", "service", vec![t], None));
+    eventually("main running", || {
+        fake.report("sd1").filter(|r| r.client_status == "running")
+    })
+    .await;
+    fake.stop("sd1");
+    let done = eventually("main killed", || {
+        fake.report("sd1")
+            .filter(|r| event_types(r, "main").contains(&"Killed".to_string()))
+    })
+    .await;
+    let events = &done.task_states["main"].events;
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {events:?}"))
+    };
+    let wait = at("Waiting for shutdown delay");
+    assert_eq!(
+        wait.display_message,
+        "Waiting for shutdown_delay of 300ms before killing the task."
+    );
+    // The signal went out no sooner than the delay after the wait began.
+    assert!(at("Killing").time - wait.time >= 300_000_000);
+    client.shutdown().await;
+}
