@@ -5,7 +5,7 @@
 
 use super::{format, prefix, Global};
 use anyhow::Context;
-use api_client::{ApiClient, ApiError, Query};
+use api_client::Query;
 use clap::Args;
 use structs::AllocFileInfo;
 
@@ -51,35 +51,6 @@ fn rows(entries: &[AllocFileInfo], machine: bool) -> String {
     format::table(&rows)
 }
 
-/// The agent to ask: this one, or the allocation's node when this one does not have it.
-fn client_with(
-    c: &ApiClient,
-    alloc_id: &str,
-    node_id: &str,
-    path: &str,
-) -> anyhow::Result<(ApiClient, AllocFileInfo)> {
-    match c.fs_stat(alloc_id, path) {
-        Ok(st) => Ok((c.clone(), st)),
-        Err(ApiError::Status {
-            status: 404,
-            ref body,
-            ..
-        }) if body.contains("Unknown allocation") => {
-            let node = c.node(node_id).context("Error querying node")?.value;
-            anyhow::ensure!(
-                !node.http_addr.is_empty(),
-                "the allocation's node has no HTTP address"
-            );
-            let other = ApiClient::new(&node.http_addr, None);
-            let st = other
-                .fs_stat(alloc_id, path)
-                .context("Error getting alloc file info")?;
-            Ok((other, st))
-        }
-        Err(e) => Err(anyhow::Error::new(e).context("Error getting alloc file info")),
-    }
-}
-
 /// `alloc fs`.
 pub(crate) fn fs(g: &Global, a: &FsArgs) -> anyhow::Result<i32> {
     let c = g.client();
@@ -107,7 +78,10 @@ pub(crate) fn fs(g: &Global, a: &FsArgs) -> anyhow::Result<i32> {
         .allocation(&alloc_id)
         .context("Error querying allocation")?
         .value;
-    let (client, st) = client_with(&c, &alloc.id, &alloc.node_id, &path)?;
+    let (client, st) =
+        super::alloc_node::call(&c, &alloc.node_id, "Error getting alloc file info", |c| {
+            c.fs_stat(&alloc.id, &path)
+        })?;
     if a.stat {
         print!("{}", rows(&[st], a.machine));
     } else if st.is_dir {

@@ -200,6 +200,10 @@ pub(crate) enum AllocCommand {
     Logs(super::alloc_logs::LogsArgs),
     /// Lists or reads an allocation's directory.
     Fs(super::alloc_fs::FsArgs),
+    /// Sends a signal to an allocation's tasks.
+    Signal(super::alloc_control::SignalArgs),
+    /// Restarts an allocation's tasks in place.
+    Restart(super::alloc_control::RestartArgs),
 }
 
 /// `caravan node ...`.

@@ -2,8 +2,10 @@
 //! group. Commands reach agents only through `api-client` and parse job files with `jobspec`;
 //! they never import server crates. Output matches Nomad's text and exit codes.
 
+mod alloc_control;
 mod alloc_fs;
 mod alloc_logs;
+mod alloc_node;
 mod alloc_status;
 mod args;
 mod eval;
@@ -85,6 +87,8 @@ pub fn main() -> i32 {
         Command::Alloc(AllocCommand::Status(a)) => alloc_status::status(g, &a),
         Command::Alloc(AllocCommand::Logs(a)) | Command::Logs(a) => alloc_logs::logs(g, &a),
         Command::Alloc(AllocCommand::Fs(a)) | Command::Fs(a) => alloc_fs::fs(g, &a),
+        Command::Alloc(AllocCommand::Signal(a)) => alloc_control::signal(g, &a),
+        Command::Alloc(AllocCommand::Restart(a)) => alloc_control::restart(g, &a),
         Command::Node(NodeCommand::Status(a)) => node_status::status(g, &a),
         Command::Node(NodeCommand::Eligibility(a)) => node_eligibility::eligibility(g, &a),
         Command::Node(NodeCommand::Drain(a)) => node_drain::drain(g, &a),

@@ -10,6 +10,7 @@
     clippy::panic
 )]
 
+mod alloc_control;
 mod docker_driver;
 mod exec_driver;
 mod harness;

@@ -141,6 +141,33 @@ impl ApiClient {
         Ok(Box::new(resp.into_reader()))
     }
 
+    /// `POST /v1/client/allocation/:alloc/signal`: `signal` to `task`, or to every task.
+    pub fn alloc_signal(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+        signal: &str,
+    ) -> Result<(), ApiError> {
+        let body = serde_json::json!({"Task": task.unwrap_or(""), "Signal": signal});
+        let path = format!(
+            "/v1/client/allocation/{}/signal",
+            crate::client::escape(alloc_id)
+        );
+        self.write::<_, serde_json::Value>("POST", &path, &[], Some(&body))
+            .map(|_| ())
+    }
+
+    /// `POST /v1/client/allocation/:alloc/restart`: `task`, or every task.
+    pub fn alloc_restart(&self, alloc_id: &str, task: Option<&str>) -> Result<(), ApiError> {
+        let body = serde_json::json!({"TaskName": task.unwrap_or(""), "AllTasks": task.is_none()});
+        let path = format!(
+            "/v1/client/allocation/{}/restart",
+            crate::client::escape(alloc_id)
+        );
+        self.write::<_, serde_json::Value>("POST", &path, &[], Some(&body))
+            .map(|_| ())
+    }
+
     /// `GET /v1/client/fs/stat/:alloc?path=`.
     pub fn fs_stat(&self, alloc_id: &str, path: &str) -> Result<AllocFileInfo, ApiError> {
         let q = Query::default();

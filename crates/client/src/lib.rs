@@ -16,6 +16,7 @@
 mod alloc_dir;
 mod alloc_runner;
 mod artifact;
+mod control;
 mod env;
 mod fingerprint;
 mod lifecycle;
@@ -129,6 +130,7 @@ impl Default for ClientConfig {
 pub struct ClientHandle {
     node_id: String,
     alloc_root: PathBuf,
+    controls: Arc<control::Controls>,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
 }
@@ -184,6 +186,7 @@ impl Client {
         let host_env = std::env::vars()
             .filter(|(k, _)| !env::HOST_ENV_DENYLIST.contains(&k.as_str()))
             .collect();
+        let controls = Arc::new(control::Controls::default());
         let ctx = Arc::new(watcher::ClientCtx {
             node: Arc::new(node),
             config,
@@ -192,11 +195,13 @@ impl Client {
             reporter,
             host_env,
             shutdown: shutdown.clone(),
+            controls: controls.clone(),
         });
         tasks.spawn(watcher::run(ctx, rpc, shutdown.clone()));
         Ok(ClientHandle {
             node_id,
             alloc_root,
+            controls,
             tasks,
             shutdown,
         })
@@ -217,6 +222,7 @@ impl ClientHandle {
     }
 }
 
+#[async_trait::async_trait]
 impl rpc::ClientFs for ClientHandle {
     fn alloc_dir(&self, alloc_id: &str) -> Option<PathBuf> {
         if alloc_id.is_empty() || alloc_id.contains('/') || alloc_id.contains("..") {
@@ -224,6 +230,29 @@ impl rpc::ClientFs for ClientHandle {
         }
         let dir = self.alloc_root.join(alloc_id);
         dir.is_dir().then_some(dir)
+    }
+
+    async fn signal_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+        signal: &str,
+    ) -> Result<(), rpc::TaskControlError> {
+        let number = drivers::signal_number(signal)
+            .ok_or_else(|| rpc::TaskControlError::BadSignal(signal.to_string()))?;
+        let known = self.alloc_dir(alloc_id).is_some();
+        self.controls
+            .send(alloc_id, task, control::Control::Signal(number), known)
+    }
+
+    async fn restart_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+    ) -> Result<(), rpc::TaskControlError> {
+        let known = self.alloc_dir(alloc_id).is_some();
+        self.controls
+            .send(alloc_id, task, control::Control::Restart, known)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::alloc_dir::AllocDir;
 use crate::alloc_runner::{now_ns, task_event, AllocState, KillReason};
+use crate::control::Control;
 use crate::env::{interpolate_value, task_env, task_resources};
 use crate::logs::RotatingLog;
 use crate::restart::{Decision, RestartTracker};
@@ -314,27 +315,56 @@ impl TaskRunner {
                                 .push(task_event("Started", "Task started by client"));
                         })
                         .await;
-                    tokio::select! {
-                        exit = handle.wait() => exit,
-                        _ = kill.cancelled() => {
-                            self.kill(handle.as_mut(), kill_signal, kill_timeout).await;
-                            return false;
+                    let mut control = self.ctx.controls.register(&self.alloc.id, &name);
+                    let outcome = loop {
+                        tokio::select! {
+                            exit = handle.wait() => break (exit, false),
+                            _ = kill.cancelled() => {
+                                drop(control);
+                                self.kill(handle.as_mut(), kill_signal, kill_timeout).await;
+                                return false;
+                            }
+                            Some(c) = control.rx.recv() => match c {
+                                Control::Signal(sig) => {
+                                    self.state
+                                        .event(&name, task_event("Signaling", "Task being sent a signal"))
+                                        .await;
+                                    handle.signal(sig);
+                                }
+                                Control::Restart => {
+                                    self.state
+                                        .event(
+                                            &name,
+                                            task_event(
+                                                "Restart Signaled",
+                                                "User requested running tasks to restart",
+                                            ),
+                                        )
+                                        .await;
+                                    break (handle.stop(kill_signal, kill_timeout).await, true);
+                                }
+                            }
                         }
+                    };
+                    drop(control);
+                    if outcome.1 {
+                        // A user's restart: at once, and not counted by the restart policy.
+                        self.state.event(&name, terminated(&outcome.0)).await;
+                        self.state
+                            .update(&name, |s| {
+                                s.state = TASK_STATE_PENDING.into();
+                                s.restarts += 1;
+                                s.last_restart = Some(structs::time::rfc3339_nano(now_ns()));
+                                s.events
+                                    .push(task_event("Restarting", "Task restarting in 0s"));
+                            })
+                            .await;
+                        continue;
                     }
+                    outcome.0
                 }
             };
-            let mut ev = task_event("Terminated", terminated_message(&exit));
-            if exit.oom_killed {
-                ev.message = "OOM Killed".into();
-            }
-            ev.exit_code = exit.exit_code;
-            ev.signal = exit.signal;
-            ev.details = VecMap::from([
-                ("exit_code".to_string(), exit.exit_code.to_string()),
-                ("signal".to_string(), exit.signal.to_string()),
-                ("oom_killed".to_string(), exit.oom_killed.to_string()),
-            ]);
-            self.state.event(&name, ev).await;
+            self.state.event(&name, terminated(&exit)).await;
             match self.restart.decide(&exit, Instant::now()) {
                 Decision::Done { failed, reason } => {
                     if let Some(reason) = reason {
@@ -365,6 +395,22 @@ impl TaskRunner {
             }
         }
     }
+}
+
+/// The `Terminated` event of an exit.
+fn terminated(exit: &ExitResult) -> structs::TaskEvent {
+    let mut ev = task_event("Terminated", terminated_message(exit));
+    if exit.oom_killed {
+        ev.message = "OOM Killed".into();
+    }
+    ev.exit_code = exit.exit_code;
+    ev.signal = exit.signal;
+    ev.details = VecMap::from([
+        ("exit_code".to_string(), exit.exit_code.to_string()),
+        ("signal".to_string(), exit.signal.to_string()),
+        ("oom_killed".to_string(), exit.oom_killed.to_string()),
+    ]);
+    ev
 }
 
 /// A `Terminated` event's text, as Nomad shows it (`Exit Code: 137, Signal: 9, Exit Message:

@@ -31,6 +31,8 @@ pub(crate) struct ClientCtx {
     pub(crate) host_env: BTreeMap<String, String>,
     /// The client's shutdown token: once cancelled, tasks are stopped but not reported.
     pub(crate) shutdown: CancellationToken,
+    /// Running tasks, for `alloc signal` and `alloc restart`.
+    pub(crate) controls: Arc<crate::control::Controls>,
 }
 
 struct Running {

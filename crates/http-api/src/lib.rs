@@ -34,6 +34,7 @@ mod nodes;
 mod operator;
 mod parse;
 mod query;
+mod task_control;
 #[cfg(test)]
 mod testing;
 
@@ -145,6 +146,14 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .route("/v1/client/fs/ls/{alloc}", get(fs::ls))
         .route("/v1/client/fs/stat/{alloc}", get(fs::stat))
         .route("/v1/client/fs/cat/{alloc}", get(fs::cat))
+        .route(
+            "/v1/client/allocation/{alloc}/signal",
+            post(task_control::signal).put(task_control::signal),
+        )
+        .route(
+            "/v1/client/allocation/{alloc}/restart",
+            post(task_control::restart).put(task_control::restart),
+        )
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/node/{id}", get(nodes::get_node))
         .route("/v1/node/{id}/allocations", get(nodes::allocations))

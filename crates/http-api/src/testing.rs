@@ -435,15 +435,64 @@ impl Rpc for FakeRpc {
     }
 }
 
+/// A task control call the fake client received: (alloc, task, the signal, or none for a
+/// restart).
+pub(crate) type ControlCall = (String, Option<String>, Option<String>);
+
 /// A client agent whose allocation directories are given by the test.
 #[derive(Default)]
 pub(crate) struct FakeFs {
     pub(crate) dirs: Mutex<BTreeMap<String, PathBuf>>,
+    /// Task control calls: (alloc, task, Some(signal) or None for a restart).
+    pub(crate) controls: Mutex<Vec<ControlCall>>,
 }
 
+#[async_trait::async_trait]
 impl ClientFs for FakeFs {
     fn alloc_dir(&self, alloc_id: &str) -> Option<PathBuf> {
         self.dirs.lock().unwrap().get(alloc_id).cloned()
+    }
+
+    async fn signal_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+        signal: &str,
+    ) -> Result<(), rpc::TaskControlError> {
+        if signal == "SIGNOPE" {
+            return Err(rpc::TaskControlError::BadSignal(signal.into()));
+        }
+        self.record(alloc_id, task, Some(signal.to_string()))
+    }
+
+    async fn restart_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+    ) -> Result<(), rpc::TaskControlError> {
+        self.record(alloc_id, task, None)
+    }
+}
+
+impl FakeFs {
+    /// Records a control call for a known allocation; a task named `gone` does not run.
+    fn record(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+        signal: Option<String>,
+    ) -> Result<(), rpc::TaskControlError> {
+        if !self.dirs.lock().unwrap().contains_key(alloc_id) {
+            return Err(rpc::TaskControlError::UnknownAlloc(alloc_id.into()));
+        }
+        if task == Some("gone") {
+            return Err(rpc::TaskControlError::NotRunning("gone".into()));
+        }
+        self.controls
+            .lock()
+            .unwrap()
+            .push((alloc_id.into(), task.map(str::to_string), signal));
+        Ok(())
     }
 }
 

@@ -259,10 +259,40 @@ pub trait Rpc: Send + Sync + 'static {
     async fn alloc_client_update(&self, updates: Vec<AllocClientUpdate>) -> Result<u64, RpcError>;
 }
 
-/// What the HTTP API needs from the local client agent (when this agent runs one).
+/// What the HTTP API needs from the local client agent (when this agent runs one): its
+/// allocation directories, and control of its running tasks.
+#[async_trait::async_trait]
 pub trait ClientFs: Send + Sync + 'static {
     /// The allocation directory of an allocation this client runs, if it has it.
     fn alloc_dir(&self, alloc_id: &str) -> Option<PathBuf>;
+    /// Sends `signal` (a name like `SIGUSR1`) to the task, or to every running task of the
+    /// allocation.
+    async fn signal_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+        signal: &str,
+    ) -> Result<(), TaskControlError>;
+    /// Restarts the task, or every running task of the allocation, outside its restart policy.
+    async fn restart_tasks(
+        &self,
+        alloc_id: &str,
+        task: Option<&str>,
+    ) -> Result<(), TaskControlError>;
+}
+
+/// Why a task could not be signalled or restarted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskControlError {
+    /// This client runs no such allocation.
+    #[error("Unknown allocation \"{0}\"")]
+    UnknownAlloc(String),
+    /// The allocation has no running task of that name.
+    #[error("Task not running: {0}")]
+    NotRunning(String),
+    /// No such signal.
+    #[error("invalid signal {0:?}")]
+    BadSignal(String),
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Client tests against an in-memory fake of the servers: real processes through `raw_exec`
 //! and `mock`, status and events as the servers would receive them.
 
+mod control;
 mod driver_health;
 mod fake;
 mod lifecycle;

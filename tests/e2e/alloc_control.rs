@@ -1,0 +1,68 @@
+//! `alloc signal` and `alloc restart` from the CLI, through the dev agent's client.
+
+use crate::harness::{eventually, Agent};
+use crate::{allocs, count_status};
+use serde_json::Value;
+
+const JOB: &str = r#"
+job "trap" {
+  datacenters = ["dc1"]
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "trap 'echo got-usr1' USR1; echo started; while true; do sleep 0.05; done"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+
+#[test]
+fn tasks_are_signalled_and_restarted_from_the_cli() {
+    let agent = Agent::dev();
+    let file = agent.write("trap.nomad.hcl", JOB);
+    agent.ok(&["job", "run", file.to_str().unwrap()]);
+    let running = eventually(30, "the task running", || {
+        let a = allocs(&agent, "trap");
+        (count_status(&a, "run", "running") == 1).then_some(a)
+    });
+    let id = running[0]["ID"].as_str().unwrap().to_string();
+    let short = &id[..8];
+    eventually(10, "the task's first line", || {
+        agent
+            .ok(&["alloc", "logs", short])
+            .contains("started")
+            .then_some(())
+    });
+    agent.ok(&["alloc", "signal", "-s", "SIGUSR1", short, "t"]);
+    eventually(10, "the trap's output", || {
+        agent
+            .ok(&["alloc", "logs", short])
+            .contains("got-usr1")
+            .then_some(())
+    });
+    agent.ok(&["alloc", "restart", short]);
+    eventually(30, "the task restarted", || {
+        let (_, a) = agent.get(&format!("/v1/allocation/{id}"));
+        let a: Value = serde_json::from_str(&a).ok()?;
+        let s = &a["TaskStates"]["t"];
+        (s["Restarts"] == 1 && s["State"] == "running").then_some(())
+    });
+    let status = agent.ok(&["alloc", "status", short]);
+    assert!(status.contains("Restart Signaled"), "{status}");
+    let bad = agent.cli(&["alloc", "signal", "-s", "SIGNOPE", short]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid signal"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let both = agent.cli(&["alloc", "restart", "-all-tasks", short, "t"]);
+    assert_eq!(both.status.code(), Some(1));
+}
