@@ -1,4 +1,4 @@
-//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `exec`, `mock`), with
+//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `exec`, `docker`, `mock`), with
 //! one conformance suite every driver passes.
 //!
 //! Owns: starting a task's process (or fake), signalling and killing it, reporting its exit.
