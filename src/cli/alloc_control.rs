@@ -4,7 +4,9 @@
 
 use super::{prefix, Global};
 use anyhow::Context;
+use api_client::ApiClient;
 use clap::Args;
+use structs::Allocation;
 
 /// Flags of `alloc signal`.
 #[derive(Debug, Clone, Args)]
@@ -42,14 +44,20 @@ pub(crate) struct RestartArgs {
     task_arg: Option<String>,
 }
 
-/// `alloc signal`.
-pub(crate) fn signal(g: &Global, a: &SignalArgs) -> anyhow::Result<i32> {
+/// The client, and the allocation an ID prefix names.
+fn resolve(g: &Global, prefix: &str) -> anyhow::Result<(ApiClient, Allocation)> {
     let c = g.client();
-    let id = prefix::alloc(&c, &a.alloc)?;
+    let id = prefix::alloc(&c, prefix)?;
     let alloc = c
         .allocation(&id)
         .context("Error querying allocation")?
         .value;
+    Ok((c, alloc))
+}
+
+/// `alloc signal`.
+pub(crate) fn signal(g: &Global, a: &SignalArgs) -> anyhow::Result<i32> {
+    let (c, alloc) = resolve(g, &a.alloc)?;
     let task = a.task.as_deref().or(a.task_arg.as_deref());
     super::alloc_node::call(&c, &alloc.node_id, "Error signalling allocation", |c| {
         c.alloc_signal(&alloc.id, task, &a.signal)
@@ -59,12 +67,7 @@ pub(crate) fn signal(g: &Global, a: &SignalArgs) -> anyhow::Result<i32> {
 
 /// `alloc restart`.
 pub(crate) fn restart(g: &Global, a: &RestartArgs) -> anyhow::Result<i32> {
-    let c = g.client();
-    let id = prefix::alloc(&c, &a.alloc)?;
-    let alloc = c
-        .allocation(&id)
-        .context("Error querying allocation")?
-        .value;
+    let (c, alloc) = resolve(g, &a.alloc)?;
     let task = a.task.as_deref().or(a.task_arg.as_deref());
     anyhow::ensure!(
         !(a.all_tasks && task.is_some()),

@@ -5,7 +5,6 @@
 
 use super::{format, prefix, Global};
 use anyhow::Context;
-use api_client::Query;
 use clap::Args;
 use structs::AllocFileInfo;
 
@@ -55,19 +54,7 @@ fn rows(entries: &[AllocFileInfo], machine: bool) -> String {
 pub(crate) fn fs(g: &Global, a: &FsArgs) -> anyhow::Result<i32> {
     let c = g.client();
     let (alloc_id, path) = match (&a.job, &a.alloc) {
-        (Some(job), first) => {
-            let job = prefix::job(&c, job)?;
-            let allocs = c
-                .job_allocations(&job, false, &Query::default())
-                .context("Error querying job allocations")?
-                .value;
-            let pick = allocs
-                .iter()
-                .find(|x| x.client_status == "running")
-                .or_else(|| allocs.first())
-                .ok_or_else(|| anyhow::anyhow!("No allocations found for job {job:?}"))?;
-            (pick.id.clone(), first.clone())
-        }
+        (Some(job), first) => (prefix::alloc_of_job(&c, job)?, first.clone()),
         (None, Some(alloc)) => (prefix::alloc(&c, alloc)?, a.path.clone()),
         (None, None) => anyhow::bail!(
             "This command takes one of the following argument conditions:\n * A single <allocation>\n * Two arguments: <allocation> <path>\n * -job <job> [<path>]"

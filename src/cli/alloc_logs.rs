@@ -3,7 +3,7 @@
 
 use super::{prefix, Global};
 use anyhow::Context;
-use api_client::{ApiClient, ApiError, LogsRequest, Query};
+use api_client::{ApiClient, ApiError, LogsRequest};
 use clap::Args;
 use std::io::{Read, Write};
 use structs::Allocation;
@@ -111,19 +111,7 @@ fn open(
 pub(crate) fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
     let c = g.client();
     let (alloc_id, task_arg) = match (&a.job, &a.alloc) {
-        (Some(job), first) => {
-            let job = prefix::job(&c, job)?;
-            let allocs = c
-                .job_allocations(&job, false, &Query::default())
-                .context("Error querying job allocations")?
-                .value;
-            let pick = allocs
-                .iter()
-                .find(|x| x.client_status == "running")
-                .or_else(|| allocs.first())
-                .ok_or_else(|| anyhow::anyhow!("No allocations found for job {job:?}"))?;
-            (pick.id.clone(), first.clone())
-        }
+        (Some(job), first) => (prefix::alloc_of_job(&c, job)?, first.clone()),
         (None, Some(alloc)) => (prefix::alloc(&c, alloc)?, a.task_arg.clone()),
         (None, None) => anyhow::bail!("This command takes one of the following argument conditions:\n * A single <allocation>\n * Two arguments: <allocation> <task>\n * -job <job>"),
     };

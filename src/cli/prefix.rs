@@ -203,6 +203,22 @@ pub(crate) fn eval(c: &ApiClient, prefix: &str) -> anyhow::Result<String> {
     evals(c, prefix)?.into_id("evaluation", prefix)
 }
 
+/// An allocation of `job` for the commands that take `-job`: a running one if any, else the
+/// first.
+pub(crate) fn alloc_of_job(c: &ApiClient, job: &str) -> anyhow::Result<String> {
+    let job = self::job(c, job)?;
+    let allocs = c
+        .job_allocations(&job, false, &Query::default())
+        .context("Error querying job allocations")?
+        .value;
+    let pick = allocs
+        .iter()
+        .find(|x| x.client_status == "running")
+        .or_else(|| allocs.first())
+        .ok_or_else(|| anyhow::anyhow!("No allocations found for job {job:?}"))?;
+    Ok(pick.id.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,22 +54,6 @@ fn get(addr: &str) -> Option<String> {
     text.contains("200 OK").then_some(text)
 }
 
-fn containers(alloc_id: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.hashicorp.nomad.alloc_id={alloc_id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn a_docker_server_is_reachable_logged_restarted_and_removed() {
     if !test_image::engine_available() {
@@ -112,7 +96,7 @@ fn a_docker_server_is_reachable_logged_restarted_and_removed() {
     assert_eq!(stderr, "stderr works\n");
 
     // Killing the container: the client restarts the task per its restart policy.
-    let before = containers(&id);
+    let before = test_image::containers_of(&id, false);
     assert_eq!(before.len(), 1, "{before:?}");
     let killed = Command::new("docker")
         .args(["kill", &before[0]])
@@ -127,7 +111,7 @@ fn a_docker_server_is_reachable_logged_restarted_and_removed() {
             .then_some(())
             .and_then(|()| get(&addr))
     });
-    let after = containers(&id);
+    let after = test_image::containers_of(&id, false);
     assert_eq!(after.len(), 1);
     assert_ne!(after, before, "a new container");
     let status = agent.ok(&["alloc", "status", &id]);
@@ -136,6 +120,8 @@ fn a_docker_server_is_reachable_logged_restarted_and_removed() {
 
     agent.ok(&["job", "stop", "web"]);
     eventually(30, "the container removed", || {
-        containers(&id).is_empty().then_some(())
+        test_image::containers_of(&id, false)
+            .is_empty()
+            .then_some(())
     });
 }

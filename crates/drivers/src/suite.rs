@@ -178,19 +178,24 @@ pub(crate) fn shell(script: &str) -> Map<String, Value> {
     obj(json!({"command": "/bin/sh", "args": ["-c", script]}))
 }
 
+/// The suite's behaviours as `/bin/sh` scripts, for the drivers that run commands.
+fn shell_behaviour(b: Behaviour) -> Map<String, Value> {
+    match b {
+        Behaviour::Exit(c) => shell(&format!("exit {c}")),
+        Behaviour::Print(t) => shell(&format!("printf {t}")),
+        Behaviour::RunLong => shell("sleep 100 & sleep 100"),
+        Behaviour::TrapTerm => shell(
+            "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
+             while true; do sleep 0.05; done",
+        ),
+    }
+}
+
 #[tokio::test]
 async fn raw_exec_passes_the_suite() {
     conformance(
         || Box::new(RawExecDriver::new(true)),
-        |b| match b {
-            Behaviour::Exit(c) => shell(&format!("exit {c}")),
-            Behaviour::Print(t) => shell(&format!("printf {t}")),
-            Behaviour::RunLong => shell("sleep 100 & sleep 100"),
-            Behaviour::TrapTerm => shell(
-                "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
-                 while true; do sleep 0.05; done",
-            ),
-        },
+        shell_behaviour,
         SignalReport::Signal,
     )
     .await;
@@ -203,15 +208,7 @@ async fn exec_passes_the_suite() {
     }
     conformance(
         || Box::new(crate::ExecDriver::new()),
-        |b| match b {
-            Behaviour::Exit(c) => shell(&format!("exit {c}")),
-            Behaviour::Print(t) => shell(&format!("printf {t}")),
-            Behaviour::RunLong => shell("sleep 100 & sleep 100"),
-            Behaviour::TrapTerm => shell(
-                "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
-                 while true; do sleep 0.05; done",
-            ),
-        },
+        shell_behaviour,
         SignalReport::Signal,
     )
     .await;

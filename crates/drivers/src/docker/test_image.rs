@@ -108,3 +108,18 @@ pub(crate) fn save_as(tag: &str, path: &std::path::Path) -> Result<(), String> {
 pub(crate) fn remove(tag: &str) {
     let _ = run(Command::new("docker").args(["rmi", "-f", tag]));
 }
+
+/// IDs of the containers labelled with `alloc_id` (`all`: stopped ones too).
+pub(crate) fn containers_of(alloc_id: &str, all: bool) -> Vec<String> {
+    let label = format!("label=com.hashicorp.nomad.alloc_id={alloc_id}");
+    let mut cmd = Command::new("docker");
+    cmd.arg("ps").arg("-q");
+    if all {
+        cmd.arg("-a");
+    }
+    run(cmd.args(["--filter", &label]))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

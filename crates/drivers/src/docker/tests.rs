@@ -33,23 +33,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn containers_of(alloc_id: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            &format!("label=com.hashicorp.nomad.alloc_id={alloc_id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test]
 async fn docker_passes_the_suite() {
     let Some(image) = image() else { return };
@@ -130,7 +113,7 @@ async fn a_server_is_reachable_on_its_mapped_port_and_its_logs_are_collected() {
     let mut h = d.start(&s, output).await.unwrap();
     assert!(h.pid() > 0);
     // Labelled with the allocation, as Nomad labels containers.
-    assert_eq!(containers_of(&s.alloc_id).len(), 1);
+    assert_eq!(test_image::containers_of(&s.alloc_id, true).len(), 1);
     let body = {
         let mut got = None;
         for _ in 0..200 {
@@ -164,7 +147,7 @@ async fn a_server_is_reachable_on_its_mapped_port_and_its_logs_are_collected() {
         "stderr works\n"
     );
     assert!(
-        containers_of(&s.alloc_id).is_empty(),
+        test_image::containers_of(&s.alloc_id, true).is_empty(),
         "the container is removed once stopped"
     );
 }
