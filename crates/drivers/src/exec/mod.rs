@@ -111,8 +111,13 @@ impl Driver for ExecDriver {
             .map_err(|e| DriverError::StartFailed(format!("user {user:?}: {e}")))?;
         let r = spec.resources;
         let limits = Limits::new(r.cpu_mhz, r.memory_mb, r.memory_max_mb);
-        let cg = Cgroup::create(mode, &spec.alloc_id, &spec.task_name, limits)
-            .map_err(|e| DriverError::StartFailed(format!("cannot set up the cgroup: {e}")))?;
+        // Off the async workers: taking over a leftover cgroup waits for its processes to die.
+        let (mode, alloc_id, task) = (mode.clone(), spec.alloc_id.clone(), spec.task_name.clone());
+        let cg =
+            tokio::task::spawn_blocking(move || Cgroup::create(&mode, &alloc_id, &task, limits))
+                .await
+                .map_err(|e| DriverError::StartFailed(format!("cannot set up the cgroup: {e}")))?
+                .map_err(|e| DriverError::StartFailed(format!("cannot set up the cgroup: {e}")))?;
         let cg = Arc::new(cg);
         let started = async {
             let procs = cg.procs_files()?;
@@ -150,8 +155,11 @@ impl Driver for ExecDriver {
                 finished: None,
             })),
             Err(e) => {
-                cg.kill_all();
-                cg.remove();
+                let _ = tokio::task::spawn_blocking(move || {
+                    cg.kill_all();
+                    cg.remove();
+                })
+                .await;
                 Err(DriverError::Start(e))
             }
         }
