@@ -81,6 +81,25 @@ fn marks_mean_nothing_once_the_drain_is_canceled() {
         now: 2,
     });
     assert!(h.eval("web").plan.is_empty());
+    // The drain's end took its marks with it.
+    let again = h.live("web")[0].clone();
+    assert_eq!(again.id, a.id);
+    assert!(!again.desired_transition.should_migrate());
+}
+
+#[test]
+fn a_marked_allocation_on_a_healthy_node_moves_too() {
+    // `alloc stop` marks one allocation of a node that is not draining.
+    let mut h = Harness::new(2);
+    h.run(mock::job("web", 1));
+    let a = h.live("web")[0].clone();
+    mark(&mut h, vec![a.id.clone()]);
+    let out = h.eval("web");
+    let d = &out.annotations.desired_tg_updates["web"];
+    assert_eq!((d.migrate, d.place), (1, 0), "{d:?}");
+    let live = h.live("web");
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0].id, a.id, "a replacement took its place");
 }
 
 #[test]

@@ -18,14 +18,10 @@ pub(crate) const STOP_JOB_STOPPED: &str = "alloc not needed as job is stopped";
 pub(crate) const STOP_UPDATING: &str = "alloc is being updated due to job update";
 pub(crate) const STOP_MIGRATING: &str = "alloc is being migrated";
 
-/// True when the drainer marked the allocation to leave its node and the node still drains
-/// (a canceled drain leaves the marks, which then mean nothing).
-pub(crate) fn migrating(snap: &StateStore, alloc: &Allocation) -> bool {
-    alloc.desired_transition.should_migrate()
-        && !alloc.client_terminal()
-        && snap
-            .node_by_id(&alloc.node_id)
-            .is_some_and(|n| n.draining())
+/// True when the allocation is marked to leave its node (by the drainer, or `alloc stop`) and
+/// still runs there (a drain that ends clears its marks).
+pub(crate) fn migrating(alloc: &Allocation) -> bool {
+    alloc.desired_transition.should_migrate() && !alloc.client_terminal()
 }
 
 /// One allocation to place.
@@ -170,7 +166,7 @@ fn reconcile_group(
             annotate(&mut rec.desired, &group.name).place += 1;
             continue;
         };
-        if migrating(snap, alloc) {
+        if migrating(alloc) {
             // Stopped on its draining node and placed again elsewhere (not a reschedule).
             rec.replace(alloc, &group.name, idx, STOP_MIGRATING).migrate += 1;
             continue;

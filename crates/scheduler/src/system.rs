@@ -63,7 +63,7 @@ pub(crate) fn compute_system(
                 node.ready_for_work() && node_in_scope(&job, node) && feas.check(node).is_ok();
             if !eligible {
                 // The drainer marks system allocations last; they stop and are not replaced.
-                for a in existing.iter().filter(|a| migrating(snap, a)) {
+                for a in existing.iter().filter(|a| migrating(a)) {
                     stop(out, a, STOP_MIGRATING);
                 }
                 if node.ready_for_work() {

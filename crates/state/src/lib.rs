@@ -24,7 +24,7 @@ pub use usage::{AllocUsage, PortSet};
 use imbl::{OrdMap, OrdSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use structs::{Allocation, Evaluation, Job, JobSummary, Node};
+use structs::{Allocation, DesiredTransition, Evaluation, Job, JobSummary, Node};
 use thiserror::Error;
 
 /// Why a command could not be applied. The store is unchanged when apply fails.
@@ -259,6 +259,7 @@ impl StateStore {
                 evals,
                 now,
             } => {
+                let ending = strategy.is_none();
                 let drain = nodes::DrainUpdate {
                     strategy,
                     mark_eligible,
@@ -266,6 +267,22 @@ impl StateStore {
                     complete,
                 };
                 self.update_node_drain(index, &node_id, drain, now)?;
+                if ending {
+                    // A drain that ends takes its marks with it: what it did not move stays.
+                    let marked: Vec<String> = self
+                        .allocs_by_node(&node_id)
+                        .iter()
+                        .filter(|a| a.desired_transition.should_migrate() && !a.client_terminal())
+                        .map(|a| a.id.clone())
+                        .collect();
+                    if !marked.is_empty() {
+                        let clear = DesiredTransition {
+                            migrate: Some(false),
+                            ..Default::default()
+                        };
+                        self.update_desired_transitions(index, &marked, &clear, now);
+                    }
+                }
                 self.upsert_evals(index, evals);
                 Ok(ApplyOutcome::default())
             }
