@@ -1,6 +1,7 @@
 //! `caravan alloc signal [-s SIGNAL] <alloc> [task]` (default SIGKILL, every task unless one
 //! is named) and `caravan alloc restart [-task T | -all-tasks] <alloc> [task]`: the running
-//! tasks of an allocation, through the client that runs it.
+//! tasks of an allocation, through the client that runs it. `caravan alloc stop [-detach]
+//! <alloc>`: the servers stop it and place a replacement; the evaluation is monitored.
 
 use super::{prefix, Global};
 use anyhow::Context;
@@ -42,6 +43,32 @@ pub(crate) struct RestartArgs {
     alloc: String,
     /// The task; every task when none is named.
     task_arg: Option<String>,
+}
+
+/// Flags of `alloc stop`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StopArgs {
+    /// Print the evaluation ID and return at once.
+    #[arg(long)]
+    detach: bool,
+    /// Show full IDs.
+    #[arg(long)]
+    verbose: bool,
+    /// The allocation ID (or a prefix).
+    alloc: String,
+}
+
+/// `alloc stop`.
+pub(crate) fn stop(g: &Global, a: &StopArgs) -> anyhow::Result<i32> {
+    let (c, alloc) = resolve(g, &a.alloc)?;
+    let eval_id = c
+        .alloc_stop(&alloc.id)
+        .context("Error stopping allocation")?;
+    if a.detach {
+        println!("{eval_id}");
+        return Ok(0);
+    }
+    super::monitor::monitor(&c, &eval_id, a.verbose)
 }
 
 /// The client, and the allocation an ID prefix names.

@@ -204,6 +204,8 @@ pub(crate) enum AllocCommand {
     Signal(super::alloc_control::SignalArgs),
     /// Restarts an allocation's tasks in place.
     Restart(super::alloc_control::RestartArgs),
+    /// Stops an allocation; the scheduler places a replacement.
+    Stop(super::alloc_control::StopArgs),
 }
 
 /// `caravan node ...`.

@@ -89,6 +89,7 @@ pub fn main() -> i32 {
         Command::Alloc(AllocCommand::Fs(a)) | Command::Fs(a) => alloc_fs::fs(g, &a),
         Command::Alloc(AllocCommand::Signal(a)) => alloc_control::signal(g, &a),
         Command::Alloc(AllocCommand::Restart(a)) => alloc_control::restart(g, &a),
+        Command::Alloc(AllocCommand::Stop(a)) => alloc_control::stop(g, &a),
         Command::Node(NodeCommand::Status(a)) => node_status::status(g, &a),
         Command::Node(NodeCommand::Eligibility(a)) => node_eligibility::eligibility(g, &a),
         Command::Node(NodeCommand::Drain(a)) => node_drain::drain(g, &a),

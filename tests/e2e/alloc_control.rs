@@ -65,4 +65,26 @@ fn tasks_are_signalled_and_restarted_from_the_cli() {
     );
     let both = agent.cli(&["alloc", "restart", "-all-tasks", short, "t"]);
     assert_eq!(both.status.code(), Some(1));
+
+    // alloc stop: this allocation stops as migrated and a replacement runs.
+    let out = agent.ok(&["alloc", "stop", short]);
+    assert!(out.contains("Monitoring evaluation"), "{out}");
+    let after = eventually(30, "a replacement running", || {
+        let a = allocs(&agent, "trap");
+        let old_stopped = a.iter().any(|x| {
+            x["ID"] == id.as_str()
+                && x["DesiredStatus"] == "stop"
+                && x["ClientStatus"] == "complete"
+        });
+        (old_stopped && count_status(&a, "run", "running") == 1).then_some(a)
+    });
+    let old = after.iter().find(|x| x["ID"] == id.as_str()).unwrap();
+    assert_eq!(
+        old["DesiredDescription"], "alloc is being migrated",
+        "{old}"
+    );
+    let (_, eval) = agent.get("/v1/job/trap/evaluations");
+    assert!(eval.contains("\"alloc-stop\""), "{eval}");
+    let missing = agent.cli(&["alloc", "stop", "ffffffff"]);
+    assert_eq!(missing.status.code(), Some(1));
 }

@@ -141,6 +141,13 @@ impl ApiClient {
         Ok(Box::new(resp.into_reader()))
     }
 
+    /// `POST /v1/allocation/:alloc/stop`: the ID of the evaluation that replaces it.
+    pub fn alloc_stop(&self, alloc_id: &str) -> Result<String, ApiError> {
+        let path = format!("/v1/allocation/{}/stop", crate::client::escape(alloc_id));
+        let v: serde_json::Value = self.write("POST", &path, &[], None::<&serde_json::Value>)?;
+        Ok(v["EvalID"].as_str().unwrap_or_default().to_string())
+    }
+
     /// `POST /v1/client/allocation/:alloc/signal`: `signal` to `task`, or to every task.
     pub fn alloc_signal(
         &self,

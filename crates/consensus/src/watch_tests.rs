@@ -159,6 +159,9 @@ impl Rpc for NoRpc {
     async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
         Err(unused())
     }
+    async fn alloc_stop(&self, _: &str) -> Result<rpc::AllocStopResponse, RpcError> {
+        Err(unused())
+    }
     async fn node_update_drain(
         &self,
         _: &str,

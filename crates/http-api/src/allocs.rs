@@ -1,7 +1,7 @@
-//! Allocation endpoints: `/v1/allocations` and `/v1/allocation/:id`.
+//! Allocation endpoints: `/v1/allocations`, `/v1/allocation/:id` and its `stop`.
 
 use crate::error::{not_found_as, ApiError};
-use crate::query::{json_query, Params};
+use crate::query::{json, json_query, Params};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -26,6 +26,24 @@ pub(crate) async fn get_alloc(
         .await
         .map_err(not_found_as("alloc not found"))?;
     Ok(json_query(&p, &resp))
+}
+
+/// `POST`/`PUT /v1/allocation/:id/stop`: `{"EvalID", "Index"}` of the evaluation that
+/// replaces it.
+pub(crate) async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let resp = s
+        .rpc
+        .alloc_stop(&id)
+        .await
+        .map_err(not_found_as("alloc not found"))?;
+    Ok(json(
+        &p,
+        &serde_json::json!({"EvalID": resp.eval_id, "Index": resp.index}),
+    ))
 }
 
 #[cfg(test)]
@@ -64,5 +82,24 @@ mod tests {
         let r = call(&app, Method::GET, "/v1/allocation/zz", None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert_eq!(r.text(), "alloc not found");
+    }
+
+    #[tokio::test]
+    async fn stop_answers_the_replacing_evaluation() {
+        let rpc = Arc::new(FakeRpc::default());
+        rpc.allocs
+            .lock()
+            .unwrap()
+            .insert("a1".into(), Allocation::default());
+        let app = app(&rpc, None);
+        let a = call(&app, Method::POST, "/v1/allocation/a1/stop", None).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let v: Value = a.json();
+        assert_eq!(v["EvalID"], "eval-stop-a1");
+        assert!(v["Index"].as_u64().unwrap() > 0);
+        assert_eq!(*rpc.stopped.lock().unwrap(), ["a1"]);
+        let a = call(&app, Method::PUT, "/v1/allocation/zz/stop", None).await;
+        assert_eq!(a.status, 404, "{}", a.text());
+        assert!(a.text().contains("alloc not found"), "{}", a.text());
     }
 }

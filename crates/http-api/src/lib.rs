@@ -142,6 +142,10 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
         .route("/v1/job/{id}/versions", get(jobs::versions))
         .route("/v1/allocations", get(allocs::list))
         .route("/v1/allocation/{id}", get(allocs::get_alloc))
+        .route(
+            "/v1/allocation/{id}/stop",
+            post(allocs::stop).put(allocs::stop),
+        )
         .route("/v1/client/fs/logs/{alloc}", get(logs::logs))
         .route("/v1/client/fs/ls/{alloc}", get(fs::ls))
         .route("/v1/client/fs/stat/{alloc}", get(fs::stat))

@@ -45,6 +45,8 @@ pub(crate) struct FakeRpc {
     pub(crate) restored: Mutex<Vec<Vec<u8>>>,
     /// The scheduler configuration the operator API reads and sets.
     pub(crate) scheduler: Mutex<structs::SchedulerConfiguration>,
+    /// Allocations stopped through `alloc stop`.
+    pub(crate) stopped: Mutex<Vec<String>>,
 }
 
 impl FakeRpc {
@@ -341,6 +343,16 @@ impl Rpc for FakeRpc {
         self.status(region)?;
         self.restored.lock().unwrap().push(snapshot);
         Ok(INDEX + 1)
+    }
+    async fn alloc_stop(&self, alloc_id: &str) -> Result<rpc::AllocStopResponse, RpcError> {
+        if !self.allocs.lock().unwrap().contains_key(alloc_id) {
+            return Err(RpcError::not_found("alloc not found"));
+        }
+        self.stopped.lock().unwrap().push(alloc_id.to_string());
+        Ok(rpc::AllocStopResponse {
+            eval_id: format!("eval-stop-{alloc_id}"),
+            index: INDEX + 2,
+        })
     }
     async fn node_update_eligibility(
         &self,

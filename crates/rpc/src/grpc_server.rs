@@ -295,6 +295,7 @@ async fn dispatch(rpc: &dyn Rpc, call: Call) -> Result<(Vec<u8>, QueryMeta), Rpc
             node_id,
             eligibility,
         } => plain(&rpc.node_update_eligibility(&node_id, &eligibility).await?),
+        Call::AllocStop { alloc_id } => plain(&rpc.alloc_stop(&alloc_id).await?),
         Call::NodeUpdateDrain { node_id, req } => {
             plain(&rpc.node_update_drain(&node_id, *req).await?)
         }

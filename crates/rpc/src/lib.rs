@@ -86,6 +86,15 @@ pub struct NodeUpdateResponse {
     pub index: u64,
 }
 
+/// The server's answer to `alloc stop`: the evaluation that replaces the allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AllocStopResponse {
+    /// The evaluation created.
+    pub eval_id: String,
+    /// Raft index of the write.
+    pub index: u64,
+}
+
 /// What `POST /v1/node/:id/drain` asks for (Nomad's `NodeUpdateDrainRequest`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -218,6 +227,8 @@ pub trait Rpc: Send + Sync + 'static {
     async fn snapshot_save(&self, region: &str) -> Result<Vec<u8>, RpcError>;
     /// Replaces the region's state with a snapshot file; returns the index it applied at.
     async fn snapshot_restore(&self, region: &str, snapshot: Vec<u8>) -> Result<u64, RpcError>;
+    /// Stops an allocation and has the scheduler place a replacement (`alloc stop`).
+    async fn alloc_stop(&self, alloc_id: &str) -> Result<AllocStopResponse, RpcError>;
     /// Marks a node eligible or ineligible for new placements; returns the Raft index.
     async fn node_update_eligibility(
         &self,

@@ -359,6 +359,12 @@ impl Rpc for RemoteRpc {
         })
         .await
     }
+    async fn alloc_stop(&self, alloc_id: &str) -> Result<crate::AllocStopResponse, RpcError> {
+        self.value(Call::AllocStop {
+            alloc_id: alloc_id.into(),
+        })
+        .await
+    }
     async fn node_update_eligibility(
         &self,
         node_id: &str,

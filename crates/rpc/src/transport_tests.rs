@@ -158,6 +158,12 @@ impl Rpc for Fake {
     async fn snapshot_restore(&self, _: &str, snapshot: Vec<u8>) -> Result<u64, RpcError> {
         Ok(snapshot.len() as u64)
     }
+    async fn alloc_stop(&self, alloc_id: &str) -> Result<AllocStopResponse, RpcError> {
+        Ok(AllocStopResponse {
+            eval_id: format!("eval-for-{alloc_id}"),
+            index: 7,
+        })
+    }
     async fn node_update_eligibility(
         &self,
         node_id: &str,
@@ -392,6 +398,13 @@ async fn operator_calls_and_binary_snapshots_cross_the_wire() {
     let bytes = remote.snapshot_save("eu").await.unwrap();
     assert_eq!(bytes, (0..=255u8).collect::<Vec<_>>());
     assert_eq!(remote.snapshot_restore("eu", bytes).await.unwrap(), 256);
+    assert_eq!(
+        remote.alloc_stop("a1").await.unwrap(),
+        AllocStopResponse {
+            eval_id: "eval-for-a1".into(),
+            index: 7
+        }
+    );
     let q = QueryOptions {
         min_index: 1,
         ..Default::default()

@@ -204,6 +204,9 @@ pub(crate) enum Call {
         node_id: String,
         eligibility: String,
     },
+    AllocStop {
+        alloc_id: String,
+    },
     NodeUpdateDrain {
         node_id: String,
         req: Box<crate::NodeDrainRequest>,
@@ -249,6 +252,7 @@ impl Call {
             Call::SnapshotSave { .. } => "snapshot_save",
             Call::SnapshotRestore { .. } => "snapshot_restore",
             Call::NodeUpdateEligibility { .. } => "node_update_eligibility",
+            Call::AllocStop { .. } => "alloc_stop",
             Call::NodeUpdateDrain { .. } => "node_update_drain",
             Call::SchedulerGetConfig(_) => "scheduler_get_config",
             Call::SchedulerSetConfig { .. } => "scheduler_set_config",

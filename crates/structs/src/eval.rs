@@ -23,6 +23,8 @@ pub const TRIGGER_JOB_DEREGISTER: &str = "job-deregister";
 pub const TRIGGER_NODE_UPDATE: &str = "node-update";
 /// The drainer marked allocations of the job for migration.
 pub const TRIGGER_NODE_DRAIN: &str = "node-drain";
+/// An allocation stopped by a user (`alloc stop`).
+pub const TRIGGER_ALLOC_STOP: &str = "alloc-stop";
 /// Capacity freed up for a blocked eval.
 pub const TRIGGER_QUEUED_ALLOCS: &str = "queued-allocs";
 /// An allocation failed and is rescheduled.

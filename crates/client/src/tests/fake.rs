@@ -210,6 +210,9 @@ impl Rpc for Fake {
     async fn node_update_eligibility(&self, _: &str, _: &str) -> Result<u64, RpcError> {
         nope()
     }
+    async fn alloc_stop(&self, _: &str) -> Result<rpc::AllocStopResponse, RpcError> {
+        nope()
+    }
     async fn node_update_drain(
         &self,
         _: &str,

@@ -1,6 +1,7 @@
 //! The `Rpc` implementation: one file per resource; this file only routes trait calls, to the
 //! local handler or (writes and non-stale reads on a follower) to the leader.
 
+mod alloc_stop;
 mod allocs;
 mod client;
 mod jobs;
@@ -345,6 +346,14 @@ impl Rpc for ServerRpc {
             false,
             |r| r.snapshot_restore(region, snapshot.clone()).await,
             operator::snapshot_restore(&self.shared, region, snapshot.clone()).await
+        )
+    }
+    async fn alloc_stop(&self, alloc_id: &str) -> Result<rpc::AllocStopResponse, RpcError> {
+        routed!(
+            self,
+            false,
+            |r| r.alloc_stop(alloc_id).await,
+            alloc_stop::alloc_stop(&self.shared, alloc_id).await
         )
     }
     async fn node_update_eligibility(
