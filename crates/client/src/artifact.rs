@@ -69,7 +69,9 @@ async fn fetch(a: &TaskArtifact, task_dir: &Path) -> Result<(), String> {
     } else if archive {
         unpack(&dest, &name, &bytes).await
     } else {
-        write(&dest.join(&name), &bytes).await
+        // The file itself may not be a symlink out of the task directory either.
+        let file = inside(task_dir, &format!("{}/{name}", rel.trim_end_matches('/')))?;
+        write(&file, &bytes).await
     }
 }
 
@@ -408,5 +410,24 @@ mod tests {
         escape.relative_dest = "../../outside".into();
         let err = fetch_all(&[escape], dir.path()).await.unwrap_err();
         assert!(err.contains("inside the task directory"), "{err}");
+        // A symlink already in the task directory does not lead the download out.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("plain.txt"), "data").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("victim"),
+            dir.path().join("local/plain.txt"),
+        )
+        .unwrap();
+        let err = fetch_all(
+            &[artifact(&format!(
+                "file://{}",
+                src.path().join("plain.txt").display()
+            ))],
+            dir.path(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("inside the task directory"), "{err}");
+        assert!(!outside.path().join("victim").exists());
     }
 }

@@ -151,7 +151,8 @@ pub(crate) fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, Str
     Ok(out)
 }
 
-/// A path inside the task directory; refuses one that leaves it.
+/// A path inside the task directory; refuses one that leaves it, by its text or through a
+/// symlink already there (an unpacked artifact may hold one pointing out).
 pub(crate) fn inside(task_dir: &Path, rel: &str) -> Result<PathBuf, String> {
     let p = Path::new(rel);
     if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
@@ -159,7 +160,33 @@ pub(crate) fn inside(task_dir: &Path, rel: &str) -> Result<PathBuf, String> {
             "{rel:?} must be a relative path inside the task directory"
         ));
     }
-    Ok(task_dir.join(p))
+    let full = task_dir.join(p);
+    let Ok(root) = task_dir.canonicalize() else {
+        // No task directory yet: nothing in it can point out.
+        return Ok(full);
+    };
+    // The deepest part of the path that exists (a dangling symlink counts) must resolve
+    // inside the task directory.
+    let mut existing = full.as_path();
+    loop {
+        if std::fs::symlink_metadata(existing).is_ok() {
+            let leads_to = existing.canonicalize().map_err(|_| {
+                format!("{rel:?} must be a relative path inside the task directory (it goes through a dangling symlink)")
+            })?;
+            if !leads_to.starts_with(&root) {
+                return Err(format!(
+                    "{rel:?} must be a relative path inside the task directory (it leads to {})",
+                    leads_to.display()
+                ));
+            }
+            break;
+        }
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    Ok(full)
 }
 
 /// Renders every template of a task into its directory; returns the variables of those with
@@ -293,5 +320,16 @@ mod tests {
         assert!(render_all(&escape, dir.path(), &env())
             .unwrap_err()
             .contains("inside the task directory"));
+        // Nor through a symlink that points out (as an unpacked artifact could hold).
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("local/out")).unwrap();
+        let through = vec![Template {
+            embedded_tmpl: "x".into(),
+            dest_path: "local/out/evil".into(),
+            ..Default::default()
+        }];
+        let err = render_all(&through, dir.path(), &env()).unwrap_err();
+        assert!(err.contains("inside the task directory"), "{err}");
+        assert!(!outside.path().join("evil").exists());
     }
 }

@@ -134,6 +134,22 @@ impl Plan {
         let mkdir = |p: &Path| {
             std::fs::create_dir_all(p).map_err(context(format!("cannot create {}", p.display())))
         };
+        // What the agent changes as root (owners, modes, mount points) must be the task
+        // directory's own entries, not symlinks an artifact left to lead elsewhere.
+        for sub in [
+            "", "local", "secrets", "tmp", "alloc", "dev", "proc", "dev/shm",
+        ] {
+            let p = root.join(sub);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symlink; the task directory must hold it itself",
+                        p.display()
+                    ),
+                ));
+            }
+        }
         mkdir(root)?;
         // The task's user must be able to reach its own root.
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;

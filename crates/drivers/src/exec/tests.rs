@@ -199,6 +199,21 @@ async fn bad_tasks_fail_to_start_with_the_reason() {
         s.user = user.into();
         s
     };
+    // A task directory whose `local` is a symlink (an artifact could leave one) is refused
+    // before anything is changed through it.
+    let linked = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(target.path(), linked.path().join("local")).unwrap();
+    let (out, _) = to_file(linked.path(), "o");
+    let err = d
+        .start(&spec(linked.path(), shell("true")), out)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("is a symlink"), "{err}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(target.path()).unwrap().uid(), 0);
     for (s, want) in [
         (
             start(obj(json!({"command": "/no/such/binary"})), ""),
