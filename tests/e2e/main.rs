@@ -16,6 +16,7 @@ mod exec_driver;
 mod harness;
 mod node_drain;
 mod node_eligibility;
+mod node_lost;
 mod reschedule;
 mod scheduler_config;
 // The drivers crate's loading helpers are not needed here.
