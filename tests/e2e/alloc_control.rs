@@ -47,6 +47,15 @@ fn tasks_are_signalled_and_restarted_from_the_cli() {
             .contains("got-usr1")
             .then_some(())
     });
+    let (status, stats) = agent.get(&format!("/v1/client/allocation/{id}/stats"));
+    assert_eq!(status, 200, "{stats}");
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert!(
+        stats["Tasks"]["t"]["ResourceUsage"]["MemoryStats"]["RSS"]
+            .as_u64()
+            .is_some_and(|r| r > 0),
+        "{stats}"
+    );
     agent.ok(&["alloc", "restart", short]);
     eventually(30, "the task restarted", || {
         let (_, a) = agent.get(&format!("/v1/allocation/{id}"));

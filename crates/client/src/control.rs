@@ -1,18 +1,21 @@
-//! User control of running tasks (`alloc signal`, `alloc restart`): each running task
-//! registers a channel here; the HTTP API's requests reach the task runners through it.
+//! User control of running tasks (`alloc signal`, `alloc restart`, allocation stats): each
+//! running task registers a channel here; the HTTP API's requests reach the task runners
+//! through it.
 
 use rpc::TaskControlError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// What a user asked of a running task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Control {
     /// Send this signal.
     Signal(i32),
     /// Stop and start it again, outside its restart policy.
     Restart,
+    /// Answer its resource usage.
+    Stats(oneshot::Sender<structs::TaskResourceUsage>),
 }
 
 type Key = (String, String);
@@ -79,9 +82,32 @@ impl Controls {
             });
         }
         for tx in targets {
-            let _ = tx.send(c);
+            let copy = match &c {
+                Control::Signal(s) => Control::Signal(*s),
+                Control::Restart => Control::Restart,
+                // Answered by one task only: use `stats` for a whole allocation.
+                Control::Stats(_) => continue,
+            };
+            let _ = tx.send(copy);
         }
         Ok(())
+    }
+
+    /// Asks every running task of the allocation for its usage; the answers by task name.
+    pub(crate) fn stats(
+        &self,
+        alloc_id: &str,
+    ) -> Vec<(String, oneshot::Receiver<structs::TaskResourceUsage>)> {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks
+            .iter()
+            .filter(|((a, _), _)| a == alloc_id)
+            .filter_map(|((_, task), tx)| {
+                let (reply, rx) = oneshot::channel();
+                tx.send(Control::Stats(reply)).ok()?;
+                Some((task.clone(), rx))
+            })
+            .collect()
     }
 }
 
@@ -96,11 +122,15 @@ mod tests {
         let mut side = c.register("a1", "side");
         c.send("a1", Some("web"), Control::Signal(10), true)
             .unwrap();
-        assert_eq!(web.rx.try_recv().ok(), Some(Control::Signal(10)));
+        assert!(matches!(web.rx.try_recv(), Ok(Control::Signal(10))));
         assert!(side.rx.try_recv().is_err());
         c.send("a1", None, Control::Restart, true).unwrap();
-        assert_eq!(web.rx.try_recv().ok(), Some(Control::Restart));
-        assert_eq!(side.rx.try_recv().ok(), Some(Control::Restart));
+        assert!(matches!(web.rx.try_recv(), Ok(Control::Restart)));
+        assert!(matches!(side.rx.try_recv(), Ok(Control::Restart)));
+        // Usage is asked of each running task of the allocation.
+        let asked = c.stats("a1");
+        assert_eq!(asked.len(), 2);
+        assert!(matches!(web.rx.try_recv(), Ok(Control::Stats(_))));
         drop(side);
         assert_eq!(
             c.send("a1", Some("side"), Control::Restart, true),

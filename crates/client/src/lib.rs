@@ -254,6 +254,35 @@ impl rpc::ClientFs for ClientHandle {
         self.controls
             .send(alloc_id, task, control::Control::Restart, known)
     }
+
+    async fn alloc_stats(
+        &self,
+        alloc_id: &str,
+    ) -> Result<structs::AllocResourceUsage, rpc::TaskControlError> {
+        if self.alloc_dir(alloc_id).is_none() {
+            return Err(rpc::TaskControlError::UnknownAlloc(alloc_id.to_string()));
+        }
+        let mut out = structs::AllocResourceUsage {
+            timestamp: alloc_runner::now_ns(),
+            ..Default::default()
+        };
+        for (task, rx) in self.controls.stats(alloc_id) {
+            let Ok(Ok(usage)) = tokio::time::timeout(Duration::from_secs(5), rx).await else {
+                continue;
+            };
+            let (sum, one) = (&mut out.resource_usage, &usage.resource_usage);
+            sum.memory_stats.rss += one.memory_stats.rss;
+            sum.memory_stats.usage += one.memory_stats.usage;
+            sum.memory_stats.measured = one.memory_stats.measured.clone();
+            sum.cpu_stats.percent += one.cpu_stats.percent;
+            sum.cpu_stats.user_mode += one.cpu_stats.user_mode;
+            sum.cpu_stats.system_mode += one.cpu_stats.system_mode;
+            sum.cpu_stats.total_ticks += one.cpu_stats.total_ticks;
+            sum.cpu_stats.measured = one.cpu_stats.measured.clone();
+            out.tasks.insert(task, usage);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -316,6 +316,8 @@ impl TaskRunner {
                         })
                         .await;
                     let mut control = self.ctx.controls.register(&self.alloc.id, &name);
+                    // The CPU time and when it was read, for the next sample's percentages.
+                    let mut cpu_seen = (Instant::now(), 0u64);
                     let outcome = loop {
                         tokio::select! {
                             exit = handle.wait() => break (exit, false),
@@ -330,6 +332,9 @@ impl TaskRunner {
                                         .event(&name, task_event("Signaling", "Task being sent a signal"))
                                         .await;
                                     handle.signal(sig);
+                                }
+                                Control::Stats(reply) => {
+                                    let _ = reply.send(sample(handle.as_ref(), &mut cpu_seen, &self.ctx).await);
                                 }
                                 Control::Restart => {
                                     self.state
@@ -394,6 +399,58 @@ impl TaskRunner {
                 }
             }
         }
+    }
+}
+
+/// The task's usage now; CPU as percentages of one core since the previous sample (or the
+/// start).
+async fn sample(
+    handle: &dyn TaskHandle,
+    seen: &mut (Instant, u64),
+    ctx: &ClientCtx,
+) -> structs::TaskResourceUsage {
+    let u = handle.usage().await;
+    let now = Instant::now();
+    let wall = now.duration_since(seen.0).as_nanos().max(1) as f64;
+    let total = u.user_ns + u.system_ns;
+    let used = total.saturating_sub(seen.1) as f64;
+    let share = |part: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            used * (part as f64 / total as f64) / wall * 100.0
+        }
+    };
+    *seen = (now, total);
+    let percent = used / wall * 100.0;
+    let mhz: f64 = ctx
+        .node
+        .attributes
+        .get("cpu.frequency")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0.0);
+    let mut cpu = structs::CpuStats::default();
+    if u.cpu_measured {
+        cpu = structs::CpuStats {
+            system_mode: share(u.system_ns),
+            user_mode: share(u.user_ns),
+            total_ticks: percent / 100.0 * mhz,
+            percent,
+            measured: vec!["System Mode".into(), "User Mode".into(), "Percent".into()],
+            ..Default::default()
+        };
+    }
+    structs::TaskResourceUsage {
+        resource_usage: structs::ResourceUsage {
+            memory_stats: structs::MemoryStats {
+                rss: u.rss,
+                usage: u.usage,
+                measured: u.memory_measured.iter().map(|m| m.to_string()).collect(),
+                ..Default::default()
+            },
+            cpu_stats: cpu,
+        },
+        timestamp: now_ns(),
     }
 }
 

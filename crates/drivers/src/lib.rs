@@ -169,10 +169,27 @@ pub trait TaskHandle: Send + Sync {
     /// Stops the task: `signal`, then after `timeout` SIGKILL to the whole group; returns how
     /// it ended.
     async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult;
-    /// The memory the task uses now, in bytes, where the driver measures it (a cgroup).
-    fn memory_usage(&self) -> Option<u64> {
-        None
+    /// The task's memory and CPU time now, as far as the driver measures them.
+    async fn usage(&self) -> TaskUsage {
+        TaskUsage::default()
     }
+}
+
+/// A task's memory now and CPU time so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskUsage {
+    /// Resident memory, bytes.
+    pub rss: u64,
+    /// Memory as the cgroup or engine counts it (page cache included), bytes.
+    pub usage: u64,
+    /// CPU time in user mode, nanoseconds.
+    pub user_ns: u64,
+    /// CPU time in kernel mode, nanoseconds.
+    pub system_ns: u64,
+    /// Which memory figures were measured (Nomad's names: `RSS`, `Usage`).
+    pub memory_measured: Vec<&'static str>,
+    /// Whether CPU time was measured.
+    pub cpu_measured: bool,
 }
 
 /// A task driver.

@@ -4,7 +4,7 @@
 //! behind in the group is killed too, as Nomad's executor destroys a task's cgroup, so a
 //! restarted task never races an orphan of its previous run for a port or a file.
 
-use crate::{ExitResult, TaskHandle};
+use crate::{ExitResult, TaskHandle, TaskUsage};
 use async_trait::async_trait;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +79,51 @@ impl GroupProcess {
     }
 }
 
+/// Memory and CPU time of every live process in process group `pgid`, from `/proc`.
+pub(crate) fn group_usage(pgid: u32) -> TaskUsage {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .unwrap_or(100)
+        .max(1);
+    let mut u = TaskUsage {
+        memory_measured: vec!["RSS"],
+        cpu_measured: true,
+        ..Default::default()
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return u;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // After `(comm)`: state, ppid, pgrp, ..., utime (the 12th), stime (the 13th).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() < 13 || f[0] == "Z" || f[2] != pgid.to_string() {
+            continue;
+        }
+        let tick_ns = |s: &str| s.parse::<u64>().unwrap_or(0) * 1_000_000_000 / ticks;
+        u.user_ns += tick_ns(f[11]);
+        u.system_ns += tick_ns(f[12]);
+        let rss_kb = std::fs::read_to_string(entry.path().join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        u.rss += rss_kb * 1024;
+    }
+    u
+}
+
 fn to_exit(status: std::io::Result<std::process::ExitStatus>) -> ExitResult {
     match status {
         Ok(s) => ExitResult {
@@ -110,6 +155,16 @@ impl TaskHandle for GroupProcess {
         if self.exited.is_none() {
             self.kill_group(signal);
         }
+    }
+
+    async fn usage(&self) -> TaskUsage {
+        if self.exited.is_some() {
+            return TaskUsage::default();
+        }
+        let pid = self.pid;
+        tokio::task::spawn_blocking(move || group_usage(pid))
+            .await
+            .unwrap_or_default()
     }
 
     async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult {

@@ -155,6 +155,10 @@ pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: Ag
             post(task_control::signal).put(task_control::signal),
         )
         .route(
+            "/v1/client/allocation/{alloc}/stats",
+            get(task_control::stats),
+        )
+        .route(
             "/v1/client/allocation/{alloc}/restart",
             post(task_control::restart).put(task_control::restart),
         )

@@ -1,5 +1,6 @@
-//! `POST /v1/client/allocation/:id/signal` (`{"Task", "Signal"}`) and `.../restart`
-//! (`{"TaskName", "AllTasks"}`): the local client's running tasks, as Nomad's client API.
+//! `POST /v1/client/allocation/:id/signal` (`{"Task", "Signal"}`), `.../restart`
+//! (`{"TaskName", "AllTasks"}`) and `GET .../stats`: the local client's running tasks, as
+//! Nomad's client API.
 
 use crate::error::ApiError;
 use crate::query::{json, JsonBody, Params};
@@ -76,6 +77,17 @@ pub(crate) async fn restart(
         .await
         .map_err(control_err)?;
     Ok(json(&p, &serde_json::json!({})))
+}
+
+/// `GET /v1/client/allocation/:id/stats`: Nomad's `AllocResourceUsage`.
+pub(crate) async fn stats(
+    State(s): State<AppState>,
+    Path(alloc_id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let fs = s.client_fs.clone().ok_or_else(|| unknown(&alloc_id))?;
+    let usage = fs.alloc_stats(&alloc_id).await.map_err(control_err)?;
+    Ok(json(&p, &usage))
 }
 
 #[cfg(test)]
@@ -159,5 +171,23 @@ mod tests {
             assert_eq!(a.status, status, "{uri} {body}: {}", a.text());
             assert!(a.text().contains(want), "{uri}: {}", a.text());
         }
+    }
+
+    #[tokio::test]
+    async fn stats_are_nomads_alloc_resource_usage() {
+        let fs = Arc::new(FakeFs::default());
+        fs.dirs
+            .lock()
+            .unwrap()
+            .insert("a1".into(), std::env::temp_dir());
+        let app = app(&Arc::new(FakeRpc::default()), Some(&fs));
+        let a = call(&app, Method::GET, "/v1/client/allocation/a1/stats", None).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let v: serde_json::Value = a.json();
+        assert_eq!(v["ResourceUsage"]["MemoryStats"]["RSS"], 4096);
+        assert!(v["ResourceUsage"]["CpuStats"]["Percent"].is_number());
+        assert!(v["Tasks"]["web"]["ResourceUsage"].is_object());
+        let a = call(&app, Method::GET, "/v1/client/allocation/zz/stats", None).await;
+        assert_eq!(a.status, 404, "{}", a.text());
     }
 }

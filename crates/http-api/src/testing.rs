@@ -484,6 +484,20 @@ impl ClientFs for FakeFs {
     ) -> Result<(), rpc::TaskControlError> {
         self.record(alloc_id, task, None)
     }
+
+    async fn alloc_stats(
+        &self,
+        alloc_id: &str,
+    ) -> Result<structs::AllocResourceUsage, rpc::TaskControlError> {
+        if !self.dirs.lock().unwrap().contains_key(alloc_id) {
+            return Err(rpc::TaskControlError::UnknownAlloc(alloc_id.into()));
+        }
+        let mut u = structs::AllocResourceUsage::default();
+        u.resource_usage.memory_stats.rss = 4096;
+        u.tasks
+            .insert("web".into(), structs::TaskResourceUsage::default());
+        Ok(u)
+    }
 }
 
 impl FakeFs {

@@ -290,6 +290,11 @@ pub trait ClientFs: Send + Sync + 'static {
         alloc_id: &str,
         task: Option<&str>,
     ) -> Result<(), TaskControlError>;
+    /// The memory and CPU of the allocation's running tasks.
+    async fn alloc_stats(
+        &self,
+        alloc_id: &str,
+    ) -> Result<structs::AllocResourceUsage, TaskControlError>;
 }
 
 /// Why a task could not be signalled or restarted.

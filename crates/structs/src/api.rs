@@ -218,3 +218,78 @@ pub struct AllocFileInfo {
     /// Sniffed for files (`text/plain; charset=utf-8` or `application/octet-stream`).
     pub content_type: String,
 }
+
+/// Memory figures of a task or allocation (`/v1/client/allocation/:id/stats`), in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MemoryStats {
+    /// Resident set size.
+    #[serde(rename = "RSS")]
+    pub rss: u64,
+    /// Page cache.
+    pub cache: u64,
+    /// Swapped out.
+    pub swap: u64,
+    /// Usage as the kernel or engine counts it.
+    pub usage: u64,
+    /// The highest usage seen.
+    pub max_usage: u64,
+    /// Kernel memory.
+    pub kernel_usage: u64,
+    /// The highest kernel memory seen.
+    pub kernel_max_usage: u64,
+    /// Which of the above were measured.
+    pub measured: Vec<String>,
+}
+
+/// CPU figures of a task or allocation: percentages of one core since the last sample.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CpuStats {
+    /// Kernel-mode share.
+    pub system_mode: f64,
+    /// User-mode share.
+    pub user_mode: f64,
+    /// MHz-ticks used (`Percent` of the task's share of the node's compute).
+    pub total_ticks: f64,
+    /// Periods the cgroup was throttled.
+    pub throttled_periods: u64,
+    /// Time throttled.
+    pub throttled_time: u64,
+    /// Both modes together.
+    pub percent: f64,
+    /// Which of the above were measured.
+    pub measured: Vec<String>,
+}
+
+/// Memory and CPU of a task or allocation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ResourceUsage {
+    /// Memory.
+    pub memory_stats: MemoryStats,
+    /// CPU.
+    pub cpu_stats: CpuStats,
+}
+
+/// One task's usage.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaskResourceUsage {
+    /// The figures.
+    pub resource_usage: ResourceUsage,
+    /// Unix nanoseconds of the sample.
+    pub timestamp: i64,
+}
+
+/// An allocation's usage: its tasks' and their sum (Nomad's `AllocResourceUsage`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AllocResourceUsage {
+    /// The sum over the tasks.
+    pub resource_usage: ResourceUsage,
+    /// By task name.
+    pub tasks: BTreeMap<String, TaskResourceUsage>,
+    /// Unix nanoseconds of the sample.
+    pub timestamp: i64,
+}

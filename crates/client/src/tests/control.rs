@@ -62,6 +62,19 @@ async fn a_running_task_is_signalled_and_restarted_outside_its_policy() {
     );
     assert_eq!(r.client_status, "running");
 
+    // Usage: the running task's memory and CPU.
+    let stats = client.alloc_stats("ct1").await.unwrap();
+    let web = &stats.tasks["web"].resource_usage;
+    assert!(web.memory_stats.rss > 0, "{stats:?}");
+    assert_eq!(web.memory_stats.measured, ["RSS"]);
+    assert!(web.cpu_stats.percent >= 0.0);
+    assert!(web.cpu_stats.measured.contains(&"Percent".to_string()));
+    assert_eq!(stats.resource_usage.memory_stats.rss, web.memory_stats.rss);
+    assert!(matches!(
+        client.alloc_stats("nope").await,
+        Err(TaskControlError::UnknownAlloc(_))
+    ));
+
     // What cannot be reached says why.
     assert_eq!(
         client.signal_tasks("ct1", Some("db"), "SIGUSR1").await,

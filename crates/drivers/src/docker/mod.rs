@@ -412,6 +412,35 @@ impl TaskHandle for ContainerHandle {
         self.finish(result).await
     }
 
+    async fn usage(&self) -> crate::TaskUsage {
+        if self.exited.is_some() {
+            return crate::TaskUsage::default();
+        }
+        let opts = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stats = self.docker.stats(&self.id, Some(opts));
+        let Some(Ok(s)) = stats.next().await else {
+            return crate::TaskUsage::default();
+        };
+        let mem = s.memory_stats.unwrap_or_default();
+        let by_name = mem.stats.unwrap_or_default();
+        let cpu = s.cpu_stats.and_then(|c| c.cpu_usage).unwrap_or_default();
+        crate::TaskUsage {
+            rss: by_name
+                .get("rss")
+                .or_else(|| by_name.get("anon"))
+                .copied()
+                .unwrap_or(0),
+            usage: mem.usage.unwrap_or(0),
+            user_ns: cpu.usage_in_usermode.unwrap_or(0),
+            system_ns: cpu.usage_in_kernelmode.unwrap_or(0),
+            memory_measured: vec!["RSS", "Usage"],
+            cpu_measured: true,
+        }
+    }
+
     fn signal(&self, signal: i32) {
         if self.exited.is_some() {
             return;

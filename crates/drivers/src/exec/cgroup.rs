@@ -227,17 +227,50 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Memory in use now, in bytes (for stats).
-    pub(crate) fn memory_usage(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.current"
-        } else {
-            "memory.usage_in_bytes"
+    /// Memory now and CPU time so far of everything in the cgroup.
+    pub(crate) fn usage(&self) -> crate::TaskUsage {
+        let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        let number =
+            |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+        let field = |text: &Option<String>, key: &str| {
+            text.as_deref()
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let (k, v) = l.split_once(' ')?;
+                        (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+                    })
+                })
+                .unwrap_or(0)
         };
-        std::fs::read_to_string(self.dirs[0].join(file))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
+        let mem = &self.dirs[0];
+        let stat = read(mem, "memory.stat");
+        let mut u = crate::TaskUsage {
+            memory_measured: vec!["RSS", "Usage"],
+            cpu_measured: true,
+            ..Default::default()
+        };
+        if self.v2 {
+            u.usage = number(read(mem, "memory.current"));
+            u.rss = field(&stat, "anon");
+            let cpu = read(mem, "cpu.stat");
+            u.user_ns = field(&cpu, "user_usec") * 1000;
+            u.system_ns = field(&cpu, "system_usec") * 1000;
+        } else {
+            u.usage = number(read(mem, "memory.usage_in_bytes"));
+            u.rss = field(&stat, "total_rss").max(field(&stat, "rss"));
+            match self
+                .dirs
+                .iter()
+                .find(|d| d.join("cpuacct.usage_user").exists())
+            {
+                Some(acct) => {
+                    u.user_ns = number(read(acct, "cpuacct.usage_user"));
+                    u.system_ns = number(read(acct, "cpuacct.usage_sys"));
+                }
+                None => u.cpu_measured = false,
+            }
+        }
+        u
     }
 
     /// The processes in the cgroup now.

@@ -214,8 +214,14 @@ impl TaskHandle for ExecHandle {
         self.finish(result).await
     }
 
-    fn memory_usage(&self) -> Option<u64> {
-        Some(self.cgroup.memory_usage())
+    async fn usage(&self) -> crate::TaskUsage {
+        if self.finished.is_some() {
+            return crate::TaskUsage::default();
+        }
+        let cg = self.cgroup.clone();
+        tokio::task::spawn_blocking(move || cg.usage())
+            .await
+            .unwrap_or_default()
     }
 }
 

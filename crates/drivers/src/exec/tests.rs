@@ -181,7 +181,9 @@ async fn the_cgroup_holds_the_limits_and_is_removed_after() {
         procs.lines().count() >= 3,
         "supervisor, init, task: {procs}"
     );
-    assert!(h.memory_usage().unwrap_or(0) > 0);
+    let u = h.usage().await;
+    assert!(u.usage > 0 && u.rss > 0, "{u:?}");
+    assert!(u.cpu_measured);
     let res = h.stop(libc::SIGTERM, Duration::from_secs(10)).await;
     assert_eq!(res.signal, i64::from(libc::SIGTERM), "{res:?}");
     assert!(!cg_dir.exists(), "{} left behind", cg_dir.display());
