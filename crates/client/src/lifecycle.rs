@@ -92,7 +92,8 @@ pub(crate) async fn run_tasks(
                     })
                 })
             })
-            .await;
+            .await
+        && pre_sidecars.iter().all(|t| !state.failed(&t.name));
 
     if pre_ok {
         for t in main.iter().cloned() {
@@ -115,6 +116,10 @@ pub(crate) async fn run_tasks(
                     Some(done) => finished(state, &alloc.id, done),
                     None => break,
                 },
+                // A sidecar failing for good fails the allocation while its main tasks run.
+                Some(done) = sidecars.join_next(), if !sidecars.is_empty() => {
+                    finished(state, &alloc.id, done);
+                }
                 up = state.wait_until(&kill, |states| {
                     main_names.iter().all(|n| {
                         states.get(n).is_some_and(|s| s.state == TASK_STATE_RUNNING)

@@ -167,3 +167,32 @@ async fn shutdown_delay_comes_before_the_kill_signal() {
     assert!(at("Killing").time - wait.time >= 300_000_000);
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sidecar_failing_for_good_fails_the_allocation() {
+    let fake = Fake::new();
+    let (client, _dir) = start(fake.clone()).await;
+    let tasks = vec![
+        hooked("side", "prestart", true, "sleep 0.3; exit 7"),
+        shell_task("main", "sleep 30"),
+    ];
+    let no_restarts = RestartPolicy {
+        attempts: 0,
+        mode: "fail".into(),
+        ..Default::default()
+    };
+    fake.place(alloc_of("lc4", "service", tasks, Some(no_restarts)));
+    let failed = eventually("the allocation failed", || {
+        fake.report("lc4")
+            .filter(|r| r.client_status == "failed" && r.task_states["main"].state == "dead")
+    })
+    .await;
+    assert!(failed.task_states["side"].failed);
+    let main = event_types(&failed, "main");
+    assert!(main.contains(&"Started".to_string()), "{main:?}");
+    assert!(
+        main.contains(&"Sibling Task Failed".to_string()),
+        "{main:?}"
+    );
+    client.shutdown().await;
+}
