@@ -328,13 +328,14 @@ impl TaskRunner {
                             }
                             Some(c) = control.rx.recv() => match c {
                                 Control::Signal(sig) => {
-                                    self.state
-                                        .event(&name, task_event("Signaling", "Task being sent a signal"))
-                                        .await;
+                                    let ev = task_event("Signaling", "Task being sent a signal");
+                                    self.state.event(&name, ev).await;
                                     handle.signal(sig);
                                 }
                                 Control::Stats(reply) => {
-                                    let _ = reply.send(sample(handle.as_ref(), &mut cpu_seen, &self.ctx).await);
+                                    let usage =
+                                        sample(handle.as_ref(), &mut cpu_seen, &self.ctx).await;
+                                    let _ = reply.send(usage);
                                 }
                                 Control::Restart => {
                                     self.state

@@ -1,5 +1,5 @@
-//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `exec`, `docker`, `mock`), with
-//! one conformance suite every driver passes.
+//! Task drivers: the `Driver` trait and its implementations (`raw_exec`, `exec`, `docker`,
+//! `mock`), with one conformance suite every driver passes.
 //!
 //! Owns: starting a task's process (or fake), signalling and killing it, reporting its exit.
 //! Must not: know about allocations, restart policies or servers (the client owns those), or
