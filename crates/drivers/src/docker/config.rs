@@ -135,6 +135,11 @@ fn mount(spec: &TaskSpec, policy: DockerPolicy, m: &Value) -> Result<Mount, Driv
                 }
                 src
             } else {
+                if src.split('/').any(|c| c == "..") {
+                    return Err(invalid(format!(
+                        "bind mount of {src:?}: a relative source may not leave the task directory"
+                    )));
+                }
                 spec.task_dir.join(&src).display().to_string()
             };
             (MountType::BIND, Some(src))
@@ -372,6 +377,10 @@ mod tests {
             ),
             (
                 json!({"image": "x", "volumes": ["../../x:/x"]}),
+                "may not leave the task directory",
+            ),
+            (
+                json!({"image": "x", "mount": [{"type": "bind", "source": "../../etc", "target": "/h"}]}),
                 "may not leave the task directory",
             ),
             (json!({"image": "x", "ports": ["db"]}), "port \"db\""),
