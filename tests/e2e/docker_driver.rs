@@ -125,3 +125,65 @@ fn a_docker_server_is_reachable_logged_restarted_and_removed() {
             .then_some(())
     });
 }
+
+#[test]
+fn a_client_killed_and_restarted_takes_over_its_running_container() {
+    if !test_image::engine_available() {
+        return;
+    }
+    let image = test_image::ensure().expect("building the test image");
+    let server = Agent::dev();
+    let mut client = Agent::client_of(&server, "");
+    // Only the client-only agent takes the job.
+    let (_, nodes) = server.get("/v1/nodes");
+    let nodes: Value = serde_json::from_str(&nodes).unwrap();
+    let dev_node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Address"] == server.ip.as_str())
+        .and_then(|n| n["ID"].as_str())
+        .unwrap()
+        .to_string();
+    server.ok(&["node", "eligibility", "-disable", &dev_node]);
+    let file = server.write("web.nomad.hcl", &job(&image));
+    server.ok(&["job", "run", file.to_str().unwrap()]);
+    let running = eventually(60, "the web allocation running", || {
+        let a = allocs(&server, "web");
+        (count_status(&a, "run", "running") == 1).then_some(a)
+    });
+    let id = running[0]["ID"].as_str().unwrap().to_string();
+    let before = test_image::containers_of(&id, false);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    client.kill9_and_restart();
+    eventually(30, "the task re-attached", || {
+        let (_, a) = server.get(&format!("/v1/allocation/{id}"));
+        let a: Value = serde_json::from_str(&a).ok()?;
+        let state = &a["TaskStates"]["server"];
+        let events = state["Events"].as_array()?;
+        events
+            .iter()
+            .any(|e| e["DisplayMessage"] == "Task re-attached by client")
+            .then_some(())
+            .filter(|()| state["State"] == "running" && state["Restarts"] == 0)
+    });
+    // The same container, never restarted, and still answering.
+    assert_eq!(test_image::containers_of(&id, true), before);
+    let (_, alloc) = server.get(&format!("/v1/allocation/{id}"));
+    let alloc: Value = serde_json::from_str(&alloc).unwrap();
+    let port = &alloc["AllocatedResources"]["Shared"]["Ports"][0];
+    let addr = format!(
+        "{}:{}",
+        port["HostIP"].as_str().unwrap(),
+        port["Value"].as_i64().unwrap()
+    );
+    let body = eventually(10, "an answer after the takeover", || get(&addr));
+    assert!(body.contains("hello from"), "{body}");
+    server.ok(&["job", "stop", "web"]);
+    eventually(30, "the container removed", || {
+        test_image::containers_of(&id, true)
+            .is_empty()
+            .then_some(())
+    });
+}

@@ -74,6 +74,8 @@ pub(crate) struct Agent {
     pub(crate) ip: String,
     pub(crate) dir: tempfile::TempDir,
     log: PathBuf,
+    /// The flags it was started with (a restart uses them again).
+    flags: Vec<String>,
     _net: LoopbackNet,
 }
 
@@ -113,7 +115,27 @@ impl Agent {
         )
         .expect("write agent config");
         let log = dir.path().join("agent.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = Self::spawn(&flags, &config, &log);
+        let mut agent = Agent {
+            child,
+            ip,
+            dir,
+            log,
+            flags,
+            _net: net,
+        };
+        agent.wait_ready();
+        agent
+    }
+
+    /// Starts the agent process, its output appended to `log`.
+    fn spawn(flags: &[String], config: &Path, log: &Path) -> Child {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let mut cmd = Command::new(caravan_bin());
         cmd.arg("agent")
             .args(flags)
@@ -124,16 +146,19 @@ impl Agent {
         // Own process group, so cleanup can kill the agent and every task it started.
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
-        let child = cmd.spawn().expect("start caravan agent");
-        let mut agent = Agent {
-            child,
-            ip,
-            dir,
-            log,
-            _net: net,
-        };
-        agent.wait_ready();
-        agent
+        cmd.spawn().expect("start caravan agent")
+    }
+
+    /// `kill -9` of the agent alone (its tasks live on), then the same agent started again on
+    /// its data directory; waits until it is ready.
+    #[allow(dead_code)]
+    pub(crate) fn kill9_and_restart(&mut self) {
+        // SAFETY: kill(2) on the agent process this harness started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+        let config = self.dir.path().join("agent.hcl");
+        self.child = Self::spawn(&self.flags, &config, &self.log);
+        self.wait_ready();
     }
 
     /// The agent's process ID (for the benchmarks that share this harness).

@@ -307,12 +307,16 @@ impl TaskRunner {
                     }
                 }
                 Ok(mut handle) => {
+                    let how = if handle.reattached() {
+                        "Task re-attached by client"
+                    } else {
+                        "Task started by client"
+                    };
                     self.state
                         .update(&name, |s| {
                             s.state = TASK_STATE_RUNNING.into();
                             s.started_at = Some(structs::time::rfc3339_nano(now_ns()));
-                            s.events
-                                .push(task_event("Started", "Task started by client"));
+                            s.events.push(task_event("Started", how));
                         })
                         .await;
                     let mut control = self.ctx.controls.register(&self.alloc.id, &name);

@@ -162,6 +162,11 @@ impl TaskOutput {
 pub trait TaskHandle: Send + Sync {
     /// The process ID (0 for tasks without a process).
     fn pid(&self) -> u32;
+    /// Whether the driver took over a task an earlier run of the client had started (it was
+    /// still running) instead of starting it.
+    fn reattached(&self) -> bool {
+        false
+    }
     /// Waits for the task to end.
     async fn wait(&mut self) -> ExitResult;
     /// Sends `signal` to the task (its whole process group).

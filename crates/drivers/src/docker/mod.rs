@@ -163,6 +163,62 @@ impl DockerDriver {
     }
 }
 
+impl DockerDriver {
+    /// The running container of this task, attached to again (output from now on).
+    async fn adopt(
+        &self,
+        d: &Docker,
+        spec: &TaskSpec,
+        name: &str,
+        output: &TaskOutput,
+    ) -> Option<Box<dyn TaskHandle>> {
+        let c = d.inspect_container(name, None).await.ok()?;
+        let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+        let ours = c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.labels.as_ref())
+            .and_then(|l| l.get(config::LABEL_ALLOC))
+            .is_some_and(|a| *a == spec.alloc_id);
+        if !running || !ours {
+            return None;
+        }
+        let id = c.id.clone()?;
+        let pid = c
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        let attached = d
+            .attach_container(
+                &id,
+                Some(
+                    AttachContainerOptionsBuilder::default()
+                        .stdout(true)
+                        .stderr(true)
+                        .stream(true)
+                        .build(),
+                ),
+            )
+            .await
+            .ok()?;
+        let out = TaskOutput {
+            stdout: output.stdout.try_clone().ok()?,
+            stderr: output.stderr.try_clone().ok()?,
+        };
+        tracing::info!(container = %name, "re-attached to the running container");
+        let logs = tokio::spawn(copy_logs(attached.output, id.clone(), out));
+        Some(Box::new(ContainerHandle {
+            docker: d.clone(),
+            id,
+            pid,
+            logs: Some(logs),
+            exited: None,
+            reattached: true,
+        }))
+    }
+}
+
 fn engine(what: &str) -> impl Fn(bollard::errors::Error) -> DriverError + '_ {
     move |e| DriverError::StartFailed(format!("{what}: {e}"))
 }
@@ -209,7 +265,11 @@ impl Driver for DockerDriver {
         self.ensure_image(&d, spec, &container.image, container.load.as_deref())
             .await?;
         let name = config::container_name(spec);
-        // A container of an earlier run of this task (the client died) is replaced.
+        // This task's container still running (the client restarted while it ran): take it
+        // over instead of starting another. One that ended is replaced.
+        if let Some(adopted) = self.adopt(&d, spec, &name, &output).await {
+            return Ok(adopted);
+        }
         let _ = d
             .remove_container(
                 &name,
@@ -272,6 +332,7 @@ impl Driver for DockerDriver {
             pid,
             logs: Some(logs),
             exited: None,
+            reattached: false,
         }))
     }
 }
@@ -341,6 +402,8 @@ struct ContainerHandle {
     pid: u32,
     logs: Option<tokio::task::JoinHandle<()>>,
     exited: Option<ExitResult>,
+    /// Taken over from an earlier run of the client, not started by this one.
+    reattached: bool,
 }
 
 impl ContainerHandle {
@@ -402,6 +465,10 @@ impl ContainerHandle {
 impl TaskHandle for ContainerHandle {
     fn pid(&self) -> u32 {
         self.pid
+    }
+
+    fn reattached(&self) -> bool {
+        self.reattached
     }
 
     async fn wait(&mut self) -> ExitResult {
