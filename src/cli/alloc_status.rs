@@ -31,7 +31,7 @@ pub(crate) fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
     let id = prefix::alloc(&c, &a.alloc)?;
     if a.short && !a.json {
         let alloc = fetch(&c, &id)?;
-        print!("{}", render(&alloc, a.verbose, true, now_ns()));
+        print!("{}", render(&alloc, None, a.verbose, true, now_ns()));
         return Ok(0);
     }
     show(&c, &id, a.verbose, a.json)
@@ -54,7 +54,18 @@ pub(crate) fn show(
     if json {
         println!("{}", serde_json::to_string_pretty(&alloc)?);
     } else {
-        print!("{}", render(&alloc, verbose, false, now_ns()));
+        // What a running allocation uses, from its client (none when it cannot be reached).
+        let usage = (alloc.client_status == "running")
+            .then(|| {
+                super::alloc_node::call(c, &alloc.node_id, "stats", |c| c.alloc_stats(&alloc.id))
+                    .ok()
+                    .map(|(_, u)| u)
+            })
+            .flatten();
+        print!(
+            "{}",
+            render(&alloc, usage.as_ref(), verbose, false, now_ns())
+        );
     }
     Ok(0)
 }
@@ -77,7 +88,13 @@ fn state_of(s: Option<&TaskState>) -> &str {
 }
 
 /// The whole `alloc status` text.
-fn render(alloc: &Allocation, verbose: bool, short: bool, now: i64) -> String {
+fn render(
+    alloc: &Allocation,
+    usage: Option<&structs::AllocResourceUsage>,
+    verbose: bool,
+    short: bool,
+    now: i64,
+) -> String {
     let time = |ns: i64| when_at(now, ns, verbose);
     let mut out = kv(&[
         ("ID", id(&alloc.id, verbose)),
@@ -112,7 +129,8 @@ fn render(alloc: &Allocation, verbose: bool, short: bool, now: i64) -> String {
         return out;
     }
     for name in &names {
-        out.push_str(&render_task(alloc, name));
+        let used = usage.and_then(|u| u.tasks.get(name));
+        out.push_str(&render_task(alloc, name, used));
     }
     if verbose {
         let m = &alloc.metrics;
@@ -171,7 +189,11 @@ fn format_score(v: f64) -> String {
     }
 }
 
-fn render_task(alloc: &Allocation, name: &str) -> String {
+fn render_task(
+    alloc: &Allocation,
+    name: &str,
+    used: Option<&structs::TaskResourceUsage>,
+) -> String {
     let state = alloc.task_states.get(name);
     let mut out = format!("\nTask {name:?} is {:?}\n", state_of(state));
     if let Some(res) = alloc.allocated_resources.tasks.get(name) {
@@ -185,8 +207,23 @@ fn render_task(alloc: &Allocation, name: &str) -> String {
         out.push_str(&table(&[
             header(&["CPU", "Memory", "Disk", "Addresses"]),
             vec![
-                format!("{} MHz", res.cpu.cpu_shares),
-                format!("{} MiB", res.memory.memory_mb),
+                match used {
+                    // Nomad's `used/allocated` while the task runs.
+                    Some(u) => format!(
+                        "{}/{} MHz",
+                        u.resource_usage.cpu_stats.total_ticks.round() as i64,
+                        res.cpu.cpu_shares
+                    ),
+                    None => format!("{} MHz", res.cpu.cpu_shares),
+                },
+                match used {
+                    Some(u) => format!(
+                        "{}/{} MiB",
+                        super::format::ibytes(u.resource_usage.memory_stats.rss),
+                        res.memory.memory_mb
+                    ),
+                    None => format!("{} MiB", res.memory.memory_mb),
+                },
                 format!("{} MiB", shared.disk_mb),
                 if ports.is_empty() {
                     "<none>".into()
@@ -276,8 +313,22 @@ mod tests {
     }
 
     #[test]
+    fn a_running_task_shows_what_it_uses_of_what_it_has() {
+        let mut usage = structs::AllocResourceUsage::default();
+        let mut task = structs::TaskResourceUsage::default();
+        task.resource_usage.cpu_stats.total_ticks = 12.4;
+        task.resource_usage.memory_stats.rss = 1_258_291;
+        usage.tasks.insert("redis".into(), task);
+        let text = render(&alloc(), Some(&usage), false, false, NOW);
+        assert!(
+            text.contains("CPU         Memory           Disk     Addresses\n12/500 MHz  1.2 MiB/256 MiB  300 MiB  <none>\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn renders_an_alloc_like_nomad() {
-        let text = render(&alloc(), false, false, NOW);
+        let text = render(&alloc(), None, false, false, NOW);
         let expected = "\
 ID                  = 8ba85cef
 Eval ID             = e1e1e1e1
@@ -314,11 +365,11 @@ Time                  Type      Description
 
     #[test]
     fn short_and_verbose_forms() {
-        let short = render(&alloc(), false, true, NOW);
+        let short = render(&alloc(), None, false, true, NOW);
         assert!(short.ends_with(
             "\nTasks\nName   State    Last Event  Time\nredis  running  Started     2023-11-14T22:13:10Z\n"
         ), "{short}");
-        let verbose = render(&alloc(), true, false, NOW);
+        let verbose = render(&alloc(), None, true, false, NOW);
         assert!(verbose.starts_with("ID                  = 8ba85cef-0000-0000-0000-000000000000\n"));
         assert!(verbose.contains("Created             = 2023-11-14T22:13:08Z\n"));
         assert!(
@@ -331,7 +382,7 @@ Time                  Type      Description
     fn a_task_without_state_is_pending() {
         let mut a = alloc();
         a.task_states.clear();
-        let text = render(&a, false, false, NOW);
+        let text = render(&a, None, false, false, NOW);
         assert!(text.contains("Task \"redis\" is \"pending\"\nTask Resources:\n"));
         assert!(!text.contains("Recent Events"));
     }

@@ -141,6 +141,15 @@ impl ApiClient {
         Ok(Box::new(resp.into_reader()))
     }
 
+    /// `GET /v1/client/allocation/:alloc/stats`.
+    pub fn alloc_stats(&self, alloc_id: &str) -> Result<structs::AllocResourceUsage, ApiError> {
+        let path = format!(
+            "/v1/client/allocation/{}/stats",
+            crate::client::escape(alloc_id)
+        );
+        Ok(self.get(&path, &Query::default())?.value)
+    }
+
     /// `POST /v1/allocation/:alloc/stop`: the ID of the evaluation that replaces it.
     pub fn alloc_stop(&self, alloc_id: &str) -> Result<String, ApiError> {
         let path = format!("/v1/allocation/{}/stop", crate::client::escape(alloc_id));
