@@ -47,6 +47,13 @@ const IGNORED: &[i32] = &[
     libc::SIGTTOU,
 ];
 
+/// The capabilities an exec task may keep (Nomad's default set for `exec`, without
+/// `sys_chroot`, which would let a root task leave its chroot): chown, dac_override, fowner,
+/// fsetid, kill, setgid, setuid, setpcap, net_bind_service, mknod, audit_write, setfcap. Every
+/// other one leaves the bounding set before exec, so not even a root task or a setuid binary
+/// gets it back.
+const KEPT_CAPS: &[libc::c_int] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 27, 29, 31];
+
 /// One bind mount into the chroot.
 struct Bind {
     source: CString,
@@ -64,6 +71,8 @@ pub(crate) struct Plan {
     uid: libc::uid_t,
     gid: libc::gid_t,
     cgroup_procs: Vec<File>,
+    /// The highest capability number this kernel knows.
+    last_cap: libc::c_int,
 }
 
 fn cstring(p: &Path) -> io::Result<CString> {
@@ -249,6 +258,10 @@ impl Plan {
             uid: l.uid,
             gid: l.gid,
             cgroup_procs,
+            last_cap: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(40),
         })
     }
 
@@ -329,6 +342,11 @@ impl Plan {
         match check(libc::fork())? {
             0 => {
                 libc::close(status);
+                for cap in 0..=self.last_cap {
+                    if !KEPT_CAPS.contains(&cap) {
+                        check(libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0))?;
+                    }
+                }
                 check(libc::setgroups(0, std::ptr::null()))?;
                 check(libc::setgid(self.gid))?;
                 check(libc::setuid(self.uid))?;

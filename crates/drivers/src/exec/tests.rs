@@ -46,12 +46,20 @@ async fn a_task_sees_only_its_own_processes_and_runs_as_nobody() {
         .collect();
     assert_eq!(pids, ["1", "2"], "{out}");
 
-    // `user` picks another account.
-    let mut s = spec(dir.path(), shell("id -u"));
+    // `user` picks another account; even root keeps only the exec capability set (no
+    // sys_chroot, sys_admin...), in the bounding set and so in what it runs.
+    let mut s = spec(
+        dir.path(),
+        shell("id -u; grep -E '^Cap(Bnd|Eff)' /proc/self/status; /usr/sbin/chroot / /bin/true 2>/dev/null && echo chroot-allowed || echo chroot-refused"),
+    );
     s.user = "root".into();
     let (res, out) = run(&s).await;
-    assert!(res.successful(), "{res:?}");
-    assert_eq!(out.trim(), "0");
+    assert!(res.successful(), "{res:?}: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(lines[1], "CapEff:\t00000000a80005fb", "{out}");
+    assert_eq!(lines[2], "CapBnd:\t00000000a80005fb", "{out}");
+    assert_eq!(lines[3], "chroot-refused", "{out}");
 }
 
 #[tokio::test]
