@@ -214,3 +214,55 @@ async fn an_image_not_in_the_engine_is_loaded_or_refused_clearly() {
         .to_string();
     assert!(err.contains("cannot read the image tarball"), "{err}");
 }
+
+/// A unix socket at `path` relaying to the real engine's, until the task is aborted (which
+/// is the engine "going away" for a driver pointed at `path`).
+async fn relay(path: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut engine) =
+                    tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut engine).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_engine_that_goes_away_turns_the_driver_unhealthy_and_back() {
+    let Some(_) = image() else { return };
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        eprintln!("docker engine not at /var/run/docker.sock; relay test not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("engine.sock");
+    let d = DockerDriver::new(
+        DockerPolicy::default(),
+        Some(format!("unix://{}", sock.display())),
+    );
+    let up = relay(sock.clone()).await;
+    assert!(d.detect().await.healthy);
+    up.abort();
+    let _ = up.await;
+    std::fs::remove_file(&sock).unwrap();
+    let down = d.detect().await;
+    assert!(down.detected && !down.healthy, "{down:?}");
+    assert!(
+        down.health_description
+            .contains("Failed to connect to docker daemon"),
+        "{down:?}"
+    );
+    assert!(!down.attributes.contains_key("driver.docker"));
+    let back = relay(sock.clone()).await;
+    assert!(
+        d.detect().await.healthy,
+        "healthy again once the engine answers"
+    );
+    back.abort();
+}
