@@ -120,6 +120,28 @@ fn render(node: &Node, allocs: &[Allocation], verbose: bool, now: i64) -> String
         out.push_str(&table(&rows));
     }
 
+    if verbose && !node.drivers.is_empty() {
+        // Every driver, detected or not, and what its fingerprint said.
+        out.push_str("\nDrivers\n");
+        let mut rows = vec![header(&[
+            "Driver", "Detected", "Healthy", "Message", "Time",
+        ])];
+        for (name, d) in &node.drivers {
+            rows.push(vec![
+                name.clone(),
+                d.detected.to_string(),
+                d.healthy.to_string(),
+                d.health_description.clone(),
+                if d.update_time > 0 {
+                    rfc3339(d.update_time)
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+
     let live: Vec<&Allocation> = allocs.iter().filter(|a| !a.terminal()).collect();
     let cpu: i64 = live.iter().map(|a| a.allocated_resources.cpu()).sum();
     let mem: i64 = live.iter().map(|a| a.allocated_resources.memory_mb()).sum();
@@ -217,6 +239,72 @@ mod tests {
             "\nAllocations\nID        Node ID   Task Group  Version  Desired  Status   Created  Modified\n\
              8ba85cef  171a583b  cache       0        run      running  12s ago  3s ago\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn verbose_shows_every_driver_and_its_health() {
+        let mut n = node();
+        n.drivers.insert(
+            "docker".into(),
+            structs::DriverInfo {
+                detected: true,
+                healthy: false,
+                health_description: "Failed to connect to docker daemon".into(),
+                update_time: NOW,
+                ..Default::default()
+            },
+        );
+        n.drivers.insert(
+            "exec".into(),
+            structs::DriverInfo {
+                detected: true,
+                healthy: true,
+                health_description: "Healthy".into(),
+                update_time: NOW,
+                ..Default::default()
+            },
+        );
+        let text = render(&n, &[], true, NOW);
+        let at = rfc3339(NOW);
+        let section = text.split("\nDrivers\n").nth(1).expect("a Drivers section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rows[0],
+            ["Driver", "Detected", "Healthy", "Message", "Time"]
+        );
+        assert!(
+            rows.contains(&vec![
+                "docker",
+                "true",
+                "false",
+                "Failed to connect to docker daemon",
+                at.as_str()
+            ]),
+            "{text}"
+        );
+        assert!(
+            rows.contains(&vec!["exec", "true", "true", "Healthy", at.as_str()]),
+            "{text}"
+        );
+        // Only healthy drivers are listed in the summary line.
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("Drivers     = "))
+            .unwrap();
+        assert!(
+            summary.contains("exec") && !summary.contains("docker"),
+            "{summary}"
+        );
+        assert!(!render(&n, &[], false, NOW).contains("\nDrivers\n"));
     }
 
     #[test]

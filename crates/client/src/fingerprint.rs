@@ -161,8 +161,10 @@ pub(crate) fn driver_fingerprints(
     attrs: &mut BTreeMap<String, String>,
 ) -> BTreeMap<String, structs::DriverInfo> {
     let mut infos = BTreeMap::new();
+    let now = crate::alloc_runner::now_ns();
     for (name, driver) in drivers {
-        let info = driver.fingerprint();
+        let mut info = driver.fingerprint();
+        info.update_time = now;
         let prefix = format!("driver.{name}");
         attrs.retain(|k, _| k != &prefix && !k.starts_with(&format!("{prefix}.")));
         if info.detected && info.healthy {
