@@ -53,6 +53,11 @@ pub(crate) fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// An allocation the local client does not have (Nomad's wording).
+pub(crate) fn unknown_alloc(alloc_id: &str) -> ApiError {
+    ApiError::NotFound(format!("Unknown allocation \"{alloc_id}\""))
+}
+
 /// Replaces the message of a not-found RPC error with Nomad's wording for that object
 /// (`job not found`), leaving every other error as it is.
 pub(crate) fn not_found_as(message: &'static str) -> impl FnOnce(RpcError) -> ApiError {

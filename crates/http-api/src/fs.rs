@@ -15,13 +15,7 @@ use structs::AllocFileInfo;
 
 /// The path on disk of `path` in `alloc_id`'s directory.
 fn resolve(s: &AppState, alloc_id: &str, p: &Params) -> Result<PathBuf, ApiError> {
-    let unknown = || ApiError::NotFound(format!("Unknown allocation \"{alloc_id}\""));
-    let root = s
-        .client_fs
-        .as_ref()
-        .ok_or_else(unknown)?
-        .alloc_dir(alloc_id)
-        .ok_or_else(unknown)?;
+    let (_, root) = s.local_alloc_dir(alloc_id)?;
     let rel = p.get("path").unwrap_or("/").trim_start_matches('/');
     let rel = std::path::Path::new(rel);
     if rel.components().any(|c| matches!(c, Component::ParentDir)) {

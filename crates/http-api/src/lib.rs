@@ -110,6 +110,31 @@ pub(crate) struct AppState {
     pub(crate) agent: Arc<AgentInfo>,
 }
 
+impl AppState {
+    /// The local client agent, for an allocation's files or tasks; Nomad's 404 when this
+    /// agent runs no client.
+    pub(crate) fn local_client(
+        &self,
+        alloc_id: &str,
+    ) -> Result<Arc<dyn ClientFs>, error::ApiError> {
+        self.client_fs
+            .clone()
+            .ok_or_else(|| error::unknown_alloc(alloc_id))
+    }
+
+    /// The local client and the directory of `alloc_id` on it; a 404 when it has none.
+    pub(crate) fn local_alloc_dir(
+        &self,
+        alloc_id: &str,
+    ) -> Result<(Arc<dyn ClientFs>, std::path::PathBuf), error::ApiError> {
+        let client = self.local_client(alloc_id)?;
+        let dir = client
+            .alloc_dir(alloc_id)
+            .ok_or_else(|| error::unknown_alloc(alloc_id))?;
+        Ok((client, dir))
+    }
+}
+
 /// The `/v1` routes over the servers (`rpc`) and the local client agent (`client_fs`, used for
 /// logs; `None` on a server-only agent). Unknown routes answer 404, wrong methods 405.
 pub fn router(rpc: Arc<dyn Rpc>, client_fs: Option<Arc<dyn ClientFs>>, agent: AgentInfo) -> Router {

@@ -65,9 +65,7 @@ pub(crate) async fn logs(
     let follow = p.bool_param("follow")?;
     let plain = p.bool_param("plain")?;
 
-    let unknown = || ApiError::NotFound(format!("Unknown allocation \"{alloc_id}\""));
-    let client_fs = s.client_fs.clone().ok_or_else(unknown)?;
-    let alloc_dir = client_fs.alloc_dir(&alloc_id).ok_or_else(unknown)?;
+    let (client_fs, alloc_dir) = s.local_alloc_dir(&alloc_id)?;
     let source = LogSource {
         logs_dir: alloc_dir.join("alloc").join("logs"),
         task_dir: alloc_dir.join(&task),

@@ -34,10 +34,6 @@ fn control_err(e: TaskControlError) -> ApiError {
     }
 }
 
-fn unknown(alloc_id: &str) -> ApiError {
-    ApiError::NotFound(format!("Unknown allocation \"{alloc_id}\""))
-}
-
 /// `POST`/`PUT /v1/client/allocation/:id/signal`; no signal means SIGKILL (Nomad).
 pub(crate) async fn signal(
     State(s): State<AppState>,
@@ -45,7 +41,7 @@ pub(crate) async fn signal(
     p: Params,
     JsonBody(req): JsonBody<SignalRequest>,
 ) -> Result<Response, ApiError> {
-    let fs = s.client_fs.clone().ok_or_else(|| unknown(&alloc_id))?;
+    let fs = s.local_client(&alloc_id)?;
     let name = if req.signal.is_empty() {
         "SIGKILL"
     } else {
@@ -66,7 +62,7 @@ pub(crate) async fn restart(
     p: Params,
     JsonBody(req): JsonBody<RestartRequest>,
 ) -> Result<Response, ApiError> {
-    let fs = s.client_fs.clone().ok_or_else(|| unknown(&alloc_id))?;
+    let fs = s.local_client(&alloc_id)?;
     if req.all_tasks && !req.task_name.is_empty() {
         return Err(ApiError::bad_request(
             "task name cannot be set when restarting all tasks",
@@ -85,7 +81,7 @@ pub(crate) async fn stats(
     Path(alloc_id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let fs = s.client_fs.clone().ok_or_else(|| unknown(&alloc_id))?;
+    let fs = s.local_client(&alloc_id)?;
     let usage = fs.alloc_stats(&alloc_id).await.map_err(control_err)?;
     Ok(json(&p, &usage))
 }
