@@ -184,24 +184,9 @@ impl DockerDriver {
             return None;
         }
         let id = c.id.clone()?;
-        let pid = c
-            .state
-            .and_then(|s| s.pid)
-            .and_then(|p| u32::try_from(p).ok())
-            .unwrap_or(0);
-        let attached = d
-            .attach_container(
-                &id,
-                Some(
-                    AttachContainerOptionsBuilder::default()
-                        .stdout(true)
-                        .stderr(true)
-                        .stream(true)
-                        .build(),
-                ),
-            )
-            .await
-            .ok()?;
+        let pid = host_pid(c.state);
+        // Its output from now on (what came before went to the earlier run's log files).
+        let attached = attach(d, &id, false).await.ok()?;
         let out = TaskOutput {
             stdout: output.stdout.try_clone().ok()?,
             stderr: output.stderr.try_clone().ok()?,
@@ -270,12 +255,7 @@ impl Driver for DockerDriver {
         if let Some(adopted) = self.adopt(&d, spec, &name, &output).await {
             return Ok(adopted);
         }
-        let _ = d
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-            )
-            .await;
+        remove(&d, &name).await;
         let created = d
             .create_container(
                 Some(CreateContainerOptionsBuilder::default().name(&name).build()),
@@ -285,20 +265,7 @@ impl Driver for DockerDriver {
             .map_err(engine("Failed to create container"))?;
         let id = created.id;
         // Attached before it starts, so not a byte of its output is missed.
-        let attached = match d
-            .attach_container(
-                &id,
-                Some(
-                    AttachContainerOptionsBuilder::default()
-                        .stdout(true)
-                        .stderr(true)
-                        .stream(true)
-                        .logs(true)
-                        .build(),
-                ),
-            )
-            .await
-        {
+        let attached = match attach(&d, &id, true).await {
             Ok(a) => a,
             Err(e) => {
                 remove(&d, &id).await;
@@ -316,11 +283,7 @@ impl Driver for DockerDriver {
             )));
         }
         let pid = match d.inspect_container(&id, None).await {
-            Ok(c) => c
-                .state
-                .and_then(|s| s.pid)
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0),
+            Ok(c) => host_pid(c.state),
             Err(e) => {
                 warn!(container = %name, error = %e, "cannot inspect the started container");
                 0
@@ -335,6 +298,29 @@ impl Driver for DockerDriver {
             reattached: false,
         }))
     }
+}
+
+/// Attaches to the container's stdout and stderr; `from_start` includes what it wrote before.
+async fn attach(
+    d: &Docker,
+    id: &str,
+    from_start: bool,
+) -> Result<bollard::container::AttachContainerResults, bollard::errors::Error> {
+    let opts = AttachContainerOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .logs(from_start)
+        .build();
+    d.attach_container(id, Some(opts)).await
+}
+
+/// The host PID of a container's first process (0 when it has none).
+fn host_pid(state: Option<bollard::models::ContainerState>) -> u32 {
+    state
+        .and_then(|s| s.pid)
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(0)
 }
 
 /// Copies the container's output (its attach stream) into the task's sinks until it ends.
