@@ -79,6 +79,32 @@ impl GroupProcess {
     }
 }
 
+/// One live process of a group: its PID and its `/proc/<pid>/stat` fields after `(comm)`
+/// (state, ppid, pgrp, ..., utime as the 12th, stime as the 13th).
+pub(crate) struct GroupMember {
+    pub(crate) pid: u32,
+    pub(crate) stat: Vec<String>,
+}
+
+/// The live (non-zombie) processes of process group `pgid`, from `/proc`.
+pub(crate) fn group_members(pgid: u32) -> Vec<GroupMember> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let group = pgid.to_string();
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+            (fields.len() > 2 && fields[0] != "Z" && fields[2] == group)
+                .then_some(GroupMember { pid, stat: fields })
+        })
+        .collect()
+}
+
 /// Memory and CPU time of every live process in process group `pgid`, from `/proc`.
 pub(crate) fn group_usage(pgid: u32) -> TaskUsage {
     // SAFETY: sysconf has no preconditions.
@@ -90,28 +116,18 @@ pub(crate) fn group_usage(pgid: u32) -> TaskUsage {
         cpu_measured: true,
         ..Default::default()
     };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return u;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
+    for m in group_members(pgid) {
+        let tick_ns = |i: usize| {
+            m.stat
+                .get(i)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1_000_000_000
+                / ticks
         };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        // After `(comm)`: state, ppid, pgrp, ..., utime (the 12th), stime (the 13th).
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() < 13 || f[0] == "Z" || f[2] != pgid.to_string() {
-            continue;
-        }
-        let tick_ns = |s: &str| s.parse::<u64>().unwrap_or(0) * 1_000_000_000 / ticks;
-        u.user_ns += tick_ns(f[11]);
-        u.system_ns += tick_ns(f[12]);
-        let rss_kb = std::fs::read_to_string(entry.path().join("status"))
+        u.user_ns += tick_ns(11);
+        u.system_ns += tick_ns(12);
+        let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", m.pid))
             .ok()
             .and_then(|s| {
                 s.lines()

@@ -50,24 +50,10 @@ pub(crate) fn to_file(dir: &Path, name: &str) -> (TaskOutput, PathBuf) {
 
 /// Live (non-zombie) processes whose process group is `pgid`.
 pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
-    let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // After the `(comm)` field: state, ppid, pgrp, ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-            members.push(pid);
-        }
-    }
-    members
+    crate::process::group_members(pgid)
+        .into_iter()
+        .map(|m| m.pid)
+        .collect()
 }
 
 pub(crate) async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
