@@ -92,17 +92,8 @@ fn main() {
     let server = Agent::dev();
     let client = Agent::client_of(&server, "");
     // Only the client-only agent takes work.
-    let (_, nodes) = server.get("/v1/nodes");
-    let nodes: Value = serde_json::from_str(&nodes).unwrap();
     let client_pid = client.pid();
-    let dev_node = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["Address"] == server.ip.as_str())
-        .and_then(|n| n["ID"].as_str())
-        .expect("the dev agent's node")
-        .to_string();
+    let dev_node = server.node_id_at(&server.ip);
     server.ok(&["node", "eligibility", "-disable", &dev_node]);
     let idle_rss = rss_mb(client_pid);
 

@@ -135,16 +135,7 @@ fn a_client_killed_and_restarted_takes_over_its_running_container() {
     let server = Agent::dev();
     let mut client = Agent::client_of(&server, "");
     // Only the client-only agent takes the job.
-    let (_, nodes) = server.get("/v1/nodes");
-    let nodes: Value = serde_json::from_str(&nodes).unwrap();
-    let dev_node = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["Address"] == server.ip.as_str())
-        .and_then(|n| n["ID"].as_str())
-        .unwrap()
-        .to_string();
+    let dev_node = server.node_id_at(&server.ip);
     server.ok(&["node", "eligibility", "-disable", &dev_node]);
     let file = server.write("web.nomad.hcl", &job(&image));
     server.ok(&["job", "run", file.to_str().unwrap()]);

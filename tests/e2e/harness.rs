@@ -167,6 +167,18 @@ impl Agent {
         self.child.id()
     }
 
+    /// The ID of the node whose address is `addr`, as this agent lists nodes.
+    pub(crate) fn node_id_at(&self, addr: &str) -> String {
+        let (_, nodes) = self.get("/v1/nodes");
+        let nodes: serde_json::Value = serde_json::from_str(&nodes).expect("node list");
+        nodes
+            .as_array()
+            .and_then(|list| list.iter().find(|n| n["Address"] == addr))
+            .and_then(|n| n["ID"].as_str())
+            .unwrap_or_else(|| panic!("no node at {addr}: {nodes}"))
+            .to_string()
+    }
+
     /// `http://<ip>:4646`.
     pub(crate) fn addr(&self) -> String {
         format!("http://{}:{HTTP_PORT}", self.ip)

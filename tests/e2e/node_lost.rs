@@ -13,19 +13,6 @@ fn allocs(agent: &Agent) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn node_of(agent: &Agent, addr: &str) -> String {
-    let (_, nodes) = agent.get("/v1/nodes");
-    let nodes: Value = serde_json::from_str(&nodes).unwrap();
-    nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["Address"] == addr)
-        .and_then(|n| n["ID"].as_str())
-        .unwrap_or_else(|| panic!("no node at {addr}: {nodes}"))
-        .to_string()
-}
-
 /// Live processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<i64> {
     let mut out = Vec::new();
@@ -60,8 +47,8 @@ fn a_silent_client_loses_its_allocations_to_another_and_stops_them_when_back() {
     let server =
         Agent::dev_with("server {\n  min_heartbeat_ttl = \"1s\"\n  heartbeat_grace = \"1s\"\n}\n");
     let client = Agent::client_of(&server, "");
-    let dev_node = node_of(&server, &server.ip);
-    let other = node_of(&server, &client.ip);
+    let dev_node = server.node_id_at(&server.ip);
+    let other = server.node_id_at(&client.ip);
     // The job lands on the client-only agent.
     server.ok(&["node", "eligibility", "-disable", &dev_node]);
     let job = server.write("web.nomad.hcl", &sleep_job("web", 1));
