@@ -5,8 +5,11 @@
 //!   alloc/{logs,data,tmp}        shared by the group's tasks (NOMAD_ALLOC_DIR)
 //!   <task>/{local,secrets,tmp}   one per task (NOMAD_TASK_DIR = local, NOMAD_SECRETS_DIR)
 //! ```
+//!
+//! [`inside`] confines a relative path (a template or artifact destination) to a task's
+//! directory.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Paths of one allocation's directory.
 #[derive(Debug, Clone)]
@@ -57,6 +60,44 @@ impl AllocDir {
         }
         Ok(())
     }
+}
+
+/// A path inside the task directory; refuses one that leaves it, by its text or through a
+/// symlink already there (an unpacked artifact may hold one pointing out).
+pub(crate) fn inside(task_dir: &Path, rel: &str) -> Result<PathBuf, String> {
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "{rel:?} must be a relative path inside the task directory"
+        ));
+    }
+    let full = task_dir.join(p);
+    let Ok(root) = task_dir.canonicalize() else {
+        // No task directory yet: nothing in it can point out.
+        return Ok(full);
+    };
+    // The deepest part of the path that exists (a dangling symlink counts) must resolve
+    // inside the task directory.
+    let mut existing = full.as_path();
+    loop {
+        if std::fs::symlink_metadata(existing).is_ok() {
+            let leads_to = existing.canonicalize().map_err(|_| {
+                format!("{rel:?} must be a relative path inside the task directory (it goes through a dangling symlink)")
+            })?;
+            if !leads_to.starts_with(&root) {
+                return Err(format!(
+                    "{rel:?} must be a relative path inside the task directory (it leads to {})",
+                    leads_to.display()
+                ));
+            }
+            break;
+        }
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    Ok(full)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! they are tar archives (`.tar`, `.tar.gz`, `.tgz`) unless `options { archive = false }`.
 //! `https://` needs TLS, which this client does not carry yet: such a source fails clearly.
 
-use crate::template::inside;
+use crate::alloc_dir::inside;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -9,8 +9,9 @@
 //! literal printed as is. Anything else (`key`, `service`, `secret`...) is an error that names
 //! the function and the line, so a job that needs it fails clearly instead of rendering wrong.
 
+use crate::alloc_dir::inside;
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use structs::Template;
 
 /// Renders `text` with the task's `env`.
@@ -149,44 +150,6 @@ pub(crate) fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, Str
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
-}
-
-/// A path inside the task directory; refuses one that leaves it, by its text or through a
-/// symlink already there (an unpacked artifact may hold one pointing out).
-pub(crate) fn inside(task_dir: &Path, rel: &str) -> Result<PathBuf, String> {
-    let p = Path::new(rel);
-    if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "{rel:?} must be a relative path inside the task directory"
-        ));
-    }
-    let full = task_dir.join(p);
-    let Ok(root) = task_dir.canonicalize() else {
-        // No task directory yet: nothing in it can point out.
-        return Ok(full);
-    };
-    // The deepest part of the path that exists (a dangling symlink counts) must resolve
-    // inside the task directory.
-    let mut existing = full.as_path();
-    loop {
-        if std::fs::symlink_metadata(existing).is_ok() {
-            let leads_to = existing.canonicalize().map_err(|_| {
-                format!("{rel:?} must be a relative path inside the task directory (it goes through a dangling symlink)")
-            })?;
-            if !leads_to.starts_with(&root) {
-                return Err(format!(
-                    "{rel:?} must be a relative path inside the task directory (it leads to {})",
-                    leads_to.display()
-                ));
-            }
-            break;
-        }
-        match existing.parent() {
-            Some(parent) => existing = parent,
-            None => break,
-        }
-    }
-    Ok(full)
 }
 
 /// Renders every template of a task into its directory; returns the variables of those with
