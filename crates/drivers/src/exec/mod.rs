@@ -63,13 +63,11 @@ impl Driver for ExecDriver {
                 info.health_description = "Healthy".into();
                 info.attributes.insert("driver.exec".into(), "1".into());
                 let version = match mode {
-                    Mode::V1(_) => "v1",
-                    Mode::V2(_) => "v2",
+                    Mode::V1(_) => "1",
+                    Mode::V2(_) => "2",
                 };
-                info.attributes.insert(
-                    "os.cgroups.version".into(),
-                    version.trim_start_matches('v').into(),
-                );
+                info.attributes
+                    .insert("os.cgroups.version".into(), version.into());
             }
             Err(why) => {
                 info.healthy = false;
