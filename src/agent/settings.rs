@@ -23,6 +23,8 @@ pub(super) struct AgentSettings {
     pub(super) server_enabled: bool,
     pub(super) client_enabled: bool,
     pub(super) servers: Vec<String>,
+    /// `-dev`: tasks are stopped when the agent shuts down (Nomad's dev mode), not left running.
+    pub(super) dev: bool,
     /// Keeps the `-dev` data dir alive; it is deleted when the agent exits.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -153,6 +155,7 @@ impl AgentSettings {
             client_enabled,
             servers,
             config,
+            dev: args.dev,
             _dev_dir: dev_dir,
         })
     }
@@ -293,6 +296,7 @@ impl AgentSettings {
             network_ip: self.http_advertise().ip().to_string(),
             network_interface: c.network_interface.clone(),
             http_addr: self.http_advertise().to_string(),
+            stop_tasks_on_shutdown: self.dev,
             ..Default::default()
         }
     }

@@ -7,6 +7,7 @@
 use crate::alloc_dir::AllocDir;
 use crate::watcher::ClientCtx;
 use rpc::AllocClientUpdate;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use structs::{
     Allocation, Task, TaskEvent, TaskState, VecMap, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
@@ -42,6 +43,9 @@ pub(crate) struct AllocState {
     reason: Mutex<Option<KillReason>>,
     kill: CancellationToken,
     ctx: Arc<ClientCtx>,
+    /// Tasks that had ended for good (and whether they failed) when this client, restarted,
+    /// took the allocation over again.
+    ended_before: BTreeMap<String, bool>,
 }
 
 /// Unix nanoseconds now.
@@ -107,6 +111,11 @@ impl AllocState {
                 changed = rx.changed() => if changed.is_err() { return false },
             }
         }
+    }
+
+    /// For a task that had ended for good before the client restarted: whether it failed.
+    pub(crate) fn ended_before_restart(&self, task: &str) -> Option<bool> {
+        self.ended_before.get(task).copied()
     }
 
     /// The switch that kills every task of the allocation.
@@ -221,15 +230,28 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, alloc: Allocation, stop: Cancellati
         .filter(|t| matches!(crate::lifecycle::hook(t), "poststart" | "poststop"))
         .map(|t| t.name.clone())
         .collect();
+    // Run before this client restarted (it recorded tasks of it): the task states go on from
+    // what it last reported, so restarts counts and events carry over.
+    let restored = ctx.state.has_alloc(&alloc.id);
+    let states: VecMap<String, TaskState> = group
+        .tasks
+        .iter()
+        .map(|t| {
+            let known = restored
+                .then(|| alloc.task_states.get(&t.name).cloned())
+                .flatten();
+            (t.name.clone(), known.unwrap_or_else(|| pending.clone()))
+        })
+        .collect();
+    let ended_before = states
+        .iter()
+        .filter(|(_, s)| restored && s.state == TASK_STATE_DEAD)
+        .map(|(name, s)| (name.clone(), s.failed))
+        .collect();
     let state = Arc::new(AllocState {
         alloc_id: alloc.id.clone(),
-        states: Mutex::new(
-            group
-                .tasks
-                .iter()
-                .map(|t| (t.name.clone(), pending.clone()))
-                .collect(),
-        ),
+        states: Mutex::new(states),
+        ended_before,
         changed: tokio::sync::watch::channel(0).0,
         later,
         reason: Mutex::new(None),

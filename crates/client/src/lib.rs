@@ -8,10 +8,13 @@
 //! (`env` + interpolation, driver start, `logs`, `restart` policy, kill) -> `reporter`
 //! (coalesced `alloc_client_update` batches). `fingerprint` builds the registered `Node`.
 //!
+//! `state` (`<data_dir>/client/state.redb`) records every started task's driver handle, so a
+//! restarted client takes its running tasks over (and learns how the others ended).
+//!
 //! Owns: everything that happens on a worker node. Must not: depend on server crates; it
-//! reaches the servers only through `Arc<dyn rpc::Rpc>`. Not yet: re-attaching to tasks after
-//! a client restart (a restarted client starts the allocations the servers still list as
-//! running again; shutdown stops tasks and leaves their reported status as it was).
+//! reaches the servers only through `Arc<dyn rpc::Rpc>`. On shutdown tasks keep running (as
+//! Nomad's clients leave them) unless `stop_tasks_on_shutdown` (`-dev`); their reported status
+//! stays as it was.
 
 mod alloc_dir;
 mod alloc_runner;
@@ -24,11 +27,13 @@ mod logs;
 mod node;
 mod reporter;
 mod restart;
+mod state;
 mod task_runner;
 mod template;
 mod watcher;
 
 use rpc::Rpc;
+pub use state::StateError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +53,9 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The durable state cannot be opened.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// `network_interface` names an interface without an IPv4 address (or none at all).
     #[error("network_interface {0:?}: no such interface with an IPv4 address")]
     NetworkInterface(String),
@@ -97,6 +105,9 @@ pub struct ClientConfig {
     pub heartbeat_retry: Duration,
     /// Overrides every task's `logs.max_file_size` with this many bytes (tests rotate small).
     pub max_log_file_bytes: Option<u64>,
+    /// Stop every task when the client shuts down (`-dev`, as Nomad's dev mode), instead of
+    /// leaving them running for the next start of the client to take over.
+    pub stop_tasks_on_shutdown: bool,
 }
 
 impl Default for ClientConfig {
@@ -122,6 +133,7 @@ impl Default for ClientConfig {
             max_kill_timeout: Duration::from_secs(30),
             heartbeat_retry: Duration::from_secs(1),
             max_log_file_bytes: None,
+            stop_tasks_on_shutdown: false,
         }
     }
 }
@@ -165,6 +177,7 @@ impl Client {
                 path: client_dir.clone(),
                 source,
             })?;
+        let state = Arc::new(state::ClientState::open(&client_dir)?);
         let drivers = drivers::catalog(&config.options);
         node::detect_drivers(&drivers).await;
         let node = fingerprint::node(&config, &node_id, &secret_id, &drivers);
@@ -196,6 +209,7 @@ impl Client {
             host_env,
             shutdown: shutdown.clone(),
             controls: controls.clone(),
+            state,
         });
         tasks.spawn(watcher::run(ctx, rpc, shutdown.clone()));
         Ok(ClientHandle {

@@ -1,9 +1,88 @@
 //! Task logs as Nomad's logmon writes them: `alloc/logs/<task>.<stdout|stderr>.<N>`, a new file
 //! when the current one reaches `max_file_size`, keeping at most `max_files`.
+//!
+//! A task writes into a FIFO, `alloc/logs/.<task>.<stream>.fifo` (Nomad's names), that the
+//! client copies into the files. A FIFO, not a pipe, so that a restarted client opens the
+//! same one again and goes on copying what a task it took over writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The ends of one output FIFO: what the client reads, what the task writes, and its path.
+pub(crate) struct Fifo {
+    pub(crate) reader: File,
+    pub(crate) writer: OwnedFd,
+    pub(crate) path: PathBuf,
+}
+
+/// Where the FIFO of log `base` (`web.stdout`) is.
+pub(crate) fn fifo_path(dir: &Path, base: &str) -> PathBuf {
+    dir.join(format!(".{base}.fifo"))
+}
+
+/// Opens (creating it when missing) the FIFO `dir/.<base>.fifo`. The directory is shared with
+/// the tasks, so whatever else is found at that name (a file, a symlink a task left) is
+/// replaced, and the FIFO is opened without following links and checked to be one.
+pub(crate) fn open_fifo(dir: &Path, base: &str) -> std::io::Result<Fifo> {
+    let path = fifo_path(dir, base);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_fifo() => {}
+        Ok(_) => {
+            std::fs::remove_file(&path)?;
+            mkfifo(&path)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => mkfifo(&path)?,
+        Err(e) => return Err(e),
+    }
+    // The reader first (a FIFO's writer cannot open without one), without blocking.
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&path)?;
+    if !reader.metadata()?.file_type().is_fifo() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a FIFO",
+            path.display()
+        )));
+    }
+    let writer = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    // The copy reads blocking, until every writer is gone.
+    set_blocking(&reader)?;
+    Ok(Fifo {
+        reader,
+        writer: writer.into(),
+        path,
+    })
+}
+
+fn mkfifo(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("log path contains a NUL byte"))?;
+    // SAFETY: mkfifo on a NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_blocking(f: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function's caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// A rotating log writer.
 pub(crate) struct RotatingLog {
@@ -119,6 +198,37 @@ mod tests {
             std::fs::read_to_string(dir.path().join("web.stdout.3")).unwrap(),
             "56789XY!"
         );
+    }
+
+    #[test]
+    fn fifos_are_made_once_and_what_a_task_left_in_their_place_is_replaced() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "not for the task").unwrap();
+        // A task put a symlink where the FIFO goes: it is replaced, the target untouched.
+        std::os::unix::fs::symlink(&secret, dir.path().join(".web.stdout.fifo")).unwrap();
+        let fifo = open_fifo(dir.path(), "web.stdout").unwrap();
+        assert!(std::fs::symlink_metadata(&fifo.path)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(
+            std::fs::read_to_string(&secret).unwrap(),
+            "not for the task"
+        );
+        let Fifo {
+            mut reader, writer, ..
+        } = fifo;
+        let mut w = File::from(writer);
+        w.write_all(b"hello").unwrap();
+        drop(w);
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello");
+        // Opened again (a restarted client): the same FIFO.
+        let again = open_fifo(dir.path(), "web.stdout").unwrap();
+        assert_eq!(again.path, dir.path().join(".web.stdout.fifo"));
     }
 
     #[test]

@@ -9,11 +9,13 @@ use crate::control::Control;
 use crate::env::{interpolate_value, task_env, task_resources};
 use crate::logs::RotatingLog;
 use crate::restart::{Decision, RestartTracker};
+use crate::state::TaskRecord;
 use crate::watcher::ClientCtx;
-use drivers::{Driver, ExitResult, TaskHandle, TaskOutput, TaskSpec};
+use drivers::{Driver, ExitResult, Recovered, TaskHandle, TaskOutput, TaskSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use structs::duration::format_duration;
@@ -42,7 +44,7 @@ fn ns(d: Duration) -> i64 {
 /// Copies one output pipe into its rotating log files on a blocking thread, until every
 /// writer (the task and whatever it started) has closed the pipe. Write errors are logged once
 /// and the output keeps being drained, so a full disk never blocks the task.
-fn pump(mut reader: std::io::PipeReader, mut log: RotatingLog) {
+fn pump(mut reader: std::fs::File, mut log: RotatingLog) {
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut failing = false;
@@ -77,19 +79,113 @@ impl TaskRunner {
                 .unwrap_or(10)
                 .saturating_mul(1024 * 1024)
         });
-        let sink = |stream: &str| -> std::io::Result<std::os::fd::OwnedFd> {
-            let (reader, writer) = std::io::pipe()?;
+        let logs = self.alloc_dir.logs();
+        let sink = |stream: &str| -> std::io::Result<(std::os::fd::OwnedFd, PathBuf)> {
             let base = format!("{}.{stream}", self.task.name);
+            let fifo = crate::logs::open_fifo(&logs, &base)?;
             pump(
-                reader,
-                RotatingLog::new(self.alloc_dir.logs(), base, max_files, max_bytes),
+                fifo.reader,
+                RotatingLog::new(logs.clone(), base, max_files, max_bytes),
             );
-            Ok(writer.into())
+            Ok((fifo.writer, fifo.path))
         };
+        let (stdout, out_path) = sink("stdout")?;
+        let (stderr, err_path) = sink("stderr")?;
         Ok(TaskOutput {
-            stdout: sink("stdout")?,
-            stderr: sink("stderr")?,
+            stdout,
+            stderr,
+            fifos: vec![out_path, err_path],
         })
+    }
+
+    /// The client's directory for what the driver keeps about this task.
+    fn state_dir(&self) -> PathBuf {
+        crate::state::task_state_dir(&self.ctx.config.data_dir, &self.alloc.id, &self.task.name)
+    }
+
+    /// Records a started task's handle, so a restarted client finds it again.
+    async fn remember(&self, handle: &dyn TaskHandle) {
+        let Some(record) = handle.record() else {
+            return;
+        };
+        let record = TaskRecord {
+            driver: self.task.driver.clone(),
+            handle: record,
+            template_env: self.template_env.clone(),
+        };
+        let (state, alloc, task) = (
+            self.ctx.state.clone(),
+            self.alloc.id.clone(),
+            self.task.name.clone(),
+        );
+        match tokio::task::spawn_blocking(move || state.put(&alloc, &task, &record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot record the started task"),
+            Err(e) => warn!(error = %e, "cannot record the started task"),
+        }
+    }
+
+    /// Forgets the task's handle and removes its output FIFOs (it ended for good).
+    async fn forget(&self) {
+        for stream in ["stdout", "stderr"] {
+            let base = format!("{}.{stream}", self.task.name);
+            let _ = std::fs::remove_file(crate::logs::fifo_path(&self.alloc_dir.logs(), &base));
+        }
+        let (state, alloc, task) = (
+            self.ctx.state.clone(),
+            self.alloc.id.clone(),
+            self.task.name.clone(),
+        );
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || state.remove(&alloc, &task)).await {
+            warn!(error = %e, "cannot remove the task's record");
+        }
+    }
+
+    /// The task as an earlier run of the client left it, when it recorded one: running (taken
+    /// over), or how it ended.
+    async fn resume(
+        &mut self,
+        driver: &dyn Driver,
+    ) -> Option<Result<Box<dyn TaskHandle>, ExitResult>> {
+        let record = match self.ctx.state.get(&self.alloc.id, &self.task.name) {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(error = %e, "cannot read the task's record; starting it anew");
+                return None;
+            }
+        };
+        if record.driver != driver.name() {
+            return None;
+        }
+        self.template_env = record.template_env.clone();
+        let found = match self.output() {
+            Ok(output) => driver
+                .recover(&self.spec(driver), &record.handle, output)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("failed to open the log FIFOs: {e}")),
+        };
+        let why = match found {
+            Ok(Recovered::Running(handle)) => return Some(Ok(handle)),
+            Ok(Recovered::Exited(exit)) => return Some(Err(exit)),
+            Ok(Recovered::Gone(why)) => why,
+            Err(e) => e,
+        };
+        warn!(alloc_id = %self.alloc.id, task = %self.task.name, %why, "cannot re-attach to the task");
+        self.state
+            .event(
+                &self.task.name,
+                task_event(
+                    "Driver Failure",
+                    format!("failed to re-attach to the task: {why}"),
+                ),
+            )
+            .await;
+        Some(Err(ExitResult {
+            exit_code: -1,
+            ..Default::default()
+        }))
     }
 
     fn spec(&self, driver: &dyn Driver) -> TaskSpec {
@@ -126,6 +222,7 @@ impl TaskRunner {
             alloc_dir: self.alloc_dir.shared(),
             user: self.task.user.clone(),
             resources: task_resources(&self.alloc, &self.task),
+            state_dir: self.state_dir(),
             ports: self
                 .alloc
                 .allocated_resources
@@ -143,6 +240,7 @@ impl TaskRunner {
     }
 
     async fn finish(&self, failed: bool) {
+        self.forget().await;
         self.state
             .update(&self.task.name, |s| {
                 s.state = TASK_STATE_DEAD.into();
@@ -255,12 +353,22 @@ impl TaskRunner {
     pub(crate) async fn run(mut self) -> bool {
         let name = self.task.name.clone();
         let kill = self.kill.clone();
-        self.state
-            .event(&name, task_event("Received", "Task received by client"))
-            .await;
-        self.state
-            .event(&name, task_event("Task Setup", "Building Task Directory"))
-            .await;
+        if let Some(failed) = self.state.ended_before_restart(&name) {
+            // It ended for good before the client restarted: not run again.
+            return failed;
+        }
+        let mut resumed = match self.ctx.drivers.get(self.task.driver.as_str()).cloned() {
+            Some(driver) => self.resume(driver.as_ref()).await,
+            None => None,
+        };
+        if resumed.is_none() {
+            self.state
+                .event(&name, task_event("Received", "Task received by client"))
+                .await;
+            self.state
+                .event(&name, task_event("Task Setup", "Building Task Directory"))
+                .await;
+        }
         let Some(driver) = self.ctx.drivers.get(self.task.driver.as_str()).cloned() else {
             let mut ev = task_event(
                 "Driver Failure",
@@ -274,7 +382,9 @@ impl TaskRunner {
             self.finish(true).await;
             return true;
         };
-        if let Err(ev) = self.prepare(driver.as_ref()).await {
+        if resumed.is_some() {
+            // Prepared before the client restarted.
+        } else if let Err(ev) = self.prepare(driver.as_ref()).await {
             self.state.event(&name, ev).await;
             self.finish(true).await;
             return true;
@@ -288,15 +398,21 @@ impl TaskRunner {
                 self.finish(false).await;
                 return false;
             }
-            let started = match self.output() {
-                Ok(output) => driver
-                    .start(&self.spec(driver.as_ref()), output)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(format!("failed to create log pipes: {e}")),
+            let started = match resumed.take() {
+                Some(Ok(handle)) => Ok(handle),
+                Some(Err(exit)) => Err(Ok(exit)),
+                None => match self.output() {
+                    Ok(output) => driver
+                        .start(&self.spec(driver.as_ref()), output)
+                        .await
+                        .map_err(|e| Err(e.to_string())),
+                    Err(e) => Err(Err(format!("failed to create the log FIFOs: {e}"))),
+                },
             };
             let exit = match started {
-                Err(reason) => {
+                // It ended while the client was away.
+                Err(Ok(exit)) => exit,
+                Err(Err(reason)) => {
                     warn!(alloc_id = %self.alloc.id, task = %name, %reason, "task failed to start");
                     self.state
                         .event(&name, task_event("Driver Failure", reason))
@@ -307,15 +423,19 @@ impl TaskRunner {
                     }
                 }
                 Ok(mut handle) => {
-                    let how = if handle.reattached() {
+                    let reattached = handle.reattached();
+                    let how = if reattached {
                         "Task re-attached by client"
                     } else {
                         "Task started by client"
                     };
+                    self.remember(handle.as_ref()).await;
                     self.state
                         .update(&name, |s| {
                             s.state = TASK_STATE_RUNNING.into();
-                            s.started_at = Some(structs::time::rfc3339_nano(now_ns()));
+                            if !reattached || s.started_at.is_none() {
+                                s.started_at = Some(structs::time::rfc3339_nano(now_ns()));
+                            }
                             s.events.push(task_event("Started", how));
                         })
                         .await;
@@ -327,6 +447,12 @@ impl TaskRunner {
                             exit = handle.wait() => break (exit, false),
                             _ = kill.cancelled() => {
                                 drop(control);
+                                if self.ctx.detaching() {
+                                    // The client shuts down and leaves it running, recorded
+                                    // for the next start to take over.
+                                    info!(alloc_id = %self.alloc.id, task = %name, "leaving the task running");
+                                    return false;
+                                }
                                 self.kill(handle.as_mut(), kill_signal, kill_timeout).await;
                                 return false;
                             }

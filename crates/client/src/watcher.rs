@@ -13,7 +13,7 @@ use std::time::Duration;
 use structs::Node;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// What every alloc runner of this client shares.
 pub(crate) struct ClientCtx {
@@ -33,6 +33,16 @@ pub(crate) struct ClientCtx {
     pub(crate) shutdown: CancellationToken,
     /// Running tasks, for `alloc signal` and `alloc restart`.
     pub(crate) controls: Arc<crate::control::Controls>,
+    /// The durable record of started tasks.
+    pub(crate) state: Arc<crate::state::ClientState>,
+}
+
+impl ClientCtx {
+    /// Whether the client is shutting down and leaving its tasks running: task runners let
+    /// go of their tasks instead of killing them.
+    pub(crate) fn detaching(&self) -> bool {
+        self.shutdown.is_cancelled() && !self.config.stop_tasks_on_shutdown
+    }
 }
 
 struct Running {
@@ -46,6 +56,7 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: Cancel
     // Allocations this client already ran to the end; never started again.
     let mut finished: BTreeSet<String> = BTreeSet::new();
     let mut index = 0;
+    let mut orphans_checked = false;
     loop {
         let q = QueryOptions {
             min_index: index,
@@ -75,6 +86,18 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: Cancel
             }
         }
         index = resp.meta.index;
+        if !orphans_checked {
+            // Tasks an earlier run of this client left running for allocations the servers
+            // no longer want here (stopped, lost, or gone) are stopped.
+            orphans_checked = true;
+            let wanted = resp
+                .value
+                .iter()
+                .filter(|a| !a.server_terminal() && !a.client_terminal())
+                .map(|a| a.id.clone())
+                .collect();
+            tokio::spawn(stop_orphans(ctx.clone(), wanted));
+        }
         runners.retain(|id, r| {
             if r.join.is_finished() {
                 finished.insert(id.clone());
@@ -117,5 +140,49 @@ pub(crate) async fn run(ctx: Arc<ClientCtx>, rpc: Arc<dyn Rpc>, shutdown: Cancel
     }
     for (_, r) in runners {
         let _ = r.join.await;
+    }
+}
+
+/// Stops the recorded tasks of allocations not in `wanted` and forgets them.
+async fn stop_orphans(ctx: Arc<ClientCtx>, wanted: BTreeSet<String>) {
+    let records = match ctx.state.all() {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "cannot read the recorded tasks");
+            return;
+        }
+    };
+    for (alloc_id, task, record) in records {
+        if wanted.contains(&alloc_id) {
+            continue;
+        }
+        if let Some(driver) = ctx.drivers.get(record.driver.as_str()) {
+            let dir = crate::alloc_dir::AllocDir::new(&ctx.alloc_root, &alloc_id);
+            let spec = drivers::TaskSpec {
+                alloc_id: alloc_id.clone(),
+                task_name: task.clone(),
+                config: Default::default(),
+                env: BTreeMap::new(),
+                task_dir: dir.task(&task),
+                alloc_dir: dir.shared(),
+                user: String::new(),
+                resources: Default::default(),
+                ports: Vec::new(),
+                state_dir: crate::state::task_state_dir(&ctx.config.data_dir, &alloc_id, &task),
+            };
+            let found = match drivers::TaskOutput::discard() {
+                Ok(out) => driver.recover(&spec, &record.handle, out).await,
+                Err(e) => Err(drivers::DriverError::Start(e)),
+            };
+            if let Ok(drivers::Recovered::Running(mut handle)) = found {
+                info!(alloc_id = %alloc_id, task = %task, "stopping a task of an allocation no longer assigned here");
+                handle
+                    .stop(driver.default_kill_signal(), ctx.config.max_kill_timeout)
+                    .await;
+            }
+        }
+        if let Err(e) = ctx.state.remove(&alloc_id, &task) {
+            warn!(error = %e, "cannot remove a task's record");
+        }
     }
 }

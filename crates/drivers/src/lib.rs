@@ -12,6 +12,7 @@ mod process;
 mod raw_exec;
 #[cfg(test)]
 mod suite;
+mod supervise;
 
 pub use docker::{DockerDriver, DockerPolicy};
 pub use exec::ExecDriver;
@@ -65,6 +66,9 @@ pub struct TaskSpec {
     pub resources: TaskResources,
     /// The allocation's network ports (image drivers map them by label).
     pub ports: Vec<TaskPort>,
+    /// A directory of the client's, out of the task's reach, for what the driver keeps about
+    /// the task (the supervisor's record of how it ended).
+    pub state_dir: PathBuf,
 }
 
 /// One allocated port.
@@ -139,6 +143,9 @@ pub struct TaskOutput {
     pub stdout: std::os::fd::OwnedFd,
     /// Standard error.
     pub stderr: std::os::fd::OwnedFd,
+    /// When the sinks are FIFOs: their paths, which a supervised task's supervisor keeps open
+    /// for reading, so the task's writes wait for a restarted client instead of failing.
+    pub fifos: Vec<PathBuf>,
 }
 
 impl TaskOutput {
@@ -153,6 +160,7 @@ impl TaskOutput {
         Ok(Self {
             stdout: null()?,
             stderr: null()?,
+            fifos: Vec::new(),
         })
     }
 }
@@ -167,6 +175,11 @@ pub trait TaskHandle: Send + Sync {
     fn reattached(&self) -> bool {
         false
     }
+    /// What the driver needs to find the task again after the client restarts (`recover`);
+    /// None when it cannot outlive the client.
+    fn record(&self) -> Option<Value> {
+        None
+    }
     /// Waits for the task to end.
     async fn wait(&mut self) -> ExitResult;
     /// Sends `signal` to the task (its whole process group).
@@ -177,6 +190,26 @@ pub trait TaskHandle: Send + Sync {
     /// The task's memory and CPU time now, as far as the driver measures them.
     async fn usage(&self) -> TaskUsage {
         TaskUsage::default()
+    }
+}
+
+/// What became of a task the client started before it restarted.
+pub enum Recovered {
+    /// Still running: the client takes it over.
+    Running(Box<dyn TaskHandle>),
+    /// It ended while the client was away, this way.
+    Exited(ExitResult),
+    /// Neither it nor a record of its end is left (why, for the task's events).
+    Gone(String),
+}
+
+impl std::fmt::Debug for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recovered::Running(h) => write!(f, "Running(pid {})", h.pid()),
+            Recovered::Exited(e) => write!(f, "Exited({e:?})"),
+            Recovered::Gone(why) => write!(f, "Gone({why:?})"),
+        }
     }
 }
 
@@ -215,6 +248,20 @@ pub trait Driver: Send + Sync {
         spec: &TaskSpec,
         output: TaskOutput,
     ) -> Result<Box<dyn TaskHandle>, DriverError>;
+    /// Finds a task an earlier run of the client started, from its handle's `record`: still
+    /// running (its output from now on to `output`), ended (how), or gone without a trace.
+    async fn recover(
+        &self,
+        spec: &TaskSpec,
+        record: &Value,
+        output: TaskOutput,
+    ) -> Result<Recovered, DriverError> {
+        let _ = (spec, record, output);
+        Ok(Recovered::Gone(format!(
+            "the {} driver cannot re-attach to tasks",
+            self.name()
+        )))
+    }
     /// The signal used to stop tasks when the job sets no `kill_signal` (Nomad: SIGINT).
     fn default_kill_signal(&self) -> i32 {
         libc::SIGINT

@@ -112,7 +112,7 @@ impl Driver for MockDriver {
             .process_group(0);
         crate::process::restore_thp(&mut cmd);
         let child = cmd.spawn()?;
-        Ok(Box::new(GroupProcess::new(child)))
+        Ok(Box::new(GroupProcess::new(child, None)))
     }
 }
 

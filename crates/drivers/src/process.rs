@@ -4,11 +4,16 @@
 //! behind in the group is killed too, as Nomad's executor destroys a task's cgroup, so a
 //! restarted task never races an orphan of its previous run for a port or a file.
 
-use crate::{ExitResult, TaskHandle, TaskUsage};
+use crate::supervise::{recorded_exit, start_ticks, ProcessRecord};
+use crate::{DriverError, ExitResult, TaskHandle, TaskUsage};
 use async_trait::async_trait;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::process::Child;
 use tracing::debug;
 
@@ -37,21 +42,73 @@ pub(crate) fn restore_thp(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// How the client learns that the group's leader ended.
+enum Leader {
+    /// This run of the client started it: its child.
+    Child(Child),
+    /// An earlier run started it: a pidfd, readable once it ends (None when the kernel has
+    /// no pidfds: polled by PID and start time then).
+    Adopted {
+        pidfd: Option<AsyncFd<OwnedFd>>,
+        start_ticks: u64,
+    },
+}
+
 /// A running process that leads its own process group.
 pub(crate) struct GroupProcess {
-    child: Child,
+    leader: Leader,
     pid: u32,
     exited: Option<ExitResult>,
+    /// Where the leader, a supervisor (`supervise.rs`), records the task's status; None for
+    /// an unsupervised process.
+    state_dir: Option<PathBuf>,
 }
 
 impl GroupProcess {
-    /// Wraps a child spawned with `process_group(0)` (so its pid is its group id).
-    pub(crate) fn new(child: Child) -> Self {
+    /// Wraps a child spawned with `process_group(0)` (so its pid is its group id); with
+    /// `state_dir`, the child is the supervisor of the task and records its status there.
+    pub(crate) fn new(child: Child, state_dir: Option<PathBuf>) -> Self {
         let pid = child.id().unwrap_or(0);
         Self {
-            child,
+            leader: Leader::Child(child),
             pid,
             exited: None,
+            state_dir,
+        }
+    }
+
+    /// What finds this supervised process again after a client restart.
+    pub(crate) fn process_record(&self) -> Option<ProcessRecord> {
+        Some(ProcessRecord {
+            pid: self.pid,
+            start_ticks: start_ticks(self.pid)?,
+            state_dir: self.state_dir.clone()?,
+        })
+    }
+
+    /// Finds the supervised process of `record` again: alive, ended (with the status it
+    /// recorded), or gone without a record.
+    pub(crate) fn adopt(record: &ProcessRecord) -> Adopted {
+        // The pidfd first: it pins the PID, so the start time read after is this process's.
+        let pidfd = pidfd_open(record.pid);
+        if start_ticks(record.pid) == Some(record.start_ticks) {
+            let pidfd = pidfd.and_then(|fd| {
+                // SAFETY: the AsyncFd owns the descriptor, which stays open as long as it.
+                unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+            });
+            return Adopted::Running(Box::new(Self {
+                leader: Leader::Adopted {
+                    pidfd,
+                    start_ticks: record.start_ticks,
+                },
+                pid: record.pid,
+                exited: None,
+                state_dir: Some(record.state_dir.clone()),
+            }));
+        }
+        match recorded_exit(&record.state_dir) {
+            Some(exit) => Adopted::Exited(exit),
+            None => Adopted::Gone,
         }
     }
 
@@ -70,13 +127,82 @@ impl GroupProcess {
         }
     }
 
+    /// Waits for the leader to end; how the task ended.
+    async fn leader_exit(&mut self) -> ExitResult {
+        match &mut self.leader {
+            Leader::Child(child) => to_exit(child.wait().await),
+            Leader::Adopted { pidfd, start_ticks } => {
+                match pidfd {
+                    Some(fd) => {
+                        let _ = fd.readable().await;
+                    }
+                    None => {
+                        while crate::supervise::start_ticks(self.pid) == Some(*start_ticks) {
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
+                // Not our child: its status is the one its supervisor recorded; without one
+                // the supervisor was killed with the group (SIGKILL).
+                self.state_dir
+                    .as_deref()
+                    .and_then(recorded_exit)
+                    .unwrap_or(ExitResult {
+                        signal: i64::from(libc::SIGKILL),
+                        ..Default::default()
+                    })
+            }
+        }
+    }
+
     async fn reap(&mut self) -> ExitResult {
-        let result = to_exit(self.child.wait().await);
+        let result = self.leader_exit().await;
         // The leader is gone; anything it left in its group goes too.
         self.kill_group(libc::SIGKILL);
         self.exited = Some(result);
         result
     }
+}
+
+/// A supervised process found again (`GroupProcess::adopt`).
+pub(crate) enum Adopted {
+    /// Still running.
+    Running(Box<GroupProcess>),
+    /// It ended this way.
+    Exited(ExitResult),
+    /// Gone, leaving no status.
+    Gone,
+}
+
+impl Adopted {
+    /// As a driver reports it, `wrap` making the running process a handle.
+    pub(crate) fn recovered(
+        self,
+        wrap: impl FnOnce(Box<GroupProcess>) -> Box<dyn TaskHandle>,
+    ) -> crate::Recovered {
+        match self {
+            Adopted::Running(p) => crate::Recovered::Running(wrap(p)),
+            Adopted::Exited(e) => crate::Recovered::Exited(e),
+            Adopted::Gone => {
+                crate::Recovered::Gone("the task's process is gone and left no exit status".into())
+            }
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the descriptor was just returned by the kernel and is owned by no one else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Decodes a supervised task's record as the driver stored it.
+pub(crate) fn parse_record(record: &serde_json::Value) -> Result<ProcessRecord, DriverError> {
+    serde_json::from_value(record.clone())
+        .map_err(|e| DriverError::InvalidConfig(format!("unreadable task record: {e}")))
 }
 
 /// One live process of a group: its PID and its `/proc/<pid>/stat` fields after `(comm)`
@@ -105,8 +231,9 @@ pub(crate) fn group_members(pgid: u32) -> Vec<GroupMember> {
         .collect()
 }
 
-/// Memory and CPU time of every live process in process group `pgid`, from `/proc`.
-pub(crate) fn group_usage(pgid: u32) -> TaskUsage {
+/// Memory and CPU time of every live process in process group `pgid`, from `/proc`; with
+/// `supervised`, the group's leader (the supervisor, a copy of the agent) is not counted.
+pub(crate) fn group_usage(pgid: u32, supervised: bool) -> TaskUsage {
     // SAFETY: sysconf has no preconditions.
     let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .unwrap_or(100)
@@ -117,6 +244,9 @@ pub(crate) fn group_usage(pgid: u32) -> TaskUsage {
         ..Default::default()
     };
     for m in group_members(pgid) {
+        if supervised && m.pid == pgid {
+            continue;
+        }
         let tick_ns = |i: usize| {
             m.stat
                 .get(i)
@@ -160,6 +290,14 @@ impl TaskHandle for GroupProcess {
         self.pid
     }
 
+    fn reattached(&self) -> bool {
+        matches!(self.leader, Leader::Adopted { .. })
+    }
+
+    fn record(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.process_record()?).ok()
+    }
+
     async fn wait(&mut self) -> ExitResult {
         match self.exited {
             Some(e) => e,
@@ -178,7 +316,8 @@ impl TaskHandle for GroupProcess {
             return TaskUsage::default();
         }
         let pid = self.pid;
-        tokio::task::spawn_blocking(move || group_usage(pid))
+        let supervised = self.state_dir.is_some();
+        tokio::task::spawn_blocking(move || group_usage(pid, supervised))
             .await
             .unwrap_or_default()
     }
@@ -188,9 +327,8 @@ impl TaskHandle for GroupProcess {
             return e;
         }
         self.kill_group(signal);
-        match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => {
-                let result = to_exit(status);
+        match tokio::time::timeout(timeout, self.leader_exit()).await {
+            Ok(result) => {
                 self.kill_group(libc::SIGKILL);
                 self.exited = Some(result);
                 result

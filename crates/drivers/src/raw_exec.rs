@@ -1,12 +1,13 @@
 //! `raw_exec`: runs the task's command as the agent's user, without isolation, in its own
-//! process group. Disabled unless the client sets `driver.raw_exec.enable`.
+//! process group under a supervisor (`supervise.rs`), so it outlives a client restart.
+//! Disabled unless the client sets `driver.raw_exec.enable`.
 
-use crate::process::GroupProcess;
-use crate::{Driver, DriverError, TaskHandle, TaskOutput, TaskSpec};
+use crate::process::{parse_record, GroupProcess};
+use crate::supervise::Supervision;
+use crate::{Driver, DriverError, Recovered, TaskHandle, TaskOutput, TaskSpec};
 use async_trait::async_trait;
 use serde_json::Value;
 use structs::DriverInfo;
-use tracing::warn;
 
 /// The raw_exec driver.
 pub struct RawExecDriver {
@@ -117,6 +118,9 @@ impl Driver for RawExecDriver {
                     ))
                 })?,
         };
+        let supervision = Supervision::new(&spec.state_dir, &output.fifos)?;
+        // Written by the task's own process, before exec (a path and value prepared here).
+        let oom_adj = (oom_score_adj != 0).then(|| oom_score_adj.to_string().into_bytes());
         let mut cmd = tokio::process::Command::new(&command);
         cmd.args(&args)
             .env_clear()
@@ -128,14 +132,47 @@ impl Driver for RawExecDriver {
             .process_group(0)
             .kill_on_drop(false);
         crate::process::restore_thp(&mut cmd);
-        let child = cmd.spawn()?;
-        let handle = GroupProcess::new(child);
-        if oom_score_adj != 0 {
-            let path = format!("/proc/{}/oom_score_adj", handle.pid());
-            if let Err(e) = std::fs::write(&path, oom_score_adj.to_string()) {
-                warn!(error = %e, task = %spec.task_name, "cannot set oom_score_adj");
-            }
+        // SAFETY: the hook makes only async-signal-safe system calls (fork, open, write, and
+        // the supervisor's waitpid/_exit) on memory prepared before the spawn's fork.
+        unsafe {
+            cmd.pre_exec(move || fork_task(&supervision, oom_adj.as_deref()));
         }
-        Ok(Box::new(handle))
+        let child = cmd.spawn()?;
+        Ok(Box::new(GroupProcess::new(
+            child,
+            Some(spec.state_dir.clone()),
+        )))
+    }
+
+    async fn recover(
+        &self,
+        _spec: &TaskSpec,
+        record: &Value,
+        _output: TaskOutput,
+    ) -> Result<Recovered, DriverError> {
+        let record = parse_record(record)?;
+        Ok(GroupProcess::adopt(&record).recovered(|p| p))
+    }
+}
+
+/// Forks the task: returns in the task's process (whose exec follows), after setting its
+/// `oom_score_adj`; the parent becomes its supervisor and never returns.
+///
+/// # Safety
+/// Call only between fork and exec.
+unsafe fn fork_task(supervision: &Supervision, oom_adj: Option<&[u8]>) -> std::io::Result<()> {
+    match libc::fork() {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            if let Some(value) = oom_adj {
+                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+                if fd >= 0 {
+                    libc::write(fd, value.as_ptr().cast(), value.len());
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        }
+        task => supervision.supervise(task, -1),
     }
 }

@@ -1,9 +1,10 @@
 //! The conformance suite every driver passes: exit codes, captured output, stop honouring the
 //! kill signal, and stop leaving nothing of the task's process group behind.
 
-use crate::{Driver, MockDriver, RawExecDriver, TaskOutput, TaskResources, TaskSpec};
+use crate::{Driver, MockDriver, RawExecDriver, Recovered, TaskOutput, TaskResources, TaskSpec};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -18,6 +19,8 @@ pub(crate) enum Behaviour {
     RunLong,
     /// Print `ready\n`, then on SIGTERM print `received SIGTERM` and exit 0.
     TrapTerm,
+    /// Exit after a second with this code.
+    ExitLater(i64),
 }
 
 pub(crate) fn spec(dir: &Path, config: Map<String, Value>) -> TaskSpec {
@@ -34,6 +37,7 @@ pub(crate) fn spec(dir: &Path, config: Map<String, Value>) -> TaskSpec {
         user: String::new(),
         resources: TaskResources::default(),
         ports: Vec::new(),
+        state_dir: dir.join(format!(".state-{n}")),
     }
 }
 
@@ -44,6 +48,7 @@ pub(crate) fn to_file(dir: &Path, name: &str) -> (TaskOutput, PathBuf) {
     let out = TaskOutput {
         stdout: f.into(),
         stderr: TaskOutput::discard().unwrap().stderr,
+        fifos: Vec::new(),
     };
     (out, path)
 }
@@ -156,6 +161,66 @@ pub(crate) async fn conformance(
     .await;
 }
 
+/// The checks for drivers whose tasks outlive the client: a task is found again from its
+/// handle's record (running: controlled as before; ended while away: how it ended), and a
+/// record of nothing, or not a record, says so.
+pub(crate) async fn recovery(
+    driver: &dyn Driver,
+    config: impl Fn(Behaviour) -> Map<String, Value>,
+    report: SignalReport,
+) {
+    let name = driver.name();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    // Running: the same task, signalled and stopped through the new handle.
+    let s = spec(dir, config(Behaviour::TrapTerm));
+    let (out, path) = to_file(dir, "recover-running");
+    let h = driver.start(&s, out).await.unwrap();
+    let pid = h.pid();
+    let record = h.record().expect("a record of the running task");
+    poll_until("the task to set its trap", || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("ready")
+    })
+    .await;
+    // The client goes away: its handle is dropped, the task is left running.
+    drop(h);
+    let (out, after) = to_file(dir, "recover-running-after");
+    let mut h = match driver.recover(&s, &record, out).await.unwrap() {
+        Recovered::Running(h) => h,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert!(h.reattached(), "{name}");
+    if report == SignalReport::Signal {
+        assert_eq!(h.pid(), pid, "{name}: the same process");
+    }
+    let res = h.stop(libc::SIGTERM, Duration::from_secs(30)).await;
+    assert!(res.successful(), "{name}: {res:?}");
+    // A process keeps writing where it did; a container's output from now on goes to the
+    // sink the recovery gave.
+    let text = std::fs::read_to_string(&path).unwrap() + &std::fs::read_to_string(&after).unwrap();
+    assert!(text.contains("received SIGTERM"), "{name}: {text:?}");
+
+    // Ended while the client was away: its exit code.
+    let s = spec(dir, config(Behaviour::ExitLater(7)));
+    let (out, _) = to_file(dir, "recover-ended");
+    let h = driver.start(&s, out).await.unwrap();
+    let record = h.record().expect("a record");
+    drop(h);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (out, _) = to_file(dir, "recover-ended-after");
+    match driver.recover(&s, &record, out).await.unwrap() {
+        Recovered::Exited(e) => assert_eq!(e.exit_code, 7, "{name}: {e:?}"),
+        other => panic!("{name}: {other:?}"),
+    }
+    // Not a record at all: an error, not a guess.
+    let (out, _) = to_file(dir, "recover-garbage");
+    let garbage = json!({"pid": "twelve", "container": 12});
+    assert!(driver.recover(&s, &garbage, out).await.is_err(), "{name}");
+}
+
 pub(crate) fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
@@ -174,6 +239,7 @@ fn shell_behaviour(b: Behaviour) -> Map<String, Value> {
             "trap 'echo received SIGTERM; exit 0' TERM; echo ready; \
              while true; do sleep 0.05; done",
         ),
+        Behaviour::ExitLater(c) => shell(&format!("sleep 1; exit {c}")),
     }
 }
 
@@ -188,12 +254,81 @@ async fn raw_exec_passes_the_suite() {
 }
 
 #[tokio::test]
+async fn raw_exec_tasks_are_found_again_after_a_client_restart() {
+    recovery(
+        &RawExecDriver::new(true),
+        shell_behaviour,
+        SignalReport::Signal,
+    )
+    .await;
+    // A record of a process that is gone and left no status.
+    let dir = tempfile::tempdir().unwrap();
+    let gone = json!({"pid": u32::MAX - 1, "start_ticks": 1, "state_dir": dir.path()});
+    let s = spec(dir.path(), shell_behaviour(Behaviour::Exit(0)));
+    let found = RawExecDriver::new(true)
+        .recover(&s, &gone, TaskOutput::discard().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(found, Recovered::Gone(_)), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_supervised_task_writing_to_a_fifo_waits_for_a_new_reader() {
+    // The client's log pipes are FIFOs; while no client reads them, the supervisor's reader
+    // keeps the task from dying of SIGPIPE, and nothing written meanwhile is lost.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let out = TaskOutput {
+        stdout: writer.into(),
+        stderr: TaskOutput::discard().unwrap().stderr,
+        fifos: vec![fifo.clone()],
+    };
+    let s = spec(
+        dir.path(),
+        shell("i=0; while [ $i -lt 40 ]; do echo line$i; i=$((i+1)); sleep 0.02; done"),
+    );
+    let mut h = RawExecDriver::new(true).start(&s, out).await.unwrap();
+    // The reader goes away at once; the task writes on.
+    drop(reader);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = std::fs::File::open(&fifo).unwrap();
+    let exit = h.wait().await;
+    assert!(exit.successful(), "{exit:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut again, &mut text).unwrap();
+    let expected: String = (0..40).map(|i| format!("line{i}\n")).collect();
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
 async fn exec_passes_the_suite() {
     if !crate::exec::tests::can_isolate() {
         return;
     }
     conformance(
         || Box::new(crate::ExecDriver::new()),
+        shell_behaviour,
+        SignalReport::Signal,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exec_tasks_are_found_again_after_a_client_restart() {
+    if !crate::exec::tests::can_isolate() {
+        return;
+    }
+    recovery(
+        &crate::ExecDriver::new(),
         shell_behaviour,
         SignalReport::Signal,
     )
@@ -211,6 +346,7 @@ async fn mock_passes_the_suite() {
             Behaviour::TrapTerm => {
                 obj(json!({"run_for": "100s", "kill_after": "0s", "stdout_string": "ready\n"}))
             }
+            Behaviour::ExitLater(c) => obj(json!({"run_for": "1s", "exit_code": c})),
         },
         SignalReport::Signal,
     )

@@ -291,6 +291,11 @@ impl Rpc for Fake {
         let mut s = self.state.lock().unwrap();
         for u in updates {
             *s.report_count.entry(u.alloc_id.clone()).or_default() += 1;
+            // As the servers do: the allocation keeps what its client reported.
+            if let Some(a) = s.allocs.get_mut(&u.alloc_id) {
+                a.client_status = u.client_status.clone();
+                a.task_states = u.task_states.clone();
+            }
             s.reports.insert(u.alloc_id.clone(), u);
         }
         Ok(1)

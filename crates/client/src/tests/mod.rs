@@ -6,6 +6,7 @@ mod driver_health;
 mod fake;
 mod lifecycle;
 mod prepare;
+mod restore;
 
 use crate::{Client, ClientConfig, ClientHandle};
 use fake::Fake;
@@ -92,6 +93,8 @@ async fn start_with(
         options: [("driver.raw_exec.enable".to_string(), "1".to_string())].into(),
         meta: [("rack".to_string(), "r7".to_string())].into(),
         heartbeat_retry: Duration::from_millis(50),
+        // Tests leave nothing running behind them.
+        stop_tasks_on_shutdown: true,
         ..Default::default()
     };
     tweak(&mut config);

@@ -8,7 +8,9 @@ mod config;
 
 pub use config::DockerPolicy;
 
-use crate::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskOutput, TaskSpec};
+use crate::{
+    Driver, DriverError, ExitResult, FsIsolation, Recovered, TaskHandle, TaskOutput, TaskSpec,
+};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
@@ -190,6 +192,7 @@ impl DockerDriver {
         let out = TaskOutput {
             stdout: output.stdout.try_clone().ok()?,
             stderr: output.stderr.try_clone().ok()?,
+            fifos: Vec::new(),
         };
         tracing::info!(container = %name, "re-attached to the running container");
         let logs = tokio::spawn(copy_logs(attached.output, id.clone(), out));
@@ -233,6 +236,47 @@ impl Driver for DockerDriver {
 
     fn fs_isolation(&self) -> FsIsolation {
         FsIsolation::Image
+    }
+
+    async fn recover(
+        &self,
+        spec: &TaskSpec,
+        record: &serde_json::Value,
+        output: TaskOutput,
+    ) -> Result<Recovered, DriverError> {
+        let id = record
+            .get("container")
+            .and_then(serde_json::Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| DriverError::InvalidConfig("task record without a container".into()))?;
+        let d = self.client().await.map_err(DriverError::StartFailed)?;
+        let c = match d.inspect_container(id, None).await {
+            Ok(c) => c,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                return Ok(Recovered::Gone(format!(
+                    "the task's container {id} no longer exists"
+                )))
+            }
+            Err(e) => return Err(engine("Failed to inspect container")(e)),
+        };
+        let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+        if running {
+            let name = config::container_name(spec);
+            if let Some(adopted) = self.adopt(&d, spec, &name, &output).await {
+                return Ok(Recovered::Running(adopted));
+            }
+        }
+        // It ended while the client was away: how, then it goes.
+        let state = c.state.unwrap_or_default();
+        let exit = ExitResult {
+            exit_code: state.exit_code.unwrap_or(-1),
+            signal: 0,
+            oom_killed: state.oom_killed.unwrap_or(false),
+        };
+        remove(&d, id).await;
+        Ok(Recovered::Exited(exit))
     }
 
     /// Nomad's docker driver stops containers with SIGTERM by default (as `docker stop`).
@@ -455,6 +499,10 @@ impl TaskHandle for ContainerHandle {
 
     fn reattached(&self) -> bool {
         self.reattached
+    }
+
+    fn record(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "container": self.id }))
     }
 
     async fn wait(&mut self) -> ExitResult {

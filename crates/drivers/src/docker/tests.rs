@@ -46,10 +46,39 @@ async fn docker_passes_the_suite() {
             Behaviour::Print(t) => task(&image, &["print", t]),
             Behaviour::RunLong => task(&image, &["run-long"]),
             Behaviour::TrapTerm => task(&image, &["trap-term"]),
+            Behaviour::ExitLater(c) => task(&image, &["exit-after", "1", &c.to_string()]),
         },
         SignalReport::ExitCode,
     )
     .await;
+}
+
+#[tokio::test]
+async fn containers_are_found_again_after_a_client_restart() {
+    let Some(image) = image() else { return };
+    let d = driver();
+    crate::suite::recovery(
+        &d,
+        |b| match b {
+            Behaviour::TrapTerm => task(&image, &["trap-term"]),
+            Behaviour::ExitLater(c) => task(&image, &["exit-after", "1", &c.to_string()]),
+            _ => task(&image, &["exit", "0"]),
+        },
+        SignalReport::ExitCode,
+    )
+    .await;
+    // A record of a container that is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec(dir.path(), task(&image, &["exit", "0"]));
+    let found = d
+        .recover(
+            &s,
+            &json!({"container": "caravan-no-such-container"}),
+            TaskOutput::discard().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(found, Recovered::Gone(_)), "{found:?}");
 }
 
 #[tokio::test]
@@ -108,6 +137,7 @@ async fn a_server_is_reachable_on_its_mapped_port_and_its_logs_are_collected() {
     let output = TaskOutput {
         stdout: stdout.stdout,
         stderr: std::fs::File::create(&err_path).unwrap().into(),
+        fifos: Vec::new(),
     };
     let d = driver();
     let mut h = d.start(&s, output).await.unwrap();

@@ -111,29 +111,15 @@ fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
 }
 
 impl Cgroup {
-    /// Creates (or takes over, after killing what is left in it) the cgroup of `task` in
-    /// `alloc_id` and writes its limits.
-    pub(crate) fn create(
-        mode: &Mode,
-        alloc_id: &str,
-        task: &str,
-        limits: Limits,
-    ) -> io::Result<Cgroup> {
+    /// The cgroup of `task` in `alloc_id` (as `create` makes it), without touching it: for a
+    /// task a restarted client takes over.
+    pub(crate) fn existing(mode: &Mode, alloc_id: &str, task: &str) -> Cgroup {
         let name = name(alloc_id, task);
-        let cg = match mode {
-            Mode::V2(root) => {
-                let parent = root.join(PARENT);
-                std::fs::create_dir_all(&parent)?;
-                // Controllers must be enabled in every ancestor's subtree for the leaf to get
-                // them (already enabled is not an error).
-                for dir in [root.as_path(), parent.as_path()] {
-                    let _ = write(dir, "cgroup.subtree_control", "+cpu +memory");
-                }
-                Cgroup {
-                    dirs: vec![parent.join(&name)],
-                    v2: true,
-                }
-            }
+        match mode {
+            Mode::V2(root) => Cgroup {
+                dirs: vec![root.join(PARENT).join(&name)],
+                v2: true,
+            },
             Mode::V1(root) => {
                 let mut dirs = vec![root.join("memory").join(PARENT).join(&name)];
                 for ctl in ["cpu", "cpuacct"] {
@@ -143,7 +129,27 @@ impl Cgroup {
                 }
                 Cgroup { dirs, v2: false }
             }
-        };
+        }
+    }
+
+    /// Creates (or takes over, after killing what is left in it) the cgroup of `task` in
+    /// `alloc_id` and writes its limits.
+    pub(crate) fn create(
+        mode: &Mode,
+        alloc_id: &str,
+        task: &str,
+        limits: Limits,
+    ) -> io::Result<Cgroup> {
+        if let Mode::V2(root) = mode {
+            let parent = root.join(PARENT);
+            std::fs::create_dir_all(&parent)?;
+            // Controllers must be enabled in every ancestor's subtree for the leaf to get
+            // them (already enabled is not an error).
+            for dir in [root.as_path(), parent.as_path()] {
+                let _ = write(dir, "cgroup.subtree_control", "+cpu +memory");
+            }
+        }
+        let cg = Self::existing(mode, alloc_id, task);
         for dir in &cg.dirs {
             if dir.is_dir() {
                 // A previous run of this task left it (the agent died): empty it first.

@@ -6,9 +6,12 @@
 mod cgroup;
 mod sandbox;
 
-use crate::process::GroupProcess;
+use crate::process::{parse_record, Adopted, GroupProcess};
 use crate::raw_exec::command_and_args;
-use crate::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskOutput, TaskSpec};
+use crate::supervise::Supervision;
+use crate::{
+    Driver, DriverError, ExitResult, FsIsolation, Recovered, TaskHandle, TaskOutput, TaskSpec,
+};
 use async_trait::async_trait;
 use cgroup::{Cgroup, Limits, Mode};
 use serde_json::Value;
@@ -81,6 +84,15 @@ impl Driver for ExecDriver {
         FsIsolation::Chroot
     }
 
+    async fn recover(
+        &self,
+        spec: &TaskSpec,
+        record: &Value,
+        _output: TaskOutput,
+    ) -> Result<Recovered, DriverError> {
+        self.recover_task(spec, record).await
+    }
+
     async fn start(
         &self,
         spec: &TaskSpec,
@@ -128,6 +140,7 @@ impl Driver for ExecDriver {
                     gid,
                 },
                 procs,
+                Supervision::new(&spec.state_dir, &output.fifos)?,
             )?;
             let mut cmd = tokio::process::Command::new(&command);
             cmd.args(&args)
@@ -148,7 +161,7 @@ impl Driver for ExecDriver {
         };
         match started.await {
             Ok(child) => Ok(Box::new(ExecHandle {
-                process: GroupProcess::new(child),
+                process: GroupProcess::new(child, Some(spec.state_dir.clone())),
                 cgroup: cg,
                 finished: None,
             })),
@@ -164,6 +177,54 @@ impl Driver for ExecDriver {
     }
 }
 
+impl ExecDriver {
+    /// Takes over (or clears up after) a task an earlier run of the client started.
+    async fn recover_task(
+        &self,
+        spec: &TaskSpec,
+        record: &Value,
+    ) -> Result<Recovered, DriverError> {
+        let mode = self
+            .mode
+            .as_ref()
+            .map_err(|why| DriverError::StartFailed(why.clone()))?;
+        let record = parse_record(record)?;
+        let cg = Arc::new(Cgroup::existing(mode, &spec.alloc_id, &spec.task_name));
+        let found = match GroupProcess::adopt(&record) {
+            Adopted::Running(process) => {
+                return Ok(Recovered::Running(Box::new(ExecHandle {
+                    process: *process,
+                    cgroup: cg,
+                    finished: None,
+                })))
+            }
+            found => found,
+        };
+        // Ended while the client was away: what it left goes, and the OOM count tells why.
+        let oom = clear(cg).await;
+        Ok(match found {
+            Adopted::Exited(mut exit) => {
+                exit.oom_killed = oom && exit.signal == i64::from(libc::SIGKILL);
+                Recovered::Exited(exit)
+            }
+            other => other.recovered(|p| p),
+        })
+    }
+}
+
+/// Kills what is left in a task's cgroup and removes it; whether the OOM killer ended
+/// anything in it.
+async fn clear(cg: Arc<Cgroup>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let oom = cg.oom_kills() > 0;
+        cg.kill_all();
+        cg.remove();
+        oom
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// A running exec task: its supervisor process and its cgroup.
 struct ExecHandle {
     process: GroupProcess,
@@ -177,15 +238,7 @@ impl ExecHandle {
         if let Some(done) = self.finished {
             return done;
         }
-        let cg = self.cgroup.clone();
-        let oom = tokio::task::spawn_blocking(move || {
-            let oom = cg.oom_kills() > 0;
-            cg.kill_all();
-            cg.remove();
-            oom
-        })
-        .await
-        .unwrap_or(false);
+        let oom = clear(self.cgroup.clone()).await;
         result.oom_killed = oom && result.signal == i64::from(libc::SIGKILL);
         self.finished = Some(result);
         result
@@ -205,6 +258,14 @@ impl TaskHandle for ExecHandle {
 
     fn signal(&self, signal: i32) {
         self.process.signal(signal);
+    }
+
+    fn reattached(&self) -> bool {
+        self.process.reattached()
+    }
+
+    fn record(&self) -> Option<Value> {
+        self.process.record()
     }
 
     async fn stop(&mut self, signal: i32, timeout: Duration) -> ExitResult {

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! supervisor   host PID namespace; in the task's cgroup and process group; ignores the
-//!   |          kill signals and exits the way the task did (code, or the same signal)
+//!   |          kill signals, records the task's status and exits the way the task did
+//!   |          (`supervise.rs`)
 //!   init       PID 1 of the task's new PID, mount, IPC and UTS namespaces, root: mounts the
 //!   |          chroot, reaps orphans, reports the task's wait status to the supervisor
 //!   task       PID 2, chrooted, as the task's user: what the job's `command` execs into
@@ -17,6 +18,7 @@
 //! Between fork and exec only async-signal-safe system calls run: every path and string is
 //! prepared as a C string before the fork, the cgroup files opened before it too.
 
+use crate::supervise::{close_all_but, Supervision};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -30,23 +32,6 @@ const HOST_DIRS: &[&str] = &[
 ];
 /// Device nodes the task gets (bound from the host's).
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
-/// Signals the supervisor ignores: the client signals the whole process group, and only the
-/// task must act on them.
-const IGNORED: &[i32] = &[
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGWINCH,
-    libc::SIGPIPE,
-    libc::SIGTSTP,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-];
-
 /// The capabilities an exec task may keep (Nomad's default set for `exec`, without
 /// `sys_chroot`, which would let a root task leave its chroot): chown, dac_override, fowner,
 /// fsetid, kill, setgid, setuid, setpcap, net_bind_service, mknod, audit_write, setfcap. Every
@@ -71,6 +56,8 @@ pub(crate) struct Plan {
     uid: libc::uid_t,
     gid: libc::gid_t,
     cgroup_procs: Vec<File>,
+    /// The supervisor's status file and output FIFOs.
+    supervision: Supervision,
     /// The highest capability number this kernel knows.
     last_cap: libc::c_int,
 }
@@ -137,7 +124,11 @@ pub(crate) struct Layout<'a> {
 impl Plan {
     /// Builds the chroot's skeleton in the task directory (mount points, symlinks, `/tmp`)
     /// and prepares the mounts; `cgroup_procs` are the task cgroup's open `cgroup.procs`.
-    pub(crate) fn prepare(l: &Layout<'_>, cgroup_procs: Vec<File>) -> io::Result<Plan> {
+    pub(crate) fn prepare(
+        l: &Layout<'_>,
+        cgroup_procs: Vec<File>,
+        supervision: Supervision,
+    ) -> io::Result<Plan> {
         use std::os::unix::fs::{chown, symlink, PermissionsExt};
         let root = l.task_dir;
         let mkdir = |p: &Path| {
@@ -258,6 +249,7 @@ impl Plan {
             uid: l.uid,
             gid: l.gid,
             cgroup_procs,
+            supervision,
             last_cap: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
@@ -289,7 +281,7 @@ impl Plan {
                 libc::close(status_pipe[0]);
                 self.init(status_pipe[1])
             }
-            init => supervise(init, status_pipe[0]),
+            init => self.supervision.supervise(init, status_pipe[0]),
         }
     }
 
@@ -366,25 +358,6 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Closes every descriptor but `keep` (the spawn's error pipe among them, so that the spawn
-/// learns the outcome from the task's exec alone).
-unsafe fn close_all_but(keep: libc::c_int) {
-    if keep > 0 {
-        libc::syscall(
-            libc::SYS_close_range,
-            0u32,
-            (keep - 1) as libc::c_uint,
-            0u32,
-        );
-    }
-    libc::syscall(
-        libc::SYS_close_range,
-        (keep + 1) as libc::c_uint,
-        u32::MAX,
-        0u32,
-    );
-}
-
 /// Init's loop: reaps every child; when the task ends, sends its wait status and exits
 /// (which ends the namespace).
 unsafe fn reap(task: libc::pid_t, status_fd: libc::c_int) -> ! {
@@ -401,40 +374,4 @@ unsafe fn reap(task: libc::pid_t, status_fd: libc::c_int) -> ! {
             libc::_exit(0);
         }
     }
-}
-
-/// The supervisor: waits for init and ends the way the task did.
-unsafe fn supervise(init: libc::pid_t, status_fd: libc::c_int) -> ! {
-    close_all_but(status_fd);
-    for &sig in IGNORED {
-        libc::signal(sig, libc::SIG_IGN);
-    }
-    let mut init_status: libc::c_int = 0;
-    while libc::waitpid(init, &mut init_status, 0) == -1 {
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            libc::_exit(127);
-        }
-    }
-    let mut bytes = [0u8; 4];
-    let n = libc::read(status_fd, bytes.as_mut_ptr().cast(), bytes.len());
-    // Without a report, init itself died (killed with the namespace): end as it did.
-    let st = if n == 4 {
-        libc::c_int::from_ne_bytes(bytes)
-    } else {
-        init_status
-    };
-    if libc::WIFEXITED(st) {
-        libc::_exit(libc::WEXITSTATUS(st));
-    }
-    if libc::WIFSIGNALED(st) {
-        let sig = libc::WTERMSIG(st);
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::kill(libc::getpid(), sig);
-        libc::_exit(128 + sig);
-    }
-    libc::_exit(127)
 }
