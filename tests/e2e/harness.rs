@@ -153,12 +153,43 @@ impl Agent {
     /// its data directory; waits until it is ready.
     #[allow(dead_code)]
     pub(crate) fn kill9_and_restart(&mut self) {
+        self.kill9_and_restart_after(Duration::ZERO);
+    }
+
+    /// `kill -9` of the agent alone, `down` without it, then the agent started again.
+    #[allow(dead_code)]
+    pub(crate) fn kill9_and_restart_after(&mut self, down: Duration) {
         // SAFETY: kill(2) on the agent process this harness started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let config = self.dir.path().join("agent.hcl");
+        self.child = Self::spawn(&self.flags, &config, &self.log);
+        self.wait_ready();
+    }
+
+    /// Stops the agent as an operator would (SIGTERM), then starts it again on its data
+    /// directory; waits until it is ready.
+    #[allow(dead_code)]
+    pub(crate) fn stop_and_restart(&mut self) {
+        // SAFETY: kill(2) on the agent process this harness started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         let config = self.dir.path().join("agent.hcl");
         self.child = Self::spawn(&self.flags, &config, &self.log);
         self.wait_ready();
+    }
+
+    /// The agent's data directory.
+    #[allow(dead_code)]
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Live processes working inside this agent's data directory (its tasks).
+    #[allow(dead_code)]
+    pub(crate) fn processes_under_data_dir(&self) -> Vec<i32> {
+        processes_under(&self.data_dir())
     }
 
     /// The agent's process ID (for the benchmarks that share this harness).
@@ -301,6 +332,78 @@ impl Drop for Agent {
         // SAFETY: as above.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
+        // A client outside -dev leaves its tasks running when it stops (as Nomad's do): end
+        // every process working in this agent's directory, and its containers.
+        kill_processes_under(self.dir.path());
+        remove_containers_of(&self.dir.path().join("data/alloc"));
+    }
+}
+
+/// Live processes whose working directory or root is inside `dir`.
+fn processes_under(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let inside = ["cwd", "root"].iter().any(|link| {
+                std::fs::read_link(e.path().join(link)).is_ok_and(|p| p.starts_with(dir))
+            });
+            (inside && !zombie).then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process whose working directory or root is inside `dir` (task processes,
+/// chrooted ones included, and raw_exec supervisors), with their process groups.
+fn kill_processes_under(dir: &Path) {
+    for pid in processes_under(dir) {
+        // SAFETY: kill(2) with plain integers; the process works in this test's directory.
+        unsafe {
+            let pgid = libc::getpgid(pid);
+            if pgid > 1 && pgid != libc::getpgid(0) {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Removes the docker containers of the allocations whose directories are in `alloc_root`.
+fn remove_containers_of(alloc_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(alloc_root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let label = format!(
+            "label=com.hashicorp.nomad.alloc_id={}",
+            e.file_name().to_string_lossy()
+        );
+        let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

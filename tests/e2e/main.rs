@@ -11,6 +11,7 @@
 )]
 
 mod alloc_control;
+mod client_restart;
 mod docker_driver;
 mod exec_driver;
 mod harness;

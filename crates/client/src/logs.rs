@@ -52,8 +52,6 @@ pub(crate) fn open_fifo(dir: &Path, base: &str) -> std::io::Result<Fifo> {
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)?;
-    // The copy reads blocking, until every writer is gone.
-    set_blocking(&reader)?;
     Ok(Fifo {
         reader,
         writer: writer.into(),
@@ -67,18 +65,6 @@ fn mkfifo(path: &Path) -> std::io::Result<()> {
         .map_err(|_| std::io::Error::other("log path contains a NUL byte"))?;
     // SAFETY: mkfifo on a NUL-terminated path.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn set_blocking(f: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor this function's caller owns.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -14,7 +14,6 @@ use crate::watcher::ClientCtx;
 use drivers::{Driver, ExitResult, Recovered, TaskHandle, TaskOutput, TaskSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,15 +40,24 @@ fn ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Copies one output pipe into its rotating log files on a blocking thread, until every
-/// writer (the task and whatever it started) has closed the pipe. Write errors are logged once
-/// and the output keeps being drained, so a full disk never blocks the task.
-fn pump(mut reader: std::fs::File, mut log: RotatingLog) {
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 64 * 1024];
+/// Copies one output FIFO into its rotating log files, until every writer (the task and
+/// whatever it started) has closed it. Asynchronous, so a client shutting down with tasks left
+/// running is not held up by a copy that would never end. Write errors are logged once and the
+/// output keeps being drained, so a full disk never blocks the task.
+fn pump(reader: std::fs::File, mut log: RotatingLog) {
+    let mut rx = match tokio::net::unix::pipe::Receiver::from_file(reader) {
+        Ok(rx) => rx,
+        Err(e) => {
+            warn!(error = %e, "cannot read task output");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 32 * 1024];
         let mut failing = false;
         loop {
-            match reader.read(&mut buf) {
+            match rx.read(&mut buf).await {
                 Ok(0) => return,
                 Ok(n) => match log.write(&buf[..n]) {
                     Ok(()) => failing = false,
