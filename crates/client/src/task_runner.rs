@@ -431,6 +431,8 @@ impl TaskRunner {
                     }
                 }
                 Ok(mut handle) => {
+                    // Controllable from the moment it runs, before the record and report.
+                    let mut control = self.ctx.controls.register(&self.alloc.id, &name);
                     let reattached = handle.reattached();
                     let how = if reattached {
                         "Task re-attached by client"
@@ -447,7 +449,6 @@ impl TaskRunner {
                             s.events.push(task_event("Started", how));
                         })
                         .await;
-                    let mut control = self.ctx.controls.register(&self.alloc.id, &name);
                     // The CPU time and when it was read, for the next sample's percentages.
                     let mut cpu_seen = (Instant::now(), 0u64);
                     let outcome = loop {
