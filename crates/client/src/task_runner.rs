@@ -9,7 +9,7 @@ use crate::control::Control;
 use crate::env::{interpolate_value, task_env, task_resources};
 use crate::logs::RotatingLog;
 use crate::restart::{Decision, RestartTracker};
-use crate::state::TaskRecord;
+use crate::state::{ClientState, StateError, TaskRecord};
 use crate::watcher::ClientCtx;
 use drivers::{Driver, ExitResult, Recovered, TaskHandle, TaskOutput, TaskSpec};
 use serde_json::Value;
@@ -89,7 +89,7 @@ impl TaskRunner {
         });
         let logs = self.alloc_dir.logs();
         let sink = |stream: &str| -> std::io::Result<(std::os::fd::OwnedFd, PathBuf)> {
-            let base = format!("{}.{stream}", self.task.name);
+            let base = self.log_base(stream);
             let fifo = crate::logs::open_fifo(&logs, &base)?;
             pump(
                 fifo.reader,
@@ -121,32 +121,47 @@ impl TaskRunner {
             handle: record,
             template_env: self.template_env.clone(),
         };
-        let (state, alloc, task) = (
-            self.ctx.state.clone(),
-            self.alloc.id.clone(),
-            self.task.name.clone(),
-        );
-        match tokio::task::spawn_blocking(move || state.put(&alloc, &task, &record)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "cannot record the started task"),
-            Err(e) => warn!(error = %e, "cannot record the started task"),
-        }
+        self.in_store(
+            "cannot record the started task",
+            move |state, alloc, task| state.put(alloc, task, &record),
+        )
+        .await;
     }
 
     /// Forgets the task's handle and removes its output FIFOs (it ended for good).
     async fn forget(&self) {
         for stream in ["stdout", "stderr"] {
-            let base = format!("{}.{stream}", self.task.name);
-            let _ = std::fs::remove_file(crate::logs::fifo_path(&self.alloc_dir.logs(), &base));
+            let fifo = crate::logs::fifo_path(&self.alloc_dir.logs(), &self.log_base(stream));
+            let _ = std::fs::remove_file(fifo);
         }
+        self.in_store("cannot remove the task's record", |state, alloc, task| {
+            state.remove(alloc, task)
+        })
+        .await;
+    }
+
+    /// Runs `change` on the client's state store for this task, off the async workers (a
+    /// commit waits for the disk); a failure is logged as `what`.
+    async fn in_store(
+        &self,
+        what: &'static str,
+        change: impl FnOnce(&ClientState, &str, &str) -> Result<(), StateError> + Send + 'static,
+    ) {
         let (state, alloc, task) = (
             self.ctx.state.clone(),
             self.alloc.id.clone(),
             self.task.name.clone(),
         );
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || state.remove(&alloc, &task)).await {
-            warn!(error = %e, "cannot remove the task's record");
+        match tokio::task::spawn_blocking(move || change(&state, &alloc, &task)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "{what}"),
+            Err(e) => warn!(error = %e, "{what}"),
         }
+    }
+
+    /// The name of one of the task's logs (`web.stdout`).
+    fn log_base(&self, stream: &str) -> String {
+        format!("{}.{stream}", self.task.name)
     }
 
     /// The task as an earlier run of the client left it, when it recorded one: running (taken
@@ -365,7 +380,8 @@ impl TaskRunner {
             // It ended for good before the client restarted: not run again.
             return failed;
         }
-        let mut resumed = match self.ctx.drivers.get(self.task.driver.as_str()).cloned() {
+        let driver = self.ctx.drivers.get(self.task.driver.as_str()).cloned();
+        let mut resumed = match &driver {
             Some(driver) => self.resume(driver.as_ref()).await,
             None => None,
         };
@@ -377,7 +393,7 @@ impl TaskRunner {
                 .event(&name, task_event("Task Setup", "Building Task Directory"))
                 .await;
         }
-        let Some(driver) = self.ctx.drivers.get(self.task.driver.as_str()).cloned() else {
+        let Some(driver) = driver else {
             let mut ev = task_event(
                 "Driver Failure",
                 format!(
@@ -390,12 +406,13 @@ impl TaskRunner {
             self.finish(true).await;
             return true;
         };
-        if resumed.is_some() {
-            // Prepared before the client restarted.
-        } else if let Err(ev) = self.prepare(driver.as_ref()).await {
-            self.state.event(&name, ev).await;
-            self.finish(true).await;
-            return true;
+        // A task taken over was prepared before the client restarted.
+        if resumed.is_none() {
+            if let Err(ev) = self.prepare(driver.as_ref()).await {
+                self.state.event(&name, ev).await;
+                self.finish(true).await;
+                return true;
+            }
         }
         let kill_signal = drivers::signal_number(&self.task.kill_signal)
             .unwrap_or_else(|| driver.default_kill_signal());

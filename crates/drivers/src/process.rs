@@ -175,13 +175,10 @@ pub(crate) enum Adopted {
 }
 
 impl Adopted {
-    /// As a driver reports it, `wrap` making the running process a handle.
-    pub(crate) fn recovered(
-        self,
-        wrap: impl FnOnce(Box<GroupProcess>) -> Box<dyn TaskHandle>,
-    ) -> crate::Recovered {
+    /// As a driver reports it, the running process being the task's handle.
+    pub(crate) fn recovered(self) -> crate::Recovered {
         match self {
-            Adopted::Running(p) => crate::Recovered::Running(wrap(p)),
+            Adopted::Running(p) => crate::Recovered::Running(p),
             Adopted::Exited(e) => crate::Recovered::Exited(e),
             Adopted::Gone => {
                 crate::Recovered::Gone("the task's process is gone and left no exit status".into())

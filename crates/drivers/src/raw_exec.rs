@@ -151,7 +151,7 @@ impl Driver for RawExecDriver {
         _output: TaskOutput,
     ) -> Result<Recovered, DriverError> {
         let record = parse_record(record)?;
-        Ok(GroupProcess::adopt(&record).recovered(|p| p))
+        Ok(GroupProcess::adopt(&record).recovered())
     }
 }
 

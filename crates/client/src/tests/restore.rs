@@ -34,26 +34,40 @@ fn ticks(dir: &std::path::Path, alloc: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Places service allocation `id` running `script` after writing its PID to
+/// `local/pid`; waits until it runs and returns the PID.
+async fn run_service(fake: &Arc<Fake>, dir: &std::path::Path, id: &str, script: &str) -> i32 {
+    fake.place(alloc(
+        id,
+        "service",
+        &format!("echo $$ > $NOMAD_TASK_DIR/pid; {script}"),
+        None,
+    ));
+    let pid_file = dir.join(format!("alloc/{id}/web/local/pid"));
+    let pid = eventually("pid", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    eventually("running", || {
+        fake.report(id).filter(|r| r.client_status == "running")
+    })
+    .await;
+    pid
+}
+
 #[tokio::test]
 async fn a_restarted_client_takes_over_its_running_task_and_its_output() {
     let fake = Fake::new();
     let dir = tempfile::tempdir().unwrap();
     let client = client_in(&fake, dir.path(), false).await;
-    fake.place(alloc(
+    let pid = run_service(
+        &fake,
+        dir.path(),
         "r1",
-        "service",
-        "echo $$ > $NOMAD_TASK_DIR/pid; i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.02; done",
-        None,
-    ));
+        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.02; done",
+    )
+    .await;
     let pid_file = dir.path().join("alloc/r1/web/local/pid");
-    let pid: i32 = eventually("pid", || {
-        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
-    })
-    .await;
-    eventually("running", || {
-        fake.report("r1").filter(|r| r.client_status == "running")
-    })
-    .await;
     client.shutdown().await;
     assert!(alive(pid), "the task ended with the client");
     let before = ticks(dir.path(), "r1").len();
@@ -141,21 +155,7 @@ async fn tasks_of_allocations_gone_while_the_client_was_away_are_stopped() {
     let fake = Fake::new();
     let dir = tempfile::tempdir().unwrap();
     let client = client_in(&fake, dir.path(), false).await;
-    fake.place(alloc(
-        "r3",
-        "service",
-        "echo $$ > $NOMAD_TASK_DIR/pid; exec sleep 300",
-        None,
-    ));
-    let pid_file = dir.path().join("alloc/r3/web/local/pid");
-    let pid: i32 = eventually("pid", || {
-        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
-    })
-    .await;
-    eventually("running", || {
-        fake.report("r3").filter(|r| r.client_status == "running")
-    })
-    .await;
+    let pid = run_service(&fake, dir.path(), "r3", "exec sleep 300").await;
     client.shutdown().await;
     assert!(alive(pid));
     // The servers stopped it meanwhile (say its node was down too long).

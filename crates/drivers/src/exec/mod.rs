@@ -207,7 +207,7 @@ impl ExecDriver {
                 exit.oom_killed = oom && exit.signal == i64::from(libc::SIGKILL);
                 Recovered::Exited(exit)
             }
-            other => other.recovered(|p| p),
+            other => other.recovered(),
         })
     }
 }
